@@ -1,0 +1,3 @@
+"""Connectors to GitHub, Slack, Jira and Sentry: intake and report-back (arrive with their issue)."""
+
+__all__: list[str] = []

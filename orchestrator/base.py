@@ -1,0 +1,59 @@
+"""The orchestrator's two seams: the Runner that does an attempt's work, the Reporter that answers an origin."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from orchestrator.schemas import TaskView
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """What a finished attempt produced; the lifecycle keeps the best one of a task."""
+
+    summary: str = ""
+    diff: str = ""
+    verified: bool | None = None
+    tests_outcome: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+
+
+class AttemptFailed(Exception):
+    """Raised by a runner when the attempt ends without a result; the message is the reason."""
+
+
+class Emit(Protocol):
+    def __call__(self, kind: str, data: dict[str, Any]) -> None: ...
+
+
+class Phase(Protocol):
+    def __call__(self, state: Literal["running", "verifying"]) -> None: ...
+
+
+@dataclass
+class AttemptContext:
+    """Everything a runner gets: the work, a way to report steps, and the stop signal."""
+
+    task: TaskView
+    attempt_id: str
+    number: int
+    emit: Emit
+    phase: Phase
+    stop: threading.Event = field(default_factory=threading.Event)
+    """Set when the attempt is cancelled, times out or loses its lease: stop soon, kill commands."""
+
+
+class Runner(Protocol):
+    def run(self, ctx: AttemptContext) -> AttemptOutcome:
+        """Do the attempt; return its outcome or raise AttemptFailed. Watch `ctx.stop`."""
+        ...
+
+
+class Reporter(Protocol):
+    def report(self, task: TaskView) -> None:
+        """Answer the task's origin. Called again after a crash: key side effects by task id."""
+        ...

@@ -1,0 +1,85 @@
+"""Settings of the control plane: where state lives, where jobs queue, how long attempts may run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "autan"
+
+
+class OrchestratorSettings(BaseSettings):
+    """Read from the environment (prefix `AUTAN_`) by the entry points only."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTAN_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    """Where the embedded database, the private Redis and the admin token live."""
+
+    database_url: str = ""
+    """SQLAlchemy URL of the store; empty means SQLite at `DATA_DIR/autan.db`."""
+
+    redis_url: str = ""
+    """Redis for the queue and the event streams; empty means the private one `autan up` starts."""
+
+    worker_concurrency: int = Field(default=2, ge=1)
+    """Attempts one worker process runs at once."""
+
+    runner: str = "none"
+    """What does the work of an attempt: a name (`none`) or an import path `module:attr`."""
+
+    attempt_time_limit_s: float = Field(default=3600.0, gt=0)
+    """Wall time an attempt may run before it ends as timed out."""
+
+    attempt_hard_grace_s: float = Field(default=60.0, gt=0)
+    """Extra time after the limit before Celery kills the worker child outright."""
+
+    max_runs_per_attempt: int = Field(default=3, ge=1)
+    """How many times an attempt is started before a lost worker fails it for good."""
+
+    heartbeat_interval_s: float = Field(default=2.0, gt=0)
+    """How often a running attempt proves its worker alive (and learns of a cancel)."""
+
+    heartbeat_timeout_s: float = Field(default=30.0, gt=0)
+    """Silence after which an attempt's worker counts as dead and the attempt runs again."""
+
+    reconcile_interval_s: float = Field(default=10.0, gt=0)
+    """How often each worker looks for attempts that lost their job or their worker."""
+
+    requeue_grace_s: float = Field(default=30.0, ge=0)
+    """Age of a queued attempt before a missing job marker counts as a lost job."""
+
+    default_attempts: int = Field(default=1, ge=1)
+    """Attempts per task when a submission does not say."""
+
+    max_attempts: int = Field(default=8, ge=1)
+    """Most attempts one task may ask for."""
+
+    queue_name: str = "autan.attempts"
+    """Celery queue the attempt jobs go to."""
+
+    @model_validator(mode="after")
+    def _heartbeat_outlasts_interval(self) -> OrchestratorSettings:
+        if self.heartbeat_timeout_s <= 2 * self.heartbeat_interval_s:
+            raise ValueError(
+                "heartbeat_timeout_s must be more than twice heartbeat_interval_s, "
+                "or a live worker would be taken for dead"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'autan.db'}"
+
+    @property
+    def resolved_redis_url(self) -> str:
+        return self.redis_url or f"unix://{self.data_dir / 'redis.sock'}"
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        """Longer than the longest attempt, so Redis never redelivers a job still running."""
+        return int(self.attempt_time_limit_s + self.attempt_hard_grace_s + 300)

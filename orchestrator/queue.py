@@ -1,0 +1,89 @@
+"""The Celery app on Redis, tuned for long agent jobs, and the queue of attempt jobs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import redis
+from celery import Celery
+
+from orchestrator.config import OrchestratorSettings
+
+RUN_ATTEMPT = "autan.run_attempt"
+REPORT_TASK = "autan.report_task"
+JOBS_KEY = "autan:jobs"
+"""Hash of attempt id -> enqueue time, for attempts whose job is in Redis and not yet taken.
+
+It lives in the broker's Redis, so if Redis loses the queue it loses the markers too,
+and the reconciler sees which queued attempts have no job any more."""
+
+
+def broker_url(redis_url: str) -> str:
+    """Kombu spells a Unix socket `redis+socket://`; redis-py spells it `unix://`."""
+    if redis_url.startswith("unix://"):
+        return "redis+socket://" + redis_url.removeprefix("unix://")
+    return redis_url
+
+
+def report_queue(queue_name: str) -> str:
+    """Reports have their own queue so they never wait behind hour-long attempts."""
+    return f"{queue_name}.reports"
+
+
+def make_celery(settings: OrchestratorSettings) -> Celery:
+    app = Celery("autan", broker=broker_url(settings.resolved_redis_url))
+    limit = settings.attempt_time_limit_s
+    app.conf.update(
+        # An attempt's message is acknowledged when it ends, so a worker that dies
+        # leaves it in the queue; one message at a time per process, no hoarding.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        # Backstops behind the worker's own deadline (which ends an attempt cleanly).
+        task_soft_time_limit=limit + settings.attempt_hard_grace_s / 2,
+        task_time_limit=limit + settings.attempt_hard_grace_s,
+        task_default_queue=settings.queue_name,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        enable_utc=True,
+    )
+    return app
+
+
+class AttemptQueue:
+    """Puts attempt and report jobs on the queue and keeps the job markers."""
+
+    def __init__(self, celery: Celery, client: redis.Redis, queue_name: str) -> None:
+        self._celery = celery
+        self._redis = client
+        self._queue = queue_name
+        self.report_queue = report_queue(queue_name)
+
+    def enqueue(self, attempt_id: str) -> None:
+        # Marker first: a job in the queue always has one, so the reconciler never
+        # takes a queued job for a lost one.
+        self._redis.hset(JOBS_KEY, attempt_id, str(time.time()))
+        self._celery.send_task(RUN_ATTEMPT, args=[attempt_id], queue=self._queue)
+
+    def enqueue_report(self, task_id: str) -> None:
+        self._celery.send_task(REPORT_TASK, args=[task_id], queue=self.report_queue)
+
+    def taken(self, attempt_id: str) -> None:
+        self._redis.hdel(JOBS_KEY, attempt_id)
+
+    def without_job(self, attempt_ids: Iterable[str]) -> list[str]:
+        ids = list(attempt_ids)
+        if not ids:
+            return []
+        marks = self._redis.hmget(JOBS_KEY, ids)
+        return [attempt_id for attempt_id, mark in zip(ids, marks, strict=True) if mark is None]
+
+    def depth(self) -> int:
+        return int(self._redis.llen(self._queue))

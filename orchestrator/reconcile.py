@@ -1,0 +1,133 @@
+"""The reconciler: the store is the truth, so re-queue what the queue or a worker lost."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from orchestrator.lifecycle import Lifecycle
+from orchestrator.models import Attempt, Task
+from orchestrator.states import LIVE_ATTEMPT_STATES, TERMINAL_TASK_STATES, AttemptState
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    worker_lost: int = 0
+    job_lost: int = 0
+    reports: int = 0
+
+
+def reconcile(lifecycle: Lifecycle) -> Reconciled:
+    """One pass; safe to run from every worker at once (each change is a guarded UPDATE)."""
+    return Reconciled(
+        worker_lost=_requeue_silent_attempts(lifecycle),
+        job_lost=_requeue_lost_jobs(lifecycle),
+        reports=_requeue_reports(lifecycle),
+    )
+
+
+def _requeue_silent_attempts(lifecycle: Lifecycle) -> int:
+    settings = lifecycle.settings
+    now = lifecycle.clock()
+    stale = now - timedelta(seconds=settings.heartbeat_timeout_s)
+    with lifecycle.sessions() as session:
+        silent = session.execute(
+            select(Attempt.id, Attempt.lease)
+            .where(Attempt.state.in_(LIVE_ATTEMPT_STATES), Attempt.heartbeat_at < stale)
+            .limit(BATCH)
+        ).all()
+    requeued = 0
+    for attempt_id, lease in silent:
+        with lifecycle._write() as (session, events):
+            moved = session.execute(
+                update(Attempt)
+                .where(Attempt.id == attempt_id, Attempt.lease == lease)
+                .where(Attempt.state.in_(LIVE_ATTEMPT_STATES), Attempt.heartbeat_at < stale)
+                .values(state=AttemptState.QUEUED, lease=None, enqueued_at=now)
+            ).rowcount
+            if moved:
+                attempt = session.get_one(Attempt, attempt_id)
+                lifecycle._event(
+                    session,
+                    events,
+                    attempt.task_id,
+                    "attempt.state",
+                    {
+                        "state": "queued",
+                        "number": attempt.number,
+                        "reason": "its worker stopped answering; running it again",
+                    },
+                    attempt_id,
+                )
+        if moved:
+            log.warning("attempt %s lost its worker; queued again", attempt_id)
+            lifecycle._enqueue(attempt_id)
+            requeued += 1
+    return requeued
+
+
+def _requeue_lost_jobs(lifecycle: Lifecycle) -> int:
+    now = lifecycle.clock()
+    old = now - timedelta(seconds=lifecycle.settings.requeue_grace_s)
+    with lifecycle.sessions() as session:
+        waiting = session.scalars(
+            select(Attempt.id)
+            .where(Attempt.state == AttemptState.QUEUED, Attempt.enqueued_at < old)
+            .limit(BATCH)
+        ).all()
+    lost = lifecycle.queue.without_job(waiting)
+    for attempt_id in lost:
+        with lifecycle.sessions.begin() as session:
+            session.execute(
+                update(Attempt)
+                .where(Attempt.id == attempt_id, Attempt.state == AttemptState.QUEUED)
+                .values(enqueued_at=now)
+            )
+        log.warning("attempt %s had no job in the queue; queued again", attempt_id)
+        lifecycle._enqueue(attempt_id)
+    return len(lost)
+
+
+def _requeue_reports(lifecycle: Lifecycle) -> int:
+    # Reports are quick; one still missing after several graces was lost with its job.
+    old = lifecycle.clock() - timedelta(seconds=5 * lifecycle.settings.requeue_grace_s)
+    with lifecycle.sessions() as session:
+        unreported = session.scalars(
+            select(Task.id)
+            .where(Task.state.in_(TERMINAL_TASK_STATES), Task.reported_at.is_(None))
+            .where(Task.finished_at < old)
+            .limit(BATCH)
+        ).all()
+    for task_id in unreported:
+        lifecycle._after_end(task_id)
+    return len(unreported)
+
+
+class Reconciler(threading.Thread):
+    """Runs `reconcile` every interval until stopped; errors are logged, never fatal."""
+
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        super().__init__(name="autan-reconciler", daemon=True)
+        self._lifecycle = lifecycle
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.wait(self._lifecycle.settings.reconcile_interval_s):
+            try:
+                done = reconcile(self._lifecycle)
+            except Exception:
+                log.exception("reconcile pass failed; trying again next interval")
+                continue
+            if done != Reconciled():
+                log.info("reconciled: %s", done)
+
+    def stop(self) -> None:
+        self._stopping.set()

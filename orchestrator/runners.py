@@ -1,0 +1,39 @@
+"""Runners chosen by name: the map of known ones, and the factory that builds one from settings."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from orchestrator.base import AttemptContext, AttemptOutcome, Runner
+from orchestrator.errors import RunnerNotConfigured
+
+
+class NoRunner:
+    """The runner until the sandbox and agent are wired: every attempt fails, saying why."""
+
+    def run(self, ctx: AttemptContext) -> AttemptOutcome:
+        raise RunnerNotConfigured(
+            "no runner configured: set AUTAN_RUNNER to a runner name or import path "
+            "(the sandboxed agent runner arrives with the agent issue)"
+        )
+
+
+RUNNERS: dict[str, Callable[[], Runner]] = {"none": NoRunner}
+
+
+def make_runner(name: str) -> Runner:
+    """Build the runner `name`: a key of RUNNERS or an import path `module:attr` to a factory."""
+    if name in RUNNERS:
+        return RUNNERS[name]()
+    module_name, sep, attr = name.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(
+            f"unknown runner {name!r}: use one of {sorted(RUNNERS)} or an import path module:attr"
+        )
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load runner {name!r}: {exc}") from exc
+    runner: Runner = factory()
+    return runner

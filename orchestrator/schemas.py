@@ -1,0 +1,115 @@
+"""What goes into the orchestrator (a task spec) and what comes out (task, attempt, event views)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from orchestrator.states import AttemptState, TaskState
+
+ORIGIN_KINDS = ("cli", "web", "api", "github", "slack", "jira", "sentry")
+
+
+class OriginSpec(BaseModel):
+    """Where a task came from and where to answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["cli", "web", "api", "github", "slack", "jira", "sentry"] = "api"
+    external_id: str | None = Field(default=None, max_length=255)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskSpec(BaseModel):
+    """A request for work: repository, base, instruction, origin and number of attempts."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    repo: str = Field(min_length=1, max_length=1024)
+    instruction: str = Field(min_length=1, max_length=100_000)
+    ref: str | None = Field(default=None, min_length=1, max_length=255)
+    attempts: int | None = Field(default=None, ge=1)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    origin: OriginSpec = Field(default_factory=OriginSpec)
+
+    @field_validator("repo", "ref")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        if value is not None and any(ord(c) < 32 for c in value):
+            raise ValueError("must not contain control characters")
+        return value
+
+
+class ResultView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    attempt_id: str
+    summary: str
+    diff: str
+    diff_lines: int
+    verified: bool | None
+    tests_outcome: str | None
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+
+
+class AttemptView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    number: int
+    state: AttemptState
+    reason: str | None
+    runs: int
+    worker: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float | None
+    result: ResultView | None
+
+
+class OriginView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: str
+    external_id: str | None
+    data: dict[str, Any]
+
+
+class TaskView(BaseModel):
+    """A task as the API, the CLI and the reporters see it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    state: TaskState
+    reason: str | None
+    repo: str
+    ref: str | None
+    instruction: str
+    attempts_requested: int
+    idempotency_key: str | None
+    origin: OriginView
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: list[AttemptView]
+    result: ResultView | None
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(a.result.cost_usd for a in self.attempts if a.result)
+
+
+class EventView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    task_id: str
+    attempt_id: str | None
+    kind: str
+    data: dict[str, Any]
+    created_at: datetime

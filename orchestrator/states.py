@@ -1,0 +1,46 @@
+"""The states a task and its attempts move through, and which of them are final."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TaskState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_TASK_STATES
+
+
+class AttemptState(StrEnum):
+    QUEUED = "queued"
+    PROVISIONING = "provisioning"
+    RUNNING = "running"
+    VERIFYING = "verifying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_ATTEMPT_STATES
+
+
+TERMINAL_TASK_STATES = frozenset(
+    {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.TIMED_OUT}
+)
+ACTIVE_TASK_STATES = frozenset({TaskState.QUEUED, TaskState.RUNNING})
+TERMINAL_ATTEMPT_STATES = frozenset(
+    {AttemptState.SUCCEEDED, AttemptState.FAILED, AttemptState.CANCELLED, AttemptState.TIMED_OUT}
+)
+LIVE_ATTEMPT_STATES = frozenset(
+    {AttemptState.PROVISIONING, AttemptState.RUNNING, AttemptState.VERIFYING}
+)
+"""Attempts a worker holds: they carry a lease and a heartbeat."""

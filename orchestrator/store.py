@@ -1,0 +1,147 @@
+"""Reads and writes of tasks, attempts, results and events; callers hold the session and transaction."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import TaskNotFound
+from orchestrator.models import Attempt, Event, Origin, Result, Task
+from orchestrator.schemas import TaskSpec
+from orchestrator.states import AttemptState, TaskState
+
+
+def create_task(
+    session: Session, *, spec: TaskSpec, attempts: int, created_by: str | None, now: datetime
+) -> Task:
+    origin = Origin(
+        kind=spec.origin.kind, external_id=spec.origin.external_id, data=spec.origin.data
+    )
+    task = Task(
+        repo=spec.repo,
+        ref=spec.ref,
+        instruction=spec.instruction,
+        attempts_requested=attempts,
+        state=TaskState.QUEUED,
+        idempotency_key=spec.idempotency_key,
+        origin=origin,
+        created_by=created_by,
+        created_at=now,
+        cancel_requested=False,
+        event_seq=0,
+    )
+    task.attempts = [
+        Attempt(number=n, state=AttemptState.QUEUED, runs=0, enqueued_at=now)
+        for n in range(1, attempts + 1)
+    ]
+    session.add(task)
+    session.flush()
+    return task
+
+
+def get_task(session: Session, *, task_id: str) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise TaskNotFound(f"no task with id {task_id!r}")
+    return task
+
+
+def find_task_by_key(session: Session, *, idempotency_key: str) -> Task | None:
+    return session.scalars(select(Task).where(Task.idempotency_key == idempotency_key)).first()
+
+
+def encode_cursor(task: Task) -> str:
+    raw = f"{task.created_at.isoformat()}|{task.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raises ValueError when the cursor was not made by encode_cursor."""
+    padded = cursor + "=" * (-len(cursor) % 4)
+    created, _, task_id = base64.urlsafe_b64decode(padded.encode()).decode().partition("|")
+    if not task_id:
+        raise ValueError("malformed cursor")
+    return datetime.fromisoformat(created), task_id
+
+
+def list_tasks(
+    session: Session,
+    *,
+    state: str | None = None,
+    repo: str | None = None,
+    origin: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[Task], str | None]:
+    """Newest first; returns a page and the cursor of the next page (None at the end)."""
+    query = select(Task).order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
+    if state:
+        query = query.where(Task.state == state)
+    if repo:
+        query = query.where(Task.repo == repo)
+    if origin:
+        query = query.join(Task.origin).where(Origin.kind == origin)
+    if cursor:
+        created, task_id = decode_cursor(cursor)
+        query = query.where(
+            or_(Task.created_at < created, and_(Task.created_at == created, Task.id < task_id))
+        )
+    tasks = list(session.scalars(query).unique())
+    if len(tasks) > limit:
+        return tasks[:limit], encode_cursor(tasks[limit - 1])
+    return tasks, None
+
+
+def add_event(
+    session: Session,
+    *,
+    task_id: str,
+    kind: str,
+    data: dict[str, Any],
+    now: datetime,
+    attempt_id: str | None = None,
+) -> Event:
+    """Append an event in the caller's transaction.
+
+    The task row's counter is bumped with UPDATE ... RETURNING, which locks the row until
+    commit: events of one task therefore commit in `seq` order and readers that resume
+    from a seq never skip one that commits late.
+    """
+    seq = session.execute(
+        update(Task)
+        .where(Task.id == task_id)
+        .values(event_seq=Task.event_seq + 1)
+        .returning(Task.event_seq)
+    ).scalar_one()
+    event = Event(
+        task_id=task_id, seq=seq, attempt_id=attempt_id, kind=kind, data=data, created_at=now
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def events_after(session: Session, *, task_id: str, seq: int, limit: int = 500) -> list[Event]:
+    query = (
+        select(Event)
+        .where(Event.task_id == task_id, Event.seq > seq)
+        .order_by(Event.seq)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def add_result(session: Session, *, attempt_id: str, **fields: Any) -> Result:
+    result = Result(attempt_id=attempt_id, **fields)
+    session.add(result)
+    session.flush()
+    return result
+
+
+def count_tasks_by_state(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Task.state, func.count()).group_by(Task.state))
+    return {state: count for state, count in rows.tuples()}

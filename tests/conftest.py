@@ -1,0 +1,87 @@
+"""Fixtures over real services: a private Redis, SQLite and PostgreSQL stores, worker processes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from orchestrator.config import OrchestratorSettings
+from orchestrator.reporting import Reporters
+from orchestrator.services import Services
+from tests.services import PostgresDatabases, RedisServer
+from tests.workers import WorkerPool
+
+TEST_RUNNER = "tests.orchestrator.runners:ScriptedRunner"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    if redis_server.process is None:  # a test restarted it and failed half-way
+        redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    yield redis_server.url
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresDatabases]:
+    databases = PostgresDatabases()
+    yield databases
+    databases.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'autan.db'}"
+        return
+    databases: PostgresDatabases = request.getfixturevalue("postgres")
+    url = databases.create()
+    yield url
+    databases.drop(url)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, redis_url: str) -> OrchestratorSettings:
+    return OrchestratorSettings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        redis_url=redis_url,
+        runner=TEST_RUNNER,
+        heartbeat_interval_s=0.2,
+        heartbeat_timeout_s=1.5,
+        reconcile_interval_s=0.3,
+        requeue_grace_s=0.5,
+        attempt_time_limit_s=60,
+        queue_name=f"autan.test.{uuid.uuid4().hex[:8]}",
+    )
+
+
+@pytest.fixture
+def services(settings: OrchestratorSettings) -> Iterator[Services]:
+    services = Services(settings, reporters=Reporters())
+    services.migrate()
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def workers(settings: OrchestratorSettings, tmp_path: Path) -> Iterator[WorkerPool]:
+    logs = tmp_path / "worker-logs"
+    logs.mkdir()
+    pool = WorkerPool(settings, logs)
+    yield pool
+    pool.stop_all()

@@ -1,0 +1,72 @@
+"""A runner for the tests that acts out a JSON script given as the task's instruction.
+
+It runs inside real worker processes, so what it does is steered by the task
+itself. Keys (all optional): `steps` (events to emit), `record` (a file to which
+each run appends "attempt_id number pid"), `wait_for` (a path: block until it
+exists), `command` (argv run as a child process until it ends or the attempt
+stops; its pid goes to `pidfile`), `fail` (a reason), `crash` (raise a bug),
+`diff`, `summary`, `verified`, `tokens`; `by_attempt` maps an attempt number
+to keys that override the rest for that attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from orchestrator.base import AttemptContext, AttemptFailed, AttemptOutcome
+
+
+def script_of(ctx: AttemptContext) -> dict[str, Any]:
+    try:
+        script: dict[str, Any] = json.loads(ctx.task.instruction)
+    except ValueError:
+        return {}
+    script.update(script.pop("by_attempt", {}).get(str(ctx.number), {}))
+    return script
+
+
+class ScriptedRunner:
+    def run(self, ctx: AttemptContext) -> AttemptOutcome:
+        script = script_of(ctx)
+        if record := script.get("record"):
+            with open(record, "a") as f:
+                f.write(f"{ctx.attempt_id} {ctx.number} {os.getpid()}\n")
+        for i in range(script.get("steps", 1)):
+            ctx.emit("model.message", {"text": f"step {i + 1}"})
+        if wait_for := script.get("wait_for"):
+            while not Path(wait_for).exists():
+                if ctx.stop.wait(0.05):
+                    raise AttemptFailed("stopped while waiting")
+        if command := script.get("command"):
+            self._run_command(ctx, command, script.get("pidfile"))
+        if reason := script.get("fail"):
+            raise AttemptFailed(reason)
+        if script.get("crash"):
+            raise ZeroDivisionError("scripted crash")
+        ctx.phase("verifying")
+        tokens = script.get("tokens", 0)
+        return AttemptOutcome(
+            summary=script.get("summary", f"attempt {ctx.number} done"),
+            diff=script.get("diff", ""),
+            verified=script.get("verified"),
+            tests_outcome=script.get("tests_outcome"),
+            tokens_in=tokens,
+            tokens_out=tokens,
+            cost_usd=script.get("cost", 0.0),
+        )
+
+    @staticmethod
+    def _run_command(ctx: AttemptContext, argv: list[str], pidfile: str | None) -> None:
+        process = subprocess.Popen(argv, start_new_session=True)
+        if pidfile:
+            Path(pidfile).write_text(str(process.pid))
+        while process.poll() is None:
+            if ctx.stop.wait(0.05):
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                raise AttemptFailed("stopped; its command was killed")

@@ -1,0 +1,48 @@
+"""The FastAPI application: API routes, event streams, health and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from orchestrator.config import OrchestratorSettings
+from orchestrator.services import Services
+from web import errors
+from web.config import WebSettings
+from web.metrics import StoreCollector
+from web.routes import events, health, pages, tasks
+
+
+def create_app(
+    services: Services | None = None, web_settings: WebSettings | None = None
+) -> FastAPI:
+    """Build the app; with no arguments it reads its settings from the environment."""
+    services = services or Services(OrchestratorSettings())
+    web_settings = web_settings or WebSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services.migrate()
+        app.state.live_redis = aioredis.Redis.from_url(
+            services.settings.resolved_redis_url, socket_connect_timeout=5
+        )
+        try:
+            yield
+        finally:
+            await app.state.live_redis.aclose()
+            services.close()
+
+    app = FastAPI(title="Autan", version="0.1.0", lifespan=lifespan)
+    app.state.services = services
+    app.state.web_settings = web_settings
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(services))
+    app.state.metrics = registry
+    errors.install(app)
+    for module in (tasks, events, health, pages):
+        app.include_router(module.router)
+    return app

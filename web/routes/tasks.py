@@ -1,0 +1,79 @@
+"""Tasks: submit, list, show, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator import store
+from orchestrator.schemas import OriginSpec, TaskSpec, TaskView
+from orchestrator.states import TaskState
+from web.deps import CurrentToken, LifecycleDep, SessionDep
+
+router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+
+
+class TaskCreate(BaseModel):
+    """A task submitted over the API (integrations submit theirs through the orchestrator)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    repo: str = Field(min_length=1, max_length=1024, description="Repository URL or server path")
+    instruction: str = Field(min_length=1, max_length=100_000)
+    ref: str | None = Field(default=None, min_length=1, max_length=255, description="Base ref")
+    attempts: int | None = Field(default=None, ge=1, description="Attempts run in parallel")
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    origin: Literal["api", "cli", "web"] = "api"
+
+
+class TaskPage(BaseModel):
+    items: list[TaskView]
+    next_cursor: str | None
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskView)
+def create_task(
+    body: TaskCreate, lifecycle: LifecycleDep, token: CurrentToken, response: Response
+) -> TaskView:
+    spec = TaskSpec(
+        **body.model_dump(exclude={"origin"}),
+        origin=OriginSpec(kind=body.origin, data={"token": token.name}),
+    )
+    task, created = lifecycle.submit(spec, created_by=token.id)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return task
+
+
+@router.get("", response_model=TaskPage)
+def list_tasks(
+    session: SessionDep,
+    _: CurrentToken,
+    state: TaskState | None = None,
+    repo: str | None = None,
+    origin: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> TaskPage:
+    try:
+        tasks, next_cursor = store.list_tasks(
+            session, state=state, repo=repo, origin=origin, limit=limit, cursor=cursor
+        )
+    except ValueError as exc:
+        raise HTTPException(422, f"cursor: not a cursor this API gave out ({exc})") from exc
+    return TaskPage(items=[TaskView.model_validate(t) for t in tasks], next_cursor=next_cursor)
+
+
+@router.get("/{task_id}", response_model=TaskView)
+def get_task(task_id: str, lifecycle: LifecycleDep, _: CurrentToken) -> TaskView:
+    return lifecycle.get(task_id)
+
+
+@router.post("/{task_id}/cancel", response_model=TaskView)
+def cancel_task(task_id: str, lifecycle: LifecycleDep, token: CurrentToken) -> TaskView:
+    task = lifecycle.cancel(task_id, by=f"token {token.name}")
+    if task.state not in (TaskState.CANCELLED,):
+        raise HTTPException(409, f"task {task_id} already ended: {task.state}")
+    return task

@@ -9,6 +9,8 @@ from orchestrator.services import Services
 from orchestrator.worker import run_worker
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings = OrchestratorSettings()
     run_worker(Services(settings), concurrency=settings.worker_concurrency)

@@ -1,4 +1,4 @@
-"""The orchestrator's two seams: the Runner that does an attempt's work, the Reporter that answers an origin."""
+"""The orchestrator's seams: the Runner that does an attempt, the Reporter that answers."""
 
 from __future__ import annotations
 

@@ -178,7 +178,8 @@ class Lifecycle:
         stale = now - timedelta(seconds=self.settings.heartbeat_timeout_s)
         lease = new_id()
         with self._write() as (session, events):
-            taken = session.execute(
+            taken = store.changed(
+                session,
                 update(Attempt)
                 .where(Attempt.id == attempt_id)
                 .where(
@@ -192,8 +193,8 @@ class Lifecycle:
                     runs=Attempt.runs + 1,
                     started_at=now,
                     heartbeat_at=now,
-                )
-            ).rowcount
+                ),
+            )
             if not taken:
                 return None
             attempt = session.get_one(Attempt, attempt_id)
@@ -242,12 +243,13 @@ class Lifecycle:
     def heartbeat(self, claim: Claim) -> bool:
         """Prove the worker alive; returns True when the task was cancelled."""
         with self.sessions.begin() as session:
-            beat = session.execute(
+            beat = store.changed(
+                session,
                 update(Attempt)
                 .where(Attempt.id == claim.attempt_id, Attempt.lease == claim.lease)
                 .where(Attempt.state.in_(LIVE_ATTEMPT_STATES))
-                .values(heartbeat_at=self.clock())
-            ).rowcount
+                .values(heartbeat_at=self.clock()),
+            )
             if not beat:
                 raise LeaseLost(f"attempt {claim.attempt_id} was taken over by another worker")
             cancelled = session.scalar(
@@ -257,12 +259,13 @@ class Lifecycle:
 
     def set_phase(self, claim: Claim, state: AttemptState) -> None:
         with self._write() as (session, events):
-            changed = session.execute(
+            changed = store.changed(
+                session,
                 update(Attempt)
                 .where(Attempt.id == claim.attempt_id, Attempt.lease == claim.lease)
                 .where(Attempt.state.in_(LIVE_ATTEMPT_STATES))
-                .values(state=state)
-            ).rowcount
+                .values(state=state),
+            )
             if not changed:
                 raise LeaseLost(f"attempt {claim.attempt_id} is no longer held by this worker")
             self._event(
@@ -340,7 +343,8 @@ class Lifecycle:
                 return False
             state, reason = task_ending(attempts)
             best = choose_result(attempts)
-            ended = session.execute(
+            ended = store.changed(
+                session,
                 update(Task)
                 .where(Task.id == task_id, Task.state.in_(ACTIVE_TASK_STATES))
                 .values(
@@ -348,8 +352,8 @@ class Lifecycle:
                     reason=reason,
                     result_id=best.id if best else None,
                     finished_at=self.clock(),
-                )
-            ).rowcount
+                ),
+            )
             if not ended:
                 return False
             session.refresh(task)
@@ -379,11 +383,12 @@ class Lifecycle:
         if reporter is not None:
             reporter.report(view)
         with self._write() as (session, events):
-            marked = session.execute(
+            marked = store.changed(
+                session,
                 update(Task)
                 .where(Task.id == task_id, Task.reported_at.is_(None))
-                .values(reported_at=self.clock())
-            ).rowcount
+                .values(reported_at=self.clock()),
+            )
             if marked:
                 self._event(
                     session,

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from orchestrator import store
 from orchestrator.lifecycle import Lifecycle
 from orchestrator.models import Attempt, Task
 from orchestrator.states import LIVE_ATTEMPT_STATES, TERMINAL_TASK_STATES, AttemptState
@@ -47,12 +48,13 @@ def _requeue_silent_attempts(lifecycle: Lifecycle) -> int:
     requeued = 0
     for attempt_id, lease in silent:
         with lifecycle._write() as (session, events):
-            moved = session.execute(
+            moved = store.changed(
+                session,
                 update(Attempt)
                 .where(Attempt.id == attempt_id, Attempt.lease == lease)
                 .where(Attempt.state.in_(LIVE_ATTEMPT_STATES), Attempt.heartbeat_at < stale)
-                .values(state=AttemptState.QUEUED, lease=None, enqueued_at=now)
-            ).rowcount
+                .values(state=AttemptState.QUEUED, lease=None, enqueued_at=now),
+            )
             if moved:
                 attempt = session.get_one(Attempt, attempt_id)
                 lifecycle._event(

@@ -1,4 +1,4 @@
-"""Reporters by origin kind: integrations register theirs, the lifecycle calls them when a task ends."""
+"""Reporters by origin kind: integrations register them; the lifecycle calls them at the end."""
 
 from __future__ import annotations
 

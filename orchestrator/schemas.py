@@ -22,8 +22,8 @@ class OriginSpec(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class TaskSpec(BaseModel):
-    """A request for work: repository, base, instruction, origin and number of attempts."""
+class TaskRequest(BaseModel):
+    """What someone asks for: repository, base, instruction and number of attempts."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -32,14 +32,19 @@ class TaskSpec(BaseModel):
     ref: str | None = Field(default=None, min_length=1, max_length=255)
     attempts: int | None = Field(default=None, ge=1)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
-    origin: OriginSpec = Field(default_factory=OriginSpec)
 
-    @field_validator("repo", "ref")
+    @field_validator("repo", "ref", "idempotency_key")
     @classmethod
     def _no_control_characters(cls, value: str | None) -> str | None:
         if value is not None and any(ord(c) < 32 for c in value):
             raise ValueError("must not contain control characters")
         return value
+
+
+class TaskSpec(TaskRequest):
+    """A request for work with where it came from: what the orchestrator stores."""
+
+    origin: OriginSpec = Field(default_factory=OriginSpec)
 
 
 class ResultView(BaseModel):

@@ -1,4 +1,4 @@
-"""Reads and writes of tasks, attempts, results and events; callers hold the session and transaction."""
+"""Reads and writes of tasks, attempts, results and events, in the caller's transaction."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import base64
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import CursorResult, Executable, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import TaskNotFound
@@ -41,6 +41,12 @@ def create_task(
     session.add(task)
     session.flush()
     return task
+
+
+def changed(session: Session, statement: Executable) -> int:
+    """Run a guarded UPDATE and say how many rows it changed (0: the guard held)."""
+    result: CursorResult[Any] = session.execute(statement)  # type: ignore[assignment]
+    return result.rowcount
 
 
 def get_task(session: Session, *, task_id: str) -> Task:
@@ -144,4 +150,4 @@ def add_result(session: Session, *, attempt_id: str, **fields: Any) -> Result:
 
 def count_tasks_by_state(session: Session) -> dict[str, int]:
     rows = session.execute(select(Task.state, func.count()).group_by(Task.state))
-    return {state: count for state, count in rows.tuples()}
+    return {state: count for state, count in rows}

@@ -8,12 +8,18 @@ from pathlib import Path
 
 import pytest
 import redis
+from fastapi.testclient import TestClient
 
 from orchestrator.config import OrchestratorSettings
+from orchestrator.models import utcnow
 from orchestrator.reporting import Reporters
 from orchestrator.services import Services
+from orchestrator.tokens import create_token
+from tests.live import LiveApi, serve
 from tests.services import PostgresDatabases, RedisServer
 from tests.workers import WorkerPool
+from web.app import create_app
+from web.config import WebSettings
 
 TEST_RUNNER = "tests.orchestrator.runners:ScriptedRunner"
 
@@ -85,3 +91,25 @@ def workers(settings: OrchestratorSettings, tmp_path: Path) -> Iterator[WorkerPo
     pool = WorkerPool(settings, logs)
     yield pool
     pool.stop_all()
+
+
+@pytest.fixture
+def admin_token(services: Services) -> str:
+    with services.sessions.begin() as session:
+        return create_token(session, name="admin", is_admin=True, now=utcnow())
+
+
+@pytest.fixture
+def api(services: Services, admin_token: str) -> Iterator[TestClient]:
+    """The app in-process, with the admin token on every request."""
+    app = create_app(services, WebSettings())
+    with TestClient(app, headers={"Authorization": f"Bearer {admin_token}"}) as client:
+        yield client
+
+
+@pytest.fixture
+def live_api(services: Services, admin_token: str) -> Iterator[LiveApi]:
+    """The app served for real on a loopback port (for the CLI and streaming clients)."""
+    live = serve(services, admin_token)
+    yield live
+    live.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -46,10 +47,8 @@ class WorkerPool:
     @staticmethod
     def kill(process: subprocess.Popen[bytes]) -> None:
         """SIGKILL the worker and its pool children at once: no goodbye, no ack."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait(timeout=10)
 
     def stop_all(self) -> None:
@@ -59,4 +58,6 @@ class WorkerPool:
         self.processes.clear()
 
     def output(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("worker-*.log")))
+        return "\n".join(
+            p.read_text(errors="replace") for p in sorted(self.logs.glob("worker-*.log"))
+        )

@@ -51,7 +51,9 @@ def current_token(
 ) -> ApiToken:
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(401, "missing bearer token: send 'Authorization: Bearer TOKEN'", challenge)
+        raise HTTPException(
+            401, "missing bearer token: send 'Authorization: Bearer TOKEN'", challenge
+        )
     token = authenticate(session, raw=credentials.credentials)
     if token is None:
         raise HTTPException(401, "invalid or revoked token", challenge)

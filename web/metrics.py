@@ -1,4 +1,4 @@
-"""Prometheus metrics read from the store and the queue at scrape time, so every API replica agrees."""
+"""Prometheus metrics read from the store and queue at scrape time, so every API replica agrees."""
 
 from __future__ import annotations
 
@@ -53,7 +53,9 @@ class StoreCollector(Collector):
         )
 
         depth = GaugeMetricFamily(
-            "autan_queue_depth", "Jobs waiting in the queue (-1: Redis unreachable)", labels=["queue"]
+            "autan_queue_depth",
+            "Jobs waiting in the queue (-1: Redis unreachable)",
+            labels=["queue"],
         )
         try:
             depth.add_metric([self._services.settings.queue_name], self._services.queue.depth())

@@ -25,7 +25,9 @@ def spec(**kw: object) -> TaskSpec:
 
 def event_kinds(services: Services, task_id: str) -> list[tuple[int, str]]:
     with services.sessions() as s:
-        rows = s.execute(select(Event.seq, Event.kind).where(Event.task_id == task_id).order_by(Event.seq))
+        rows = s.execute(
+            select(Event.seq, Event.kind).where(Event.task_id == task_id).order_by(Event.seq)
+        )
         return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
@@ -107,7 +109,10 @@ def test_best_attempt_is_verified_first_then_smallest_diff(services: Services) -
 
 def test_all_attempts_failing_fail_the_task_with_their_reasons(services: Services) -> None:
     task, _ = services.lifecycle.submit(
-        spec(instruction='{"by_attempt": {"1": {"fail": "tests red"}, "2": {"crash": true}}}', attempts=2)
+        spec(
+            instruction='{"by_attempt": {"1": {"fail": "tests red"}, "2": {"crash": true}}}',
+            attempts=2,
+        )
     )
     run_all(services, ScriptedRunner(), task.id)
     done = services.lifecycle.get(task.id)
@@ -136,13 +141,17 @@ def test_an_attempt_is_claimed_once(services: Services) -> None:
     assert services.lifecycle.get(task.id).state == TaskState.RUNNING
 
 
-def test_a_silent_attempt_is_taken_over_and_the_old_holder_loses_its_lease(services: Services) -> None:
+def test_a_silent_attempt_is_taken_over_and_the_old_holder_loses_its_lease(
+    services: Services,
+) -> None:
     task, _ = services.lifecycle.submit(spec())
     attempt_id = task.attempts[0].id
     old = services.lifecycle.claim(attempt_id, worker="w1")
     assert old is not None
     with services.sessions.begin() as s:
-        s.get_one(Attempt, attempt_id).heartbeat_at = s.get_one(Attempt, attempt_id).heartbeat_at.replace(year=2000)  # type: ignore[union-attr]
+        s.get_one(Attempt, attempt_id).heartbeat_at = s.get_one(
+            Attempt, attempt_id
+        ).heartbeat_at.replace(year=2000)  # type: ignore[union-attr]
     new = services.lifecycle.claim(attempt_id, worker="w2")
     assert new is not None and new.runs == 2
     with pytest.raises(LeaseLost):

@@ -36,7 +36,9 @@ def records(path: Path) -> list[list[str]]:
 
 def kinds(services: Services, task_id: str) -> list[str]:
     with services.sessions() as s:
-        return list(s.scalars(select(Event.kind).where(Event.task_id == task_id).order_by(Event.seq)))
+        return list(
+            s.scalars(select(Event.kind).where(Event.task_id == task_id).order_by(Event.seq))
+        )
 
 
 def test_a_worker_runs_attempts_in_parallel_and_keeps_the_best(
@@ -47,7 +49,10 @@ def test_a_worker_runs_attempts_in_parallel_and_keeps_the_best(
     script = {
         "record": str(record),
         "steps": 3,
-        "by_attempt": {"1": {"diff": "x\ny\n", "verified": True}, "2": {"diff": "x\n", "verified": True}},
+        "by_attempt": {
+            "1": {"diff": "x\ny\n", "verified": True},
+            "2": {"diff": "x\n", "verified": True},
+        },
     }
     task = ended(services, submit(services, script, attempts=2).id)
     assert task.state == TaskState.SUCCEEDED, workers.output()

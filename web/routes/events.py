@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Header, HTTPException, Query, Request
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/tasks", tags=["events"])
 
 END_KIND = "task.finished"
+StreamId = bytes | str
 POLL_WITHOUT_REDIS_S = 1.0
 
 
@@ -84,8 +85,8 @@ async def _follow(
 
 
 async def _wait(
-    live: aioredis.Redis, key: str, cursor: bytes | None, timeout_s: float
-) -> tuple[bool, bytes | None]:
+    live: aioredis.Redis, key: str, cursor: StreamId | None, timeout_s: float
+) -> tuple[bool, StreamId | None]:
     """Block until the stream moves past `cursor`, or time out.
 
     Returns whether to look at the store again, and the new cursor; a None cursor
@@ -105,7 +106,9 @@ async def _wait(
         return True, None
     if not got:
         return False, cursor
-    return True, got[0][1][-1][0]
+    # XREAD answers [[key, [(entry_id, fields), ...]]]; redis-py's stubs cover RESP3 too.
+    entries: list[tuple[StreamId, Any]] = got[0][1]  # type: ignore[index,assignment]
+    return True, entries[-1][0]
 
 
 @router.get("/{task_id}/events")

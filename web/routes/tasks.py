@@ -5,26 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from orchestrator import store
-from orchestrator.schemas import OriginSpec, TaskSpec, TaskView
+from orchestrator.schemas import OriginSpec, TaskRequest, TaskSpec, TaskView
 from orchestrator.states import TaskState
 from web.deps import CurrentToken, LifecycleDep, SessionDep
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
 
-class TaskCreate(BaseModel):
+class TaskCreate(TaskRequest):
     """A task submitted over the API (integrations submit theirs through the orchestrator)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    repo: str = Field(min_length=1, max_length=1024, description="Repository URL or server path")
-    instruction: str = Field(min_length=1, max_length=100_000)
-    ref: str | None = Field(default=None, min_length=1, max_length=255, description="Base ref")
-    attempts: int | None = Field(default=None, ge=1, description="Attempts run in parallel")
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
     origin: Literal["api", "cli", "web"] = "api"
 
 

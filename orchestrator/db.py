@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,11 +48,37 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def write_gate(engine: Engine) -> AbstractContextManager[Any]:
+    """What a writer holds in this process while its transaction runs.
+
+    SQLite has one writer at a time, and its busy handler waits in sleeps of up to
+    100 ms; queueing this process's writers on a lock keeps that back-off for the
+    rare writer of another process. PostgreSQL needs no gate.
+    """
+    return threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+
+
+MIGRATION_LOCK_ID = 0x4155_5441_4E  # "AUTAN": one advisory lock for every process
+
+
 @contextmanager
-def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """A session whose work commits when the block ends and rolls back on error."""
-    with sessions.begin() as session:
-        yield session
+def _migration_lock(engine: Engine, connection: Connection) -> Iterator[None]:
+    """Only one process migrates at a time; the others wait, then find nothing to do."""
+    if engine.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        yield
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    # SQLite runs DDL outside the driver's transactions, so lock a file beside the database.
+    with open(f"{database}.migrate.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def migrate(engine: Engine) -> None:
@@ -58,7 +86,7 @@ def migrate(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
-        with engine.begin() as connection:
+        with engine.begin() as connection, _migration_lock(engine, connection):
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except OperationalError as exc:

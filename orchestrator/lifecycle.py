@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,9 +54,11 @@ class Lifecycle:
         settings: OrchestratorSettings,
         queue: AttemptQueue,
         bus: EventBus,
+        gate: AbstractContextManager[Any] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessions = sessions
+        self.gate = gate or nullcontext()
         self.settings = settings
         self.queue = queue
         self.bus = bus
@@ -66,7 +68,7 @@ class Lifecycle:
     def _write(self) -> Iterator[tuple[Session, list[Event]]]:
         """A transaction whose events are published once it has committed."""
         events: list[Event] = []
-        with self.sessions.begin() as session:
+        with self.gate, self.sessions.begin() as session:
             yield session, events
             session.flush()
             views = [event_view(e) for e in events]
@@ -242,7 +244,7 @@ class Lifecycle:
 
     def heartbeat(self, claim: Claim) -> bool:
         """Prove the worker alive; returns True when the task was cancelled."""
-        with self.sessions.begin() as session:
+        with self._write() as (session, _):
             beat = store.changed(
                 session,
                 update(Attempt)
@@ -293,9 +295,18 @@ class Lifecycle:
         """Record how the attempt ended, then end the task if it was the last."""
         now = self.clock()
         with self._write() as (session, events):
-            attempt = session.get_one(Attempt, claim.attempt_id, with_for_update=True)
-            if attempt.lease != claim.lease or attempt.state not in LIVE_ATTEMPT_STATES:
+            # Clearing the lease under its own guard is what makes this worker the one
+            # that ends the attempt: the row stays locked until commit.
+            held = store.changed(
+                session,
+                update(Attempt)
+                .where(Attempt.id == claim.attempt_id, Attempt.lease == claim.lease)
+                .where(Attempt.state.in_(LIVE_ATTEMPT_STATES))
+                .values(lease=None),
+            )
+            if not held:
                 raise LeaseLost(f"attempt {claim.attempt_id} is no longer held by this worker")
+            attempt = session.get_one(Attempt, claim.attempt_id)
             if outcome is not None and state == AttemptState.SUCCEEDED:
                 store.add_result(
                     session,

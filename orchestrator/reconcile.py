@@ -87,7 +87,7 @@ def _requeue_lost_jobs(lifecycle: Lifecycle) -> int:
         ).all()
     lost = lifecycle.queue.without_job(waiting)
     for attempt_id in lost:
-        with lifecycle.sessions.begin() as session:
+        with lifecycle._write() as (session, _):
             session.execute(
                 update(Attempt)
                 .where(Attempt.id == attempt_id, Attempt.state == AttemptState.QUEUED)

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.config import OrchestratorSettings
-from orchestrator.db import make_engine, make_sessionmaker, migrate
+from orchestrator.db import make_engine, make_sessionmaker, migrate, write_gate
 from orchestrator.events import EventBus
 from orchestrator.lifecycle import Lifecycle
 from orchestrator.queue import AttemptQueue, make_celery
@@ -55,6 +55,7 @@ class Services:
             settings=self.settings,
             queue=self.queue,
             bus=EventBus(self.redis),
+            gate=write_gate(self.engine),
         )
 
     def migrate(self) -> None:

@@ -35,7 +35,8 @@ def create_task(
         event_seq=0,
     )
     task.attempts = [
-        Attempt(number=n, state=AttemptState.QUEUED, runs=0, enqueued_at=now)
+        # result=None marks the relationship loaded: no query for what cannot exist yet.
+        Attempt(number=n, state=AttemptState.QUEUED, runs=0, enqueued_at=now, result=None)
         for n in range(1, attempts + 1)
     ]
     session.add(task)

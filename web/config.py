@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -24,9 +22,6 @@ class WebSettings(BaseSettings):
 
     sse_keepalive_s: float = Field(default=15.0, gt=0)
     """Silence after which an event stream sends a comment so proxies keep it open."""
-
-    env: Literal["development", "production"] = "development"
-    """`production` refuses unsafe defaults."""
 
     @property
     def base_url(self) -> str:

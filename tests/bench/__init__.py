@@ -1,0 +1,1 @@
+"""Benchmarks behind `make bench`: real servers, real workers, numbers printed with their method."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -62,17 +62,13 @@ MIGRATION_LOCK_ID = 0x4155_5441_4E  # "AUTAN": one advisory lock for every proce
 
 
 @contextmanager
-def _migration_lock(engine: Engine, connection: Connection) -> Iterator[None]:
-    """Only one process migrates at a time; the others wait, then find nothing to do."""
-    if engine.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
-        yield
-        return
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """SQLite runs DDL outside the driver's transactions: lock a file beside the database,
+    held until the migration has committed."""
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
         return
-    # SQLite runs DDL outside the driver's transactions, so lock a file beside the database.
     with open(f"{database}.migrate.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -86,11 +82,17 @@ def migrate(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
-        with engine.begin() as connection, _migration_lock(engine, connection):
+        # Only one process migrates at a time; the others wait, then find nothing to do.
+        with _sqlite_migration_lock(engine), engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                # Held until this transaction commits, migration included.
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID}
+                )
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except OperationalError as exc:
         raise StoreUnavailable(
-            f"cannot reach the database at {engine.url.render_as_string(hide_password=True)}: "
+            f"cannot migrate the database at {engine.url.render_as_string(hide_password=True)}: "
             f"{exc.orig}; check AUTAN_DATABASE_URL and that the server is running"
         ) from exc

@@ -10,8 +10,9 @@ from typing import Any, Literal
 from celery.exceptions import SoftTimeLimitExceeded
 
 from orchestrator.base import AttemptContext, AttemptFailed, AttemptOutcome, Runner
+from orchestrator.claims import Claim
 from orchestrator.errors import LeaseLost, OrchestratorError
-from orchestrator.lifecycle import Claim, Lifecycle
+from orchestrator.lifecycle import Lifecycle
 from orchestrator.states import AttemptState
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class Watchdog(threading.Thread):
         interval = self._lifecycle.settings.heartbeat_interval_s
         while not self._done.wait(interval):
             try:
-                cancelled = self._lifecycle.heartbeat(self._claim)
+                cancelled = self._lifecycle.claims.heartbeat(self._claim)
             except LeaseLost:
                 self._halt("lease_lost")
                 return
@@ -66,7 +67,7 @@ class AttemptExecutor:
 
     def execute(self, attempt_id: str) -> str:
         """Run the attempt if it is there to take; returns what happened, for the log."""
-        claim = self.lifecycle.claim(attempt_id, worker=self.worker_name)
+        claim = self.lifecycle.claims.claim(attempt_id, worker=self.worker_name)
         if claim is None:
             return "not taken: ended, cancelled, or held by a live worker"
         ctx = AttemptContext(
@@ -74,7 +75,7 @@ class AttemptExecutor:
             attempt_id=claim.attempt_id,
             number=claim.number,
             emit=lambda kind, data: self._emit(claim, kind, data),
-            phase=lambda state: self.lifecycle.set_phase(claim, AttemptState(state)),
+            phase=lambda state: self.lifecycle.claims.set_phase(claim, AttemptState(state)),
         )
         watchdog = Watchdog(self.lifecycle, claim, ctx.stop)
         watchdog.start()
@@ -95,20 +96,20 @@ class AttemptExecutor:
                 None,
             )
         try:
-            self.lifecycle.finish(claim, state, reason=reason, outcome=outcome)
+            self.lifecycle.claims.finish(claim, state, reason=reason, outcome=outcome)
         except LeaseLost:
             log.warning("attempt %s was taken over before it could finish", attempt_id)
             return "lease lost"
         return str(state)
 
     def _emit(self, claim: Claim, kind: str, data: dict[str, Any]) -> None:
-        self.lifecycle.emit(claim, kind, data)
+        self.lifecycle.claims.emit(claim, kind, data)
 
     def _run(
         self, ctx: AttemptContext, claim: Claim
     ) -> tuple[AttemptState, str | None, AttemptOutcome | None]:
         try:
-            self.lifecycle.set_phase(claim, AttemptState.RUNNING)
+            self.lifecycle.claims.set_phase(claim, AttemptState.RUNNING)
             outcome = self.runner.run(ctx)
         except AttemptFailed as exc:
             return AttemptState.FAILED, str(exc) or "the runner gave no reason", None

@@ -1,12 +1,11 @@
-"""The task lifecycle: submit, claim, heartbeat, finish, choose the best attempt, cancel."""
+"""The task lifecycle: submit, cancel, end a task with its best attempt, report it."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -15,35 +14,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import store
-from orchestrator.base import AttemptOutcome
 from orchestrator.choose import choose_result, task_ending
+from orchestrator.claims import Claims
 from orchestrator.config import OrchestratorSettings
-from orchestrator.errors import IdempotencyConflict, InvalidSubmission, LeaseLost
+from orchestrator.errors import IdempotencyConflict, InvalidSubmission
 from orchestrator.events import EventBus, event_view
-from orchestrator.models import Attempt, Event, Task, new_id, utcnow
+from orchestrator.models import Attempt, Event, Task, utcnow
 from orchestrator.queue import AttemptQueue
 from orchestrator.reporting import Reporters
-from orchestrator.schemas import EventView, TaskSpec, TaskView
+from orchestrator.schemas import TaskSpec, TaskView
 from orchestrator.states import (
     ACTIVE_TASK_STATES,
-    LIVE_ATTEMPT_STATES,
     AttemptState,
     TaskState,
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A worker's hold on one run of an attempt; every later write checks the lease."""
-
-    attempt_id: str
-    task_id: str
-    number: int
-    lease: str
-    runs: int
-    task: TaskView
 
 
 class Lifecycle:
@@ -63,9 +49,11 @@ class Lifecycle:
         self.queue = queue
         self.bus = bus
         self.clock = clock
+        self.claims = Claims(self)
+        """The worker's side: claim an attempt, keep it, end it."""
 
     @contextmanager
-    def _write(self) -> Iterator[tuple[Session, list[Event]]]:
+    def write(self) -> Iterator[tuple[Session, list[Event]]]:
         """A transaction whose events are published once it has committed."""
         events: list[Event] = []
         with self.gate, self.sessions.begin() as session:
@@ -74,7 +62,7 @@ class Lifecycle:
             views = [event_view(e) for e in events]
         self.bus.publish(views)
 
-    def _event(
+    def event(
         self,
         session: Session,
         events: list[Event],
@@ -106,11 +94,11 @@ class Lifecycle:
         if spec.idempotency_key and (existing := self._same_key(spec, attempts)):
             return existing, False
         try:
-            with self._write() as (session, events):
+            with self.write() as (session, events):
                 task = store.create_task(
                     session, spec=spec, attempts=attempts, created_by=created_by, now=self.clock()
                 )
-                self._event(session, events, task.id, "task.created", {"attempts": attempts})
+                self.event(session, events, task.id, "task.created", {"attempts": attempts})
                 view = TaskView.model_validate(task)
         except IntegrityError:
             # Another submission with the same key won the race: answer with its task.
@@ -119,7 +107,7 @@ class Lifecycle:
                 raise
             return existing, False
         for attempt in view.attempts:
-            self._enqueue(attempt.id)
+            self.enqueue(attempt.id)
         return view, True
 
     def _same_key(self, spec: TaskSpec, attempts: int) -> TaskView | None:
@@ -136,7 +124,7 @@ class Lifecycle:
                 )
             return TaskView.model_validate(task)
 
-    def _enqueue(self, attempt_id: str) -> None:
+    def enqueue(self, attempt_id: str) -> None:
         try:
             self.queue.enqueue(attempt_id)
         except (redis.RedisError, OSError) as exc:
@@ -150,7 +138,7 @@ class Lifecycle:
     def cancel(self, task_id: str, *, by: str = "a user") -> TaskView:
         """Cancel a task that has not ended; running attempts stop at their next heartbeat."""
         now = self.clock()
-        with self._write() as (session, events):
+        with self.write() as (session, events):
             task = store.get_task(session, task_id=task_id)
             if task.state in ACTIVE_TASK_STATES:
                 task.state = TaskState.CANCELLED
@@ -162,189 +150,15 @@ class Lifecycle:
                         attempt.state = AttemptState.CANCELLED
                         attempt.reason = task.reason
                         attempt.finished_at = now
-                self._event(session, events, task.id, "task.finished", self._ending(task))
+                self.event(session, events, task.id, "task.finished", self._ending(task))
             view = TaskView.model_validate(task)
         if events:
-            self._after_end(task_id)
+            self.after_end(task_id)
         return view
-
-    # -- the worker side -------------------------------------------------------------
-
-    def claim(self, attempt_id: str, *, worker: str) -> Claim | None:
-        """Take an attempt to run it, or None when it is not there to take.
-
-        Only a queued attempt, or a live one whose worker has fallen silent, can be
-        taken: so an attempt never runs twice at once.
-        """
-        now = self.clock()
-        stale = now - timedelta(seconds=self.settings.heartbeat_timeout_s)
-        lease = new_id()
-        with self._write() as (session, events):
-            taken = store.changed(
-                session,
-                update(Attempt)
-                .where(Attempt.id == attempt_id)
-                .where(
-                    (Attempt.state == AttemptState.QUEUED)
-                    | (Attempt.state.in_(LIVE_ATTEMPT_STATES) & (Attempt.heartbeat_at < stale))
-                )
-                .values(
-                    state=AttemptState.PROVISIONING,
-                    lease=lease,
-                    worker=worker,
-                    runs=Attempt.runs + 1,
-                    started_at=now,
-                    heartbeat_at=now,
-                ),
-            )
-            if not taken:
-                return None
-            attempt = session.get_one(Attempt, attempt_id)
-            session.refresh(attempt)
-            task = attempt.task
-            if task.cancel_requested or attempt.runs > self.settings.max_runs_per_attempt:
-                ending = (
-                    (AttemptState.CANCELLED, task.reason or "cancelled")
-                    if task.cancel_requested
-                    else (
-                        AttemptState.FAILED,
-                        f"its worker was lost {attempt.runs - 1} times; not trying again",
-                    )
-                )
-                self._end_attempt(session, events, attempt, *ending, now=now)
-                claim = None
-            else:
-                if task.state == TaskState.QUEUED:
-                    task.state = TaskState.RUNNING
-                    task.started_at = now
-                self._event(
-                    session,
-                    events,
-                    task.id,
-                    "attempt.state",
-                    {"state": "provisioning", "number": attempt.number, "run": attempt.runs},
-                    attempt.id,
-                )
-                claim = Claim(
-                    attempt.id,
-                    task.id,
-                    attempt.number,
-                    lease,
-                    attempt.runs,
-                    TaskView.model_validate(task),
-                )
-        if claim is None:
-            self.finalize(task.id)
-            return None
-        try:
-            self.queue.taken(attempt_id)
-        except (redis.RedisError, OSError) as exc:
-            log.warning("could not clear the job marker of %s: %s", attempt_id, exc)
-        return claim
-
-    def heartbeat(self, claim: Claim) -> bool:
-        """Prove the worker alive; returns True when the task was cancelled."""
-        with self._write() as (session, _):
-            beat = store.changed(
-                session,
-                update(Attempt)
-                .where(Attempt.id == claim.attempt_id, Attempt.lease == claim.lease)
-                .where(Attempt.state.in_(LIVE_ATTEMPT_STATES))
-                .values(heartbeat_at=self.clock()),
-            )
-            if not beat:
-                raise LeaseLost(f"attempt {claim.attempt_id} was taken over by another worker")
-            cancelled = session.scalar(
-                select(Task.cancel_requested).where(Task.id == claim.task_id)
-            )
-        return bool(cancelled)
-
-    def set_phase(self, claim: Claim, state: AttemptState) -> None:
-        with self._write() as (session, events):
-            changed = store.changed(
-                session,
-                update(Attempt)
-                .where(Attempt.id == claim.attempt_id, Attempt.lease == claim.lease)
-                .where(Attempt.state.in_(LIVE_ATTEMPT_STATES))
-                .values(state=state),
-            )
-            if not changed:
-                raise LeaseLost(f"attempt {claim.attempt_id} is no longer held by this worker")
-            self._event(
-                session,
-                events,
-                claim.task_id,
-                "attempt.state",
-                {"state": str(state), "number": claim.number},
-                claim.attempt_id,
-            )
-
-    def emit(self, claim: Claim, kind: str, data: dict[str, Any]) -> EventView:
-        with self._write() as (session, events):
-            self._event(session, events, claim.task_id, kind, data, claim.attempt_id)
-            return event_view(events[0])
-
-    def finish(
-        self,
-        claim: Claim,
-        state: AttemptState,
-        *,
-        reason: str | None = None,
-        outcome: AttemptOutcome | None = None,
-    ) -> None:
-        """Record how the attempt ended, then end the task if it was the last."""
-        now = self.clock()
-        with self._write() as (session, events):
-            # Clearing the lease under its own guard is what makes this worker the one
-            # that ends the attempt: the row stays locked until commit.
-            held = store.changed(
-                session,
-                update(Attempt)
-                .where(Attempt.id == claim.attempt_id, Attempt.lease == claim.lease)
-                .where(Attempt.state.in_(LIVE_ATTEMPT_STATES))
-                .values(lease=None),
-            )
-            if not held:
-                raise LeaseLost(f"attempt {claim.attempt_id} is no longer held by this worker")
-            attempt = session.get_one(Attempt, claim.attempt_id)
-            if outcome is not None and state == AttemptState.SUCCEEDED:
-                store.add_result(
-                    session,
-                    attempt_id=attempt.id,
-                    diff_lines=outcome.diff.count("\n"),
-                    **outcome.__dict__,
-                )
-            self._end_attempt(session, events, attempt, state, reason, now=now)
-        self.finalize(claim.task_id)
-
-    def _end_attempt(
-        self,
-        session: Session,
-        events: list[Event],
-        attempt: Attempt,
-        state: AttemptState,
-        reason: str | None,
-        *,
-        now: datetime,
-    ) -> None:
-        attempt.state = state
-        attempt.reason = reason
-        attempt.lease = None
-        attempt.finished_at = now
-        if attempt.started_at is not None:
-            attempt.duration_s = (now - attempt.started_at).total_seconds()
-        self._event(
-            session,
-            events,
-            attempt.task_id,
-            "attempt.state",
-            {"state": str(state), "number": attempt.number, "reason": reason},
-            attempt.id,
-        )
 
     def finalize(self, task_id: str) -> bool:
         """End the task once all its attempts have ended, keeping the best result."""
-        with self._write() as (session, events):
+        with self.write() as (session, events):
             task = store.get_task(session, task_id=task_id)
             session.refresh(task)
             if task.state not in ACTIVE_TASK_STATES:
@@ -368,15 +182,15 @@ class Lifecycle:
             if not ended:
                 return False
             session.refresh(task)
-            self._event(session, events, task_id, "task.finished", self._ending(task))
-        self._after_end(task_id)
+            self.event(session, events, task_id, "task.finished", self._ending(task))
+        self.after_end(task_id)
         return True
 
     @staticmethod
     def _ending(task: Task) -> dict[str, Any]:
         return {"state": task.state, "reason": task.reason, "result_id": task.result_id}
 
-    def _after_end(self, task_id: str) -> None:
+    def after_end(self, task_id: str) -> None:
         try:
             self.queue.enqueue_report(task_id)
         except (redis.RedisError, OSError) as exc:
@@ -393,7 +207,7 @@ class Lifecycle:
         reporter = reporters.get(view.origin.kind)
         if reporter is not None:
             reporter.report(view)
-        with self._write() as (session, events):
+        with self.write() as (session, events):
             marked = store.changed(
                 session,
                 update(Task)
@@ -401,7 +215,7 @@ class Lifecycle:
                 .values(reported_at=self.clock()),
             )
             if marked:
-                self._event(
+                self.event(
                     session,
                     events,
                     task_id,

@@ -47,7 +47,7 @@ def _requeue_silent_attempts(lifecycle: Lifecycle) -> int:
         ).all()
     requeued = 0
     for attempt_id, lease in silent:
-        with lifecycle._write() as (session, events):
+        with lifecycle.write() as (session, events):
             moved = store.changed(
                 session,
                 update(Attempt)
@@ -57,7 +57,7 @@ def _requeue_silent_attempts(lifecycle: Lifecycle) -> int:
             )
             if moved:
                 attempt = session.get_one(Attempt, attempt_id)
-                lifecycle._event(
+                lifecycle.event(
                     session,
                     events,
                     attempt.task_id,
@@ -71,7 +71,7 @@ def _requeue_silent_attempts(lifecycle: Lifecycle) -> int:
                 )
         if moved:
             log.warning("attempt %s lost its worker; queued again", attempt_id)
-            lifecycle._enqueue(attempt_id)
+            lifecycle.enqueue(attempt_id)
             requeued += 1
     return requeued
 
@@ -87,14 +87,14 @@ def _requeue_lost_jobs(lifecycle: Lifecycle) -> int:
         ).all()
     lost = lifecycle.queue.without_job(waiting)
     for attempt_id in lost:
-        with lifecycle._write() as (session, _):
+        with lifecycle.write() as (session, _):
             session.execute(
                 update(Attempt)
                 .where(Attempt.id == attempt_id, Attempt.state == AttemptState.QUEUED)
                 .values(enqueued_at=now)
             )
         log.warning("attempt %s had no job in the queue; queued again", attempt_id)
-        lifecycle._enqueue(attempt_id)
+        lifecycle.enqueue(attempt_id)
     return len(lost)
 
 
@@ -109,7 +109,7 @@ def _requeue_reports(lifecycle: Lifecycle) -> int:
             .limit(BATCH)
         ).all()
     for task_id in unreported:
-        lifecycle._after_end(task_id)
+        lifecycle.after_end(task_id)
     return len(unreported)
 
 

@@ -134,9 +134,9 @@ def test_without_a_runner_the_task_says_so(services: Services) -> None:
 def test_an_attempt_is_claimed_once(services: Services) -> None:
     task, _ = services.lifecycle.submit(spec())
     attempt_id = task.attempts[0].id
-    claim = services.lifecycle.claim(attempt_id, worker="w1")
+    claim = services.lifecycle.claims.claim(attempt_id, worker="w1")
     assert claim is not None and claim.runs == 1
-    assert services.lifecycle.claim(attempt_id, worker="w2") is None
+    assert services.lifecycle.claims.claim(attempt_id, worker="w2") is None
     assert services.redis.hlen(JOBS_KEY) == 0
     assert services.lifecycle.get(task.id).state == TaskState.RUNNING
 
@@ -146,19 +146,21 @@ def test_a_silent_attempt_is_taken_over_and_the_old_holder_loses_its_lease(
 ) -> None:
     task, _ = services.lifecycle.submit(spec())
     attempt_id = task.attempts[0].id
-    old = services.lifecycle.claim(attempt_id, worker="w1")
+    old = services.lifecycle.claims.claim(attempt_id, worker="w1")
     assert old is not None
     with services.sessions.begin() as s:
         s.get_one(Attempt, attempt_id).heartbeat_at = s.get_one(
             Attempt, attempt_id
         ).heartbeat_at.replace(year=2000)  # type: ignore[union-attr]
-    new = services.lifecycle.claim(attempt_id, worker="w2")
+    new = services.lifecycle.claims.claim(attempt_id, worker="w2")
     assert new is not None and new.runs == 2
     with pytest.raises(LeaseLost):
-        services.lifecycle.heartbeat(old)
+        services.lifecycle.claims.heartbeat(old)
     with pytest.raises(LeaseLost):
-        services.lifecycle.finish(old, AttemptState.SUCCEEDED, outcome=AttemptOutcome())
-    services.lifecycle.finish(new, AttemptState.SUCCEEDED, outcome=AttemptOutcome(summary="ok"))
+        services.lifecycle.claims.finish(old, AttemptState.SUCCEEDED, outcome=AttemptOutcome())
+    services.lifecycle.claims.finish(
+        new, AttemptState.SUCCEEDED, outcome=AttemptOutcome(summary="ok")
+    )
     done = services.lifecycle.get(task.id)
     assert done.state == TaskState.SUCCEEDED
     assert done.attempts[0].runs == 2 and done.attempts[0].worker == "w2"
@@ -166,18 +168,20 @@ def test_a_silent_attempt_is_taken_over_and_the_old_holder_loses_its_lease(
 
 def test_cancel_ends_queued_attempts_and_flags_running_ones(services: Services) -> None:
     task, _ = services.lifecycle.submit(spec(attempts=2))
-    running = services.lifecycle.claim(task.attempts[0].id, worker="w1")
+    running = services.lifecycle.claims.claim(task.attempts[0].id, worker="w1")
     assert running is not None
     cancelled = services.lifecycle.cancel(task.id, by="alice")
     assert cancelled.state == TaskState.CANCELLED
     assert cancelled.reason == "cancelled by alice"
     assert [a.state for a in cancelled.attempts] == ["provisioning", "cancelled"]
-    assert services.lifecycle.heartbeat(running) is True
-    services.lifecycle.finish(running, AttemptState.CANCELLED, reason="the task was cancelled")
+    assert services.lifecycle.claims.heartbeat(running) is True
+    services.lifecycle.claims.finish(
+        running, AttemptState.CANCELLED, reason="the task was cancelled"
+    )
     after = services.lifecycle.get(task.id)
     assert after.state == TaskState.CANCELLED
     assert [a.state for a in after.attempts] == ["cancelled", "cancelled"]
-    assert services.lifecycle.claim(task.attempts[1].id, worker="w2") is None
+    assert services.lifecycle.claims.claim(task.attempts[1].id, worker="w2") is None
     assert [k for _, k in event_kinds(services, task.id)].count("task.finished") == 1
 
 

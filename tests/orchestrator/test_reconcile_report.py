@@ -68,12 +68,12 @@ def test_a_silent_attempt_is_queued_again_then_failed_after_max_runs(
     task = submit(services.lifecycle)
     attempt_id = task.attempts[0].id
     for run in range(1, services.settings.max_runs_per_attempt + 1):
-        claim = services.lifecycle.claim(attempt_id, worker=f"w{run}")
+        claim = services.lifecycle.claims.claim(attempt_id, worker=f"w{run}")
         assert claim is not None and claim.runs == run
         clock.advance(services.settings.heartbeat_timeout_s + 1)  # the worker dies silently
         assert reconcile(services.lifecycle).worker_lost == 1
         assert services.lifecycle.get(task.id).attempts[0].state == AttemptState.QUEUED
-    assert services.lifecycle.claim(attempt_id, worker="one-too-many") is None
+    assert services.lifecycle.claims.claim(attempt_id, worker="one-too-many") is None
     done = services.lifecycle.get(task.id)
     assert done.state == TaskState.FAILED
     assert done.reason == "its worker was lost 3 times; not trying again"
@@ -111,9 +111,11 @@ def test_the_origin_s_reporter_is_called_once_with_the_ended_task(services: Serv
         )
     )[0]
     assert services.lifecycle.report(task.id, reporters) == "nothing to report"  # not ended
-    claim = services.lifecycle.claim(task.attempts[0].id, worker="w")
+    claim = services.lifecycle.claims.claim(task.attempts[0].id, worker="w")
     assert claim is not None
-    services.lifecycle.finish(claim, AttemptState.SUCCEEDED, outcome=AttemptOutcome(summary="done"))
+    services.lifecycle.claims.finish(
+        claim, AttemptState.SUCCEEDED, outcome=AttemptOutcome(summary="done")
+    )
     assert services.lifecycle.report(task.id, reporters) == "reported"
     assert services.lifecycle.report(task.id, reporters) == "nothing to report"
     assert len(reporter.reported) == 1

@@ -48,7 +48,7 @@ def test_events_of_a_task_get_dense_seqs_under_concurrent_writers(services: Serv
 
     def write(n: int) -> None:
         for i in range(20):
-            with services.lifecycle._write() as (session, _):
+            with services.lifecycle.write() as (session, _):
                 store.add_event(
                     session, task_id=task.id, kind="k", data={"w": n, "i": i}, now=utcnow()
                 )

@@ -1,0 +1,203 @@
+"""The worker's side of the lifecycle: claim an attempt, keep it alive, end it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import redis
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from orchestrator import store
+from orchestrator.base import AttemptOutcome
+from orchestrator.errors import LeaseLost
+from orchestrator.events import event_view
+from orchestrator.models import Attempt, Event, Task, new_id
+from orchestrator.schemas import EventView, TaskView
+from orchestrator.states import LIVE_ATTEMPT_STATES, AttemptState, TaskState
+
+if TYPE_CHECKING:
+    from orchestrator.lifecycle import Lifecycle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on one run of an attempt; every later write checks the lease."""
+
+    attempt_id: str
+    task_id: str
+    number: int
+    lease: str
+    runs: int
+    task: TaskView
+
+
+class Claims:
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self.lifecycle = lifecycle
+
+    def claim(self, attempt_id: str, *, worker: str) -> Claim | None:
+        """Take an attempt to run it, or None when it is not there to take.
+
+        Only a queued attempt, or a live one whose worker has fallen silent, can be
+        taken: so an attempt never runs twice at once.
+        """
+        now = self.lifecycle.clock()
+        stale = now - timedelta(seconds=self.lifecycle.settings.heartbeat_timeout_s)
+        lease = new_id()
+        with self.lifecycle.write() as (session, events):
+            taken = store.changed(
+                session,
+                update(Attempt)
+                .where(Attempt.id == attempt_id)
+                .where(
+                    (Attempt.state == AttemptState.QUEUED)
+                    | (Attempt.state.in_(LIVE_ATTEMPT_STATES) & (Attempt.heartbeat_at < stale))
+                )
+                .values(
+                    state=AttemptState.PROVISIONING,
+                    lease=lease,
+                    worker=worker,
+                    runs=Attempt.runs + 1,
+                    started_at=now,
+                    heartbeat_at=now,
+                ),
+            )
+            if not taken:
+                return None
+            attempt = session.get_one(Attempt, attempt_id)
+            session.refresh(attempt)
+            task = attempt.task
+            if task.cancel_requested or attempt.runs > self.lifecycle.settings.max_runs_per_attempt:
+                ending = (
+                    (AttemptState.CANCELLED, task.reason or "cancelled")
+                    if task.cancel_requested
+                    else (
+                        AttemptState.FAILED,
+                        f"its worker was lost {attempt.runs - 1} times; not trying again",
+                    )
+                )
+                self._end_attempt(session, events, attempt, *ending, now=now)
+                claim = None
+            else:
+                if task.state == TaskState.QUEUED:
+                    task.state = TaskState.RUNNING
+                    task.started_at = now
+                self.lifecycle.event(
+                    session,
+                    events,
+                    task.id,
+                    "attempt.state",
+                    {"state": "provisioning", "number": attempt.number, "run": attempt.runs},
+                    attempt.id,
+                )
+                claim = Claim(
+                    attempt.id,
+                    task.id,
+                    attempt.number,
+                    lease,
+                    attempt.runs,
+                    TaskView.model_validate(task),
+                )
+        if claim is None:
+            self.lifecycle.finalize(task.id)
+            return None
+        try:
+            self.lifecycle.queue.taken(attempt_id)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("could not clear the job marker of %s: %s", attempt_id, exc)
+        return claim
+
+    def heartbeat(self, claim: Claim) -> bool:
+        """Prove the worker alive; returns True when the task was cancelled."""
+        with self.lifecycle.write() as (session, _):
+            self._update_held(session, claim, heartbeat_at=self.lifecycle.clock())
+            cancelled = session.scalar(
+                select(Task.cancel_requested).where(Task.id == claim.task_id)
+            )
+        return bool(cancelled)
+
+    @staticmethod
+    def _update_held(session: Session, claim: Claim, **values: Any) -> None:
+        """Update the attempt only while this claim still holds it, or raise LeaseLost."""
+        held = store.changed(
+            session,
+            update(Attempt)
+            .where(Attempt.id == claim.attempt_id, Attempt.lease == claim.lease)
+            .where(Attempt.state.in_(LIVE_ATTEMPT_STATES))
+            .values(**values),
+        )
+        if not held:
+            raise LeaseLost(f"attempt {claim.attempt_id} is no longer held by this worker")
+
+    def set_phase(self, claim: Claim, state: AttemptState) -> None:
+        with self.lifecycle.write() as (session, events):
+            self._update_held(session, claim, state=state)
+            self.lifecycle.event(
+                session,
+                events,
+                claim.task_id,
+                "attempt.state",
+                {"state": str(state), "number": claim.number},
+                claim.attempt_id,
+            )
+
+    def emit(self, claim: Claim, kind: str, data: dict[str, Any]) -> EventView:
+        with self.lifecycle.write() as (session, events):
+            self.lifecycle.event(session, events, claim.task_id, kind, data, claim.attempt_id)
+            return event_view(events[0])
+
+    def finish(
+        self,
+        claim: Claim,
+        state: AttemptState,
+        *,
+        reason: str | None = None,
+        outcome: AttemptOutcome | None = None,
+    ) -> None:
+        """Record how the attempt ended, then end the task if it was the last."""
+        now = self.lifecycle.clock()
+        with self.lifecycle.write() as (session, events):
+            # Clearing the lease under its own guard is what makes this worker the one
+            # that ends the attempt: the row stays locked until commit.
+            self._update_held(session, claim, lease=None)
+            attempt = session.get_one(Attempt, claim.attempt_id)
+            if outcome is not None and state == AttemptState.SUCCEEDED:
+                store.add_result(
+                    session,
+                    attempt_id=attempt.id,
+                    diff_lines=outcome.diff.count("\n"),
+                    **outcome.__dict__,
+                )
+            self._end_attempt(session, events, attempt, state, reason, now=now)
+        self.lifecycle.finalize(claim.task_id)
+
+    def _end_attempt(
+        self,
+        session: Session,
+        events: list[Event],
+        attempt: Attempt,
+        state: AttemptState,
+        reason: str | None,
+        *,
+        now: datetime,
+    ) -> None:
+        attempt.state = state
+        attempt.reason = reason
+        attempt.lease = None
+        attempt.finished_at = now
+        if attempt.started_at is not None:
+            attempt.duration_s = (now - attempt.started_at).total_seconds()
+        self.lifecycle.event(
+            session,
+            events,
+            attempt.task_id,
+            "attempt.state",
+            {"state": str(state), "number": attempt.number, "reason": reason},
+            attempt.id,
+        )

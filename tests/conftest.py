@@ -68,7 +68,8 @@ def settings(tmp_path: Path, database_url: str, redis_url: str) -> OrchestratorS
         redis_url=redis_url,
         runner=TEST_RUNNER,
         heartbeat_interval_s=0.2,
-        heartbeat_timeout_s=1.5,
+        # Generous: a loaded 2-core CI machine must not make a live worker look dead.
+        heartbeat_timeout_s=3.0,
         reconcile_interval_s=0.3,
         requeue_grace_s=0.5,
         attempt_time_limit_s=60,

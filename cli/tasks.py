@@ -1,0 +1,144 @@
+"""The task commands: run, status, logs, cancel; thin calls on the API."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from cli import render
+from cli.client import AutanClient
+from cli.config import CliSettings, load
+from cli.errors import CliError, Conflict
+from orchestrator.schemas import TaskView
+from orchestrator.states import TaskState
+
+REMOTE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|[\w.-]+@[\w.-]+:)")
+"""A repository that is a URL (`https://`, `ssh://`, `file://`) or scp-like (`git@host:path`)."""
+
+
+def client() -> AutanClient:
+    settings = load(CliSettings)
+    return AutanClient(settings.url, settings.resolved_token)
+
+
+def repo_argument(repo: str) -> str:
+    """A URL as given; anything else is a local path, sent absolute."""
+    if REMOTE.match(repo):
+        return repo
+    return os.path.abspath(os.path.expanduser(repo))
+
+
+def run(
+    instruction: Annotated[str, typer.Argument(help="What the agent should do.")],
+    repo: Annotated[str, typer.Option(help="Repository: a local path or a URL.")],
+    ref: Annotated[str | None, typer.Option(help="Branch, tag or commit to start from.")] = None,
+    attempts: Annotated[
+        int | None, typer.Option(min=1, help="Attempts to run in parallel; the best is kept.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Stream its events until it ends.")
+    ] = False,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Submitting the same key again returns the same task.")
+    ] = None,
+) -> None:
+    """Submit a task; with --follow, exit 0 only if it succeeds."""
+    out = render.console()
+    with client() as api:
+        task, created = api.submit(
+            repo=repo_argument(repo),
+            instruction=instruction,
+            ref=ref,
+            attempts=attempts,
+            idempotency_key=idempotency_key,
+        )
+        line = Text(f"task {task.id} ")
+        line.append_text(render.state(task.state))
+        if not created:
+            line.append(" (already submitted with this idempotency key)")
+        out.print(line)
+        if not follow:
+            out.print(f"follow it with: autan logs -f {task.id}", style="dim", markup=False)
+            return
+        try:
+            _print_events(out, api, task, follow=True)
+        except KeyboardInterrupt:
+            render.console(stderr=True).print(
+                f"stopped following; the task goes on: `autan logs -f {task.id}` follows it "
+                f"again, `autan cancel {task.id}` stops it",
+                markup=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(130) from None
+        final = api.get(task.id)
+    out.print(render.ending(final), soft_wrap=True)
+    if final.state != TaskState.SUCCEEDED:
+        raise typer.Exit(1)
+
+
+def status(
+    task_id: Annotated[str | None, typer.Argument(help="A task's id; none lists tasks.")] = None,
+    state: Annotated[TaskState | None, typer.Option(help="List only tasks in this state.")] = None,
+    repo: Annotated[str | None, typer.Option(help="List only tasks of this repository.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="How many tasks to list.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
+) -> None:
+    """List recent tasks, or show one task with its attempts and result."""
+    if task_id is not None and (state is not None or repo is not None):
+        raise typer.BadParameter("--state and --repo filter the list; give them without an ID")
+    now, out = datetime.now(UTC), render.console()
+    with client() as api:
+        if task_id is not None:
+            task = api.get(task_id)
+            if as_json:
+                typer.echo(task.model_dump_json(indent=2))
+            else:
+                out.print(render.task_details(task, now))
+            return
+        repo = repo_argument(repo) if repo is not None else None
+        page = api.list(state=state, repo=repo, limit=limit)
+    if as_json:
+        typer.echo(page.model_dump_json(indent=2))
+    elif not page.items:
+        out.print("no tasks" + (" match" if state or repo else " yet"))
+    else:
+        out.print(render.task_table(page.items, now))
+
+
+def logs(
+    task_id: Annotated[str, typer.Argument(help="The task's id.")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep streaming until the task ends.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
+) -> None:
+    """Print a task's events: seq, time, attempt, kind and data."""
+    with client() as api:
+        _print_events(render.console(), api, api.get(task_id), follow=follow, as_json=as_json)
+
+
+def cancel(task_id: Annotated[str, typer.Argument(help="The task's id.")]) -> None:
+    """Cancel a task that has not ended; its running attempts stop within seconds."""
+    with client() as api:
+        try:
+            task = api.cancel(task_id)
+        except Conflict as exc:
+            raise CliError(f"{exc}; there is nothing to cancel") from exc
+    render.console().print(render.ending(task), soft_wrap=True)
+
+
+def _print_events(
+    out: Console, api: AutanClient, task: TaskView, *, follow: bool, as_json: bool = False
+) -> None:
+    numbers = {attempt.id: attempt.number for attempt in task.attempts}
+    for event in api.events(task.id, follow=follow):
+        if as_json:
+            typer.echo(event.model_dump_json())
+        else:
+            out.print(render.event_line(event, numbers), soft_wrap=True)

@@ -14,10 +14,8 @@ from pydantic import BaseModel
 
 from cli.errors import ApiError, ApiUnreachable, CliError, Conflict, NotFound, TokenRefused
 from cli.sse import Frame, SseParser
-from orchestrator.schemas import EventView, TaskView
-
-END_KIND = "task.finished"
-"""The event after which a task's stream has nothing more to say."""
+from orchestrator.events import END_KIND
+from orchestrator.schemas import EventView, TaskSummary, TaskView
 
 STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 """Reads wait out the keep-alives (15 s apart), so a quiet task is not a dead stream."""
@@ -26,7 +24,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class TaskPage(BaseModel):
-    items: list[TaskView]
+    items: list[TaskSummary]
     next_cursor: str | None
 
 

@@ -11,7 +11,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.schemas import AttemptView, EventView, ResultView, TaskView
+from orchestrator.schemas import AttemptView, EventView, ResultView, TaskSummary, TaskView
 
 STATE_STYLES = {
     "queued": "blue",
@@ -68,12 +68,13 @@ def duration(seconds: float | None) -> str:
     return f"{minutes}m{rest:02d}s"
 
 
-def task_table(tasks: Iterable[TaskView], now: datetime) -> Table:
+def task_table(tasks: Iterable[TaskSummary], now: datetime) -> Table:
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("id", no_wrap=True, min_width=32)
     table.add_column("state", no_wrap=True)
     table.add_column("repo", overflow="fold")
     table.add_column("attempts", justify="right", no_wrap=True)
+    table.add_column("cost", justify="right", no_wrap=True)
     table.add_column("age", justify="right", no_wrap=True)
     table.add_column("reason", overflow="fold")
     for task in tasks:
@@ -81,7 +82,8 @@ def task_table(tasks: Iterable[TaskView], now: datetime) -> Table:
             task.id,
             state(task.state),
             task.repo,
-            str(task.attempts_requested),
+            f"{task.attempts_ended}/{task.attempts_requested}",
+            f"${task.cost_usd:.2f}",
             age(task.created_at, now),
             task.reason or "",
         )

@@ -10,18 +10,17 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.engine import make_url
 
 from cli import render
 from cli.config import load
 from cli.errors import CliError
 from orchestrator.config import OrchestratorSettings
-from orchestrator.models import utcnow
-from orchestrator.services import Services
-from orchestrator.tokens import create_token, revoke_token
+
+if TYPE_CHECKING:
+    from orchestrator.services import Services
 
 
 def up(
@@ -58,6 +57,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run a worker in this process, taking attempts from the queue until stopped."""
+    from orchestrator.services import Services
     from orchestrator.worker import run_worker
 
     logging.basicConfig(
@@ -69,6 +69,8 @@ def worker(
 
 def migrate() -> None:
     """Bring the database schema up to date."""
+    from sqlalchemy.engine import make_url
+
     with _migrated() as services:
         url = make_url(services.settings.resolved_database_url)
     render.console().print(
@@ -83,6 +85,9 @@ def token_create(
     admin: Annotated[bool, typer.Option("--admin", help="An admin token.")] = False,
 ) -> None:
     """Create an API token and print it, the only time it is shown."""
+    from orchestrator.models import utcnow
+    from orchestrator.tokens import create_token
+
     _check_name(name)
     with _migrated() as services, services.sessions.begin() as session:
         raw = create_token(session, name=name, is_admin=admin, now=utcnow())
@@ -95,6 +100,9 @@ def token_create(
 
 def token_revoke(name: Annotated[str, typer.Argument(help="The name given at creation.")]) -> None:
     """Revoke every live token with this name."""
+    from orchestrator.models import utcnow
+    from orchestrator.tokens import revoke_token
+
     _check_name(name)
     with _migrated() as services, services.sessions.begin() as session:
         count = revoke_token(session, name=name, now=utcnow())
@@ -113,6 +121,8 @@ def _check_name(name: str) -> None:
 @contextmanager
 def _migrated() -> Iterator[Services]:
     """The services over a database brought up to date first (so a fresh one works)."""
+    from orchestrator.services import Services
+
     services = Services(load(OrchestratorSettings))
     try:
         services.migrate()

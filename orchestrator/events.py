@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import redis
 
-from orchestrator.models import Event
 from orchestrator.schemas import EventView
+
+if TYPE_CHECKING:
+    from orchestrator.models import Event
 
 log = logging.getLogger(__name__)
 
 STREAM_MAXLEN = 10_000
+ENDED_STREAM_TTL_S = 24 * 3600
+"""A task's live stream outlives its end by a day; later readers replay the store."""
+END_KIND = "task.finished"
 
 
 def stream_key(task_id: str) -> str:
@@ -41,12 +47,15 @@ class EventBus:
         try:
             pipe = self._redis.pipeline(transaction=False)
             for ev in events:
+                key = stream_key(ev.task_id)
                 pipe.xadd(
-                    stream_key(ev.task_id),
+                    key,
                     {"seq": ev.seq, "event": ev.model_dump_json()},
                     maxlen=STREAM_MAXLEN,
                     approximate=True,
                 )
+                if ev.kind == END_KIND:
+                    pipe.expire(key, ENDED_STREAM_TTL_S)
             pipe.execute()
         except redis.RedisError as exc:
             log.warning("could not publish %d event(s) live: %s", len(events), exc)

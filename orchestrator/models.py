@@ -139,7 +139,8 @@ class Result(Base):
         ForeignKey("attempts.id", ondelete="CASCADE"), unique=True
     )
     summary: Mapped[str] = mapped_column(Text, default="")
-    diff: Mapped[str] = mapped_column(Text, default="")
+    # Diffs can be large: read only when a task is shown whole, never for lists.
+    diff: Mapped[str] = mapped_column(Text, default="", deferred=True)
     diff_lines: Mapped[int] = mapped_column(Integer, default=0)
     verified: Mapped[bool | None] = mapped_column(Boolean)
     tests_outcome: Mapped[str | None] = mapped_column(Text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from orchestrator.states import AttemptState, TaskState
 
@@ -104,9 +104,52 @@ class TaskView(BaseModel):
     attempts: list[AttemptView]
     result: ResultView | None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def cost_usd(self) -> float:
+        """What every attempt of the task cost, kept or not."""
         return sum(a.result.cost_usd for a in self.attempts if a.result)
+
+
+TITLE_LENGTH = 120
+
+
+class TaskSummary(BaseModel):
+    """A task as lists show it: the instruction's first line, counts and cost, no diffs."""
+
+    id: str
+    state: TaskState
+    reason: str | None
+    repo: str
+    ref: str | None
+    title: str
+    origin: OriginView
+    attempts_requested: int
+    attempts_ended: int
+    cost_usd: float
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, task: Any) -> TaskSummary:
+        """From a stored task (its attempts and results loaded, their diffs left unread)."""
+        first_line = task.instruction.strip().split("\n", 1)[0]
+        return cls(
+            id=task.id,
+            state=task.state,
+            reason=task.reason,
+            repo=task.repo,
+            ref=task.ref,
+            title=first_line[:TITLE_LENGTH],
+            origin=OriginView.model_validate(task.origin),
+            attempts_requested=task.attempts_requested,
+            attempts_ended=sum(AttemptState(a.state).terminal for a in task.attempts),
+            cost_usd=sum(a.result.cost_usd for a in task.attempts if a.result),
+            created_at=task.created_at,
+            started_at=task.started_at,
+            finished_at=task.finished_at,
+        )
 
 
 class EventView(BaseModel):

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from orchestrator.base import AttemptOutcome
 from orchestrator.errors import IdempotencyConflict, InvalidSubmission, LeaseLost
+from orchestrator.events import ENDED_STREAM_TTL_S, stream_key
 from orchestrator.executor import AttemptExecutor
 from orchestrator.models import Attempt, Event, Task
 from orchestrator.queue import JOBS_KEY
@@ -105,6 +106,9 @@ def test_best_attempt_is_verified_first_then_smallest_diff(services: Services) -
     kinds = [k for _, k in event_kinds(services, task.id)]
     assert kinds.count("task.finished") == 1
     assert kinds[-1] == "task.finished"
+    live = services.redis.xrange(stream_key(task.id))
+    assert [int(fields[b"seq"]) for _, fields in live] == list(range(1, len(kinds) + 1))
+    assert 0 < services.redis.ttl(stream_key(task.id)) <= ENDED_STREAM_TTL_S
 
 
 def test_all_attempts_failing_fail_the_task_with_their_reasons(services: Services) -> None:

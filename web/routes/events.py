@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 
 from orchestrator import store
-from orchestrator.events import stream_key
+from orchestrator.events import END_KIND, stream_key
 from orchestrator.schemas import EventView
 from orchestrator.services import Services
 from web.deps import CurrentToken, ServicesDep, WebSettingsDep
@@ -22,7 +22,6 @@ from web.deps import CurrentToken, ServicesDep, WebSettingsDep
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/tasks", tags=["events"])
 
-END_KIND = "task.finished"
 StreamId = bytes | str
 POLL_WITHOUT_REDIS_S = 1.0
 

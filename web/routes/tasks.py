@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel
 
 from orchestrator import store
-from orchestrator.schemas import OriginSpec, TaskRequest, TaskSpec, TaskView
+from orchestrator.schemas import OriginSpec, TaskRequest, TaskSpec, TaskSummary, TaskView
 from orchestrator.states import TaskState
 from web.deps import CurrentToken, LifecycleDep, SessionDep
 
@@ -22,7 +22,7 @@ class TaskCreate(TaskRequest):
 
 
 class TaskPage(BaseModel):
-    items: list[TaskView]
+    items: list[TaskSummary]
     next_cursor: str | None
 
 
@@ -56,7 +56,7 @@ def list_tasks(
         )
     except ValueError as exc:
         raise HTTPException(422, f"cursor: not a cursor this API gave out ({exc})") from exc
-    return TaskPage(items=[TaskView.model_validate(t) for t in tasks], next_cursor=next_cursor)
+    return TaskPage(items=[TaskSummary.of(t) for t in tasks], next_cursor=next_cursor)
 
 
 @router.get("/{task_id}", response_model=TaskView)

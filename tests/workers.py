@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cli.processes import spawn
 from orchestrator.config import OrchestratorSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,15 +33,10 @@ class WorkerPool:
     def start(self, concurrency: int = 1) -> subprocess.Popen[bytes]:
         env = settings_env(self.settings)
         env["AUTAN_WORKER_CONCURRENCY"] = str(concurrency)
-        with (self.logs / f"worker-{len(self.processes)}.log").open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "orchestrator"],
-                env=env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: kill() takes the children too
-            )
+        # Its own process group, so kill() takes the pool children too; and it dies with
+        # the test run, even one killed without its teardown.
+        log = self.logs / f"worker-{len(self.processes)}.log"
+        process = spawn("worker", [sys.executable, "-m", "orchestrator"], log, env=env).process
         self.processes.append(process)
         return process
 

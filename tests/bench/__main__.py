@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,8 @@ def main() -> int:
     parser.add_argument("--drain-workers", type=int, default=4)
     parser.add_argument("--only", choices=["api", "overhead", "drain"], action="append")
     args = parser.parse_args()
+    # A stopped benchmark still runs its teardown: no worker, API or Redis left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     only = set(args.only or ["api", "overhead", "drain"])
 
     results: list[dict[str, Any]] = []

@@ -24,7 +24,7 @@ TEST_ENV := AUTAN_TEST_POSTGRES_URL="$${AUTAN_TEST_POSTGRES_URL:-postgresql://po
 
 help:
 	@echo "make up      install what is missing, then start Autan (ARGS=\"--port 9000\")"
-	@echo "make test    install what is missing, start PostgreSQL and Redis, run pytest (PYTEST_ARGS=...)"
+	@echo "make test    install what is missing, start PostgreSQL and Redis, run pytest and lint (PYTEST_ARGS=...)"
 	@echo "make bench   run the benchmarks (BENCH_ARGS=...)"
 	@echo "make lint    ruff check, ruff format --check, mypy"
 	@echo "make install system packages, .venv and the package, only what is missing"
@@ -53,8 +53,10 @@ services: system-deps
 up: install
 	$(BIN)/autan up $(ARGS)
 
+# Lint is part of the tests: CI runs only `make test`, and types are checked in CI.
 test: install services
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory lint
 
 bench: install services
 	$(TEST_ENV) $(BIN)/python -m tests.bench $(BENCH_ARGS)

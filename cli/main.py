@@ -8,7 +8,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 
-from cli import render, server, tasks
+from cli import model, render, server, tasks
 from cli.errors import CliError
 from orchestrator.errors import OrchestratorError
 
@@ -26,6 +26,7 @@ token_app = typer.Typer(
     help="API tokens (on the server: works on the database directly).", no_args_is_help=True
 )
 app.add_typer(token_app, name="token")
+app.add_typer(model.app, name="model")
 
 
 def reported(command: Callable[P, R]) -> Callable[P, R]:

@@ -9,10 +9,7 @@ from typing import Annotated
 import typer
 
 from serving import profiles
-from serving.check import check_endpoint
 from serving.errors import ServingError
-from serving.script import load_script
-from serving.scripted import serve
 
 app = typer.Typer(
     help="Model serving: vLLM profiles, endpoint checks, the scripted model.",
@@ -67,6 +64,8 @@ def check(
             raise _fail(
                 f"{api_key_env} is not set: export the API key in it, or drop --api-key-env"
             )
+    from serving.check import check_endpoint
+
     report = check_endpoint(url, model=model, api_key=api_key, timeout_s=timeout)
     for line in report.lines():
         typer.echo(line)
@@ -83,6 +82,9 @@ def scripted(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
 ) -> None:
     """Serve a deterministic model that answers from SCRIPT, over the OpenAI wire protocol."""
+    from serving.script import load_script
+    from serving.scripted import serve
+
     try:
         loaded = load_script(script)
     except ServingError as exc:

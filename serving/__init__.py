@@ -1,3 +1,54 @@
-"""Model access: OpenAI-compatible client, router, vLLM profiles, costs (arrives with its issue)."""
+"""Model access: OpenAI-compatible client, router, vLLM profiles, costs, a scripted model."""
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from serving.base import ChatModel, Completion, Message, ToolCall, ToolChoice, ToolSpec, Usage
+from serving.client import ClientConfig, OpenAIClient
+from serving.costs import CostsConfig, Meter, Price, PriceTable, Reading
+from serving.errors import (
+    BadResponse,
+    EndpointError,
+    EndpointUnreachable,
+    ModelTimeout,
+    NoEndpointAvailable,
+    NoStrongerModel,
+    RateLimited,
+    RequestRejected,
+    ScriptInvalid,
+    ServerFailed,
+    ServingError,
+    VllmNotInstalled,
+)
+from serving.router import EndpointConfig, Router, RouterConfig
+
+__all__ = [
+    "BadResponse",
+    "ChatModel",
+    "ClientConfig",
+    "Completion",
+    "CostsConfig",
+    "EndpointConfig",
+    "EndpointError",
+    "EndpointUnreachable",
+    "Message",
+    "Meter",
+    "ModelTimeout",
+    "NoEndpointAvailable",
+    "NoStrongerModel",
+    "OpenAIClient",
+    "Price",
+    "PriceTable",
+    "RateLimited",
+    "Reading",
+    "RequestRejected",
+    "Router",
+    "RouterConfig",
+    "ScriptInvalid",
+    "ServerFailed",
+    "ServingError",
+    "ToolCall",
+    "ToolChoice",
+    "ToolSpec",
+    "Usage",
+    "VllmNotInstalled",
+]

@@ -55,7 +55,9 @@ def scripted_process() -> Iterator[str]:
             str(script),
         ]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             url = f"http://127.0.0.1:{port}"
 
@@ -99,31 +101,33 @@ def measure(run: Callable[[], float], requests: int) -> list[float]:
 
 def bench_client(requests: int) -> list[dict[str, Any]]:
     results = []
+    config = ClientConfig(base_url="http://unused/v1", model="scripted")
     with scripted_process() as url, httpx.Client(timeout=30) as http:
-        with OpenAIClient(ClientConfig(base_url=url, model="scripted")) as client:
-            for stream in (False, True):
-                if stream:
-                    figure, via_client = (
-                        "time to first token",
-                        lambda: client.stream(MESSAGES, tools=TOOLS).first_token_s or 0.0,
-                    )
-                else:
-                    figure, via_client = (
-                        "whole reply",
-                        lambda: client.complete(MESSAGES, tools=TOOLS).total_s,
-                    )
-                bare = summary_ms(measure(lambda: bare_request(http, url, stream), requests))
-                ours = summary_ms(measure(via_client, requests))
-                results.append(
-                    {
-                        "figure": f"client {figure}",
-                        "stream": stream,
-                        "bare_httpx": bare,
-                        "client": ours,
-                        "overhead_p50_ms": round(ours["p50_ms"] - bare["p50_ms"], 3),
-                        "overhead_p99_ms": round(ours["p99_ms"] - bare["p99_ms"], 3),
-                    }
-                )
+        client = OpenAIClient(config.model_copy(update={"base_url": url}))
+        figures: list[tuple[str, bool, Callable[[], float]]] = [
+            ("whole reply", False, lambda: client.complete(MESSAGES, tools=TOOLS).total_s),
+            (
+                "time to first token",
+                True,
+                lambda: client.stream(MESSAGES, tools=TOOLS).first_token_s or 0.0,
+            ),
+        ]
+        for figure, stream, via_client in figures:
+            bare = summary_ms(
+                measure(lambda stream=stream: bare_request(http, url, stream), requests)  # type: ignore[misc]
+            )
+            ours = summary_ms(measure(via_client, requests))
+            results.append(
+                {
+                    "figure": f"client {figure}",
+                    "stream": stream,
+                    "bare_httpx": bare,
+                    "client": ours,
+                    "overhead_p50_ms": round(ours["p50_ms"] - bare["p50_ms"], 3),
+                    "overhead_p99_ms": round(ours["p99_ms"] - bare["p99_ms"], 3),
+                }
+            )
+        client.close()
     return results
 
 

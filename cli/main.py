@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 import typer
 
 from cli import model, render, server, tasks
+from cli import sandbox as sandbox_cli
 from cli.errors import CliError
 from orchestrator.errors import OrchestratorError
 
@@ -27,6 +28,7 @@ token_app = typer.Typer(
 )
 app.add_typer(token_app, name="token")
 app.add_typer(model.app, name="model")
+app.add_typer(sandbox_cli.app, name="sandbox")
 
 
 def reported(command: Callable[P, R]) -> Callable[P, R]:

@@ -80,6 +80,11 @@ class OrchestratorSettings(BaseSettings):
         return self.redis_url or f"unix://{self.data_dir / 'redis.sock'}"
 
     @property
+    def sandboxes_dir(self) -> Path:
+        """Where this host's sandboxes live; orphans left by a crash are reaped at start."""
+        return self.data_dir / "sandboxes"
+
+    @property
     def visibility_timeout_s(self) -> int:
         """Longer than the longest attempt, so Redis never redelivers a job still running."""
         return int(self.attempt_time_limit_s + self.attempt_hard_grace_s + 300)

@@ -15,6 +15,7 @@ from orchestrator.queue import REPORT_TASK, RUN_ATTEMPT, report_queue
 from orchestrator.reconcile import Reconciler
 from orchestrator.runners import make_runner
 from orchestrator.services import Services
+from sandbox import reap_orphans
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ def register_jobs(services: Services) -> Celery:
 def run_worker(services: Services, *, concurrency: int, loglevel: str = "INFO") -> None:
     """Run a worker in this process until it is stopped (blocks)."""
     services.migrate()
+    reaped = reap_orphans(services.settings.sandboxes_dir)
+    if reaped:
+        log.warning("removed %d sandbox(es) left by a crashed worker: %s", len(reaped), reaped)
     app = register_jobs(services)
     reconciler = Reconciler(services.lifecycle)
 

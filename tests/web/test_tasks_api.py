@@ -154,7 +154,11 @@ def test_list_filters_and_pages_newest_first(api: TestClient) -> None:
     assert [t["id"] for t in page["items"]] == [ids[4], ids[3]]
     newest = page["items"][0]
     assert newest["title"] == "4" and newest["repo"] == "repo-0"
-    assert (newest["attempts_requested"], newest["attempts_ended"], newest["cost_usd"]) == (1, 0, 0.0)
+    assert (newest["attempts_requested"], newest["attempts_ended"], newest["cost_usd"]) == (
+        1,
+        0,
+        0.0,
+    )
     assert "diff" not in str(newest) and "attempts" not in newest
     seen = [t["id"] for t in page["items"]]
     while page["next_cursor"]:

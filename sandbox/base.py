@@ -1,0 +1,65 @@
+"""The sandbox seam: one protocol, and the small records its methods return."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+OnOutput = Callable[[Literal["stdout", "stderr"], bytes], None]
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What one command did. `limit` names the limit that ended it, if one did."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration_s: float
+    truncated: bool = False
+    timed_out: bool = False
+    cancelled: bool = False
+    oom_killed: bool = False
+    pids_limited: bool = False
+    limits_enforced: bool = True
+
+    @property
+    def limit(self) -> str | None:
+        for name in ("timed_out", "cancelled", "oom_killed", "pids_limited"):
+            if getattr(self, name):
+                return name
+        return None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One path that differs from the base tree."""
+
+    path: str
+    status: Literal["added", "modified", "deleted"]
+
+
+class Sandbox(Protocol):
+    def exec(
+        self,
+        command: str | Sequence[str],
+        *,
+        cwd: str = ".",
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+        output_limit: int | None = None,
+        on_output: OnOutput | None = None,
+        stop: threading.Event | None = None,
+    ) -> ExecResult:
+        """Run a command (argv, or a string for `sh -c`); setting `stop` kills its process tree."""
+        ...
+
+    def read_file(self, path: str) -> bytes: ...
+    def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None: ...
+    def list_files(self, path: str = ".") -> list[str]: ...
+    def changed_paths(self) -> list[Change]: ...
+    def diff(self) -> str: ...
+    def close(self) -> None: ...

@@ -1,0 +1,45 @@
+"""Errors of the sandbox package.
+
+SandboxError
+ +-- BackendUnavailable
+ +-- LimitsUnavailable
+ +-- SandboxClosed
+ +-- SandboxStartFailed
+ +-- PathOutsideSandbox
+ +-- TreeError
+      +-- TreeNotFound
+"""
+
+from __future__ import annotations
+
+
+class SandboxError(Exception):
+    """Base of every error the sandbox package raises."""
+
+
+class BackendUnavailable(SandboxError):
+    """Raised when a backend cannot run here (a tool missing, namespaces disabled)."""
+
+
+class LimitsUnavailable(SandboxError):
+    """Raised when limits are required and no usable cgroup controller was found."""
+
+
+class SandboxClosed(SandboxError):
+    """Raised when a closed sandbox is used."""
+
+
+class SandboxStartFailed(SandboxError):
+    """Raised when a sandbox's namespace or mounts could not be set up."""
+
+
+class PathOutsideSandbox(SandboxError):
+    """Raised when a file path given to a sandbox would resolve outside its workspace."""
+
+
+class TreeError(SandboxError):
+    """Raised when a base tree cannot be fetched, checked out or snapshotted."""
+
+
+class TreeNotFound(TreeError):
+    """Raised when a remote, commit or local path named as a base does not exist."""

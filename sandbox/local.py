@@ -1,0 +1,166 @@
+"""The `local` backend: a plain copy and host processes; NO isolation, for development only."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from sandbox import process
+from sandbox.base import Change, ExecResult, OnOutput
+from sandbox.bwrap import BASE_ENV
+from sandbox.config import SandboxConfig
+from sandbox.diff import read_entry, unified_diff
+from sandbox.errors import SandboxClosed, SandboxStartFailed
+from sandbox.paths import clean, list_beneath, read_beneath, write_beneath
+
+log = logging.getLogger(__name__)
+
+
+def _files(root: Path, exclude: set[str]) -> Iterator[str]:
+    for dirpath, dirnames, files in os.walk(root):
+        if Path(dirpath) == root:
+            dirnames[:] = [d for d in dirnames if d not in exclude]
+            files = [f for f in files if f not in exclude]
+        rel = os.path.relpath(dirpath, root)
+        for name in files:
+            yield name if rel == "." else f"{rel}/{name}"
+
+
+class LocalSandbox:
+    """Commands run as the worker's own user on the host: anything they do, they really do."""
+
+    def __init__(self, base: Path, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig(backend="local")
+        self.base = base.resolve()
+        if not self.base.is_dir():
+            raise SandboxStartFailed(f"base tree {self.base} is not a directory")
+        log.warning(
+            "UNISOLATED SANDBOX: the local backend runs commands as this user on this host, "
+            "with no network, file-system or resource isolation. Use it for development only."
+        )
+        self.id = uuid.uuid4().hex[:16]
+        self.dir = self.config.root.resolve() / self.id
+        self.dir.mkdir(parents=True)
+        self._lock = os.open(self.dir / "lock", os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        self.workspace = self.dir / "workspace"
+        copy = ["cp", "-a", "--reflink=auto", f"{self.base}/.", str(self.workspace)]
+        self.workspace.mkdir()
+        subprocess.run(copy, check=True, capture_output=True)
+        self._closing = threading.Event()
+
+    def exec(
+        self,
+        command: str | Sequence[str],
+        *,
+        cwd: str = ".",
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+        output_limit: int | None = None,
+        on_output: OnOutput | None = None,
+        stop: threading.Event | None = None,
+    ) -> ExecResult:
+        if self._closing.is_set():
+            raise SandboxClosed(f"sandbox {self.id} is closed")
+        argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
+        limits = self.config.limits
+        outcome = process.run(
+            argv,
+            env={**BASE_ENV, "HOME": str(self.workspace), **(env or {})},
+            stdin=stdin,
+            timeout=limits.timeout_s if timeout is None else timeout,
+            output_limit=limits.output_limit if output_limit is None else output_limit,
+            on_output=on_output,
+            stops=[self._closing, *([stop] if stop else [])],
+            cwd=str(self.workspace / clean(cwd)),
+        )
+        return ExecResult(
+            exit_code=outcome.exit_code,
+            stdout=outcome.stdout.decode(errors="replace"),
+            stderr=outcome.stderr.decode(errors="replace"),
+            duration_s=outcome.duration_s,
+            truncated=outcome.truncated,
+            timed_out=outcome.timed_out,
+            cancelled=outcome.cancelled,
+            limits_enforced=False,
+        )
+
+    def _root_fd(self) -> int:
+        if self._closing.is_set():
+            raise SandboxClosed(f"sandbox {self.id} is closed")
+        return os.open(self.workspace, os.O_PATH | os.O_DIRECTORY)
+
+    def read_file(self, path: str) -> bytes:
+        fd = self._root_fd()
+        try:
+            return read_beneath(fd, clean(path))
+        finally:
+            os.close(fd)
+
+    def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        fd = self._root_fd()
+        try:
+            write_beneath(fd, clean(path), data, mode)
+        finally:
+            os.close(fd)
+
+    def list_files(self, path: str = ".") -> list[str]:
+        fd = self._root_fd()
+        try:
+            return list_beneath(fd, clean(path))
+        finally:
+            os.close(fd)
+
+    def changed_paths(self) -> list[Change]:
+        """Compares every file of both trees: its cost grows with the repository."""
+        exclude = set(self.config.exclude)
+        new, old = set(_files(self.workspace, exclude)), set(_files(self.base, exclude))
+        lower, upper = self._fds()
+        try:
+            found = [Change(p, "added") for p in new - old]
+            found += [Change(p, "deleted") for p in old - new]
+            found += [
+                Change(p, "modified")
+                for p in new & old
+                if read_entry(lower, p) != read_entry(upper, p)
+            ]
+        finally:
+            os.close(lower)
+            os.close(upper)
+        return sorted(found, key=lambda c: c.path)
+
+    def _fds(self) -> tuple[int, int]:
+        upper = self._root_fd()
+        return os.open(self.base, os.O_PATH | os.O_DIRECTORY), upper
+
+    def diff(self) -> str:
+        changes = self.changed_paths()
+        lower, upper = self._fds()
+        try:
+            return unified_diff(
+                changes, lambda p: read_entry(lower, p), lambda p: read_entry(upper, p)
+            )
+        finally:
+            os.close(lower)
+            os.close(upper)
+
+    def close(self) -> None:
+        self._closing.set()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
+
+    def __enter__(self) -> LocalSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

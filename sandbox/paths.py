@@ -1,0 +1,91 @@
+"""Opening paths beneath a directory the way the kernel does for a chroot (openat2)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from sandbox.errors import PathOutsideSandbox
+
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+_SYS_OPENAT2 = 437  # the same number on every architecture (generic syscall table)
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def openat2(dir_fd: int, path: str, flags: int, *, mode: int = 0, resolve: int) -> int:
+    """Open `path` relative to `dir_fd`; `resolve` keeps the walk inside (RESOLVE_* flags)."""
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    fd = _libc.syscall(
+        _SYS_OPENAT2, dir_fd, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how)
+    )
+    if fd < 0:
+        err = ctypes.get_errno()
+        if err == 18:  # EXDEV: the walk would have left the root
+            raise PathOutsideSandbox(f"{path!r} resolves outside the sandbox")
+        raise OSError(err, os.strerror(err), path)
+    return int(fd)
+
+
+def clean(path: str) -> str:
+    """A sandbox path relative to the workspace root; absolute ones are taken from /workspace."""
+    path = path.removeprefix("/workspace").lstrip("/")
+    return path or "."
+
+
+@contextmanager
+def opened(dir_fd: int, path: str, flags: int, *, mode: int = 0, resolve: int) -> Iterator[int]:
+    fd = openat2(dir_fd, path, flags, mode=mode, resolve=resolve)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def read_beneath(dir_fd: int, path: str, resolve: int = RESOLVE_IN_ROOT) -> bytes:
+    with opened(dir_fd, path, os.O_RDONLY, resolve=resolve | RESOLVE_NO_MAGICLINKS) as fd:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def write_beneath(root_fd: int, path: str, data: bytes, mode: int) -> None:
+    """Create parent directories and write `path`, never leaving the root through a symlink."""
+    resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
+    parent = path.rpartition("/")[0]
+    walked = ""
+    for part in [p for p in parent.split("/") if p]:
+        at = walked or "."
+        with (
+            opened(root_fd, at, os.O_PATH | os.O_DIRECTORY, resolve=resolve) as fd,
+            suppress(FileExistsError),
+        ):
+            os.mkdir(part, 0o755, dir_fd=fd)
+        walked = f"{walked}/{part}" if walked else part
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    with opened(root_fd, path, flags, mode=mode, resolve=resolve) as fd:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fchmod(fd, mode)
+
+
+def list_beneath(root_fd: int, path: str) -> list[str]:
+    """Entries of a directory, sorted; directories end in `/`."""
+    flags = os.O_RDONLY | os.O_DIRECTORY
+    with opened(root_fd, path, flags, resolve=RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) as fd:
+        names = []
+        for entry in os.scandir(fd):
+            names.append(entry.name + ("/" if entry.is_dir(follow_symlinks=False) else ""))
+        return sorted(names)

@@ -1,0 +1,179 @@
+"""The bubblewrap backend: exec, files, streaming, timeouts, cancellation, changes and diff."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from sandbox.bwrap import BwrapSandbox
+from sandbox.errors import SandboxClosed
+from tests.waiting import wait_until
+
+
+def host_processes_with(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def test_execs_share_one_view_and_the_host_reads_it(sbx: BwrapSandbox, base: Path) -> None:
+    first = sbx.exec("echo made > new.txt && echo hi >> README.md && pwd && id -un")
+    second = sbx.exec(["cat", "new.txt", "README.md"])
+
+    assert (first.exit_code, first.stdout, first.stderr) == (0, "/workspace\nsandbox\n", "")
+    assert second.stdout == "made\n# demo\nline two\nhi\n"
+    assert sbx.read_file("new.txt") == b"made\n"
+    assert (base / "README.md").read_text() == "# demo\nline two\n"
+    assert not (base / "new.txt").exists()
+    assert first.limits_enforced and first.limit is None
+
+
+def test_argv_env_stdin_cwd_and_a_minimal_environment(
+    sbx: BwrapSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTAN_SECRET", "do-not-leak")
+    result = sbx.exec(["sh", "-c", "pwd; cat; env"], cwd="src/pkg", env={"X": "1"}, stdin=b"in\n")
+
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["/workspace/src/pkg", "in"]
+    assert "X=1" in lines and "HOME=/tmp" in lines
+    assert "do-not-leak" not in result.stdout
+    assert sbx.exec("exit 3").exit_code == 3
+
+
+def test_output_cap_truncates_and_keeps_the_start(sbx: BwrapSandbox) -> None:
+    result = sbx.exec("yes abc | head -c 100000; echo err >&2", output_limit=1000)
+
+    assert result.truncated and result.exit_code == 0
+    assert result.stdout == ("abc\n" * 250)
+    assert result.stderr == "err\n"
+
+
+def test_output_streams_while_the_command_runs(sbx: BwrapSandbox) -> None:
+    seen: list[tuple[str, bytes]] = []
+
+    def on_output(stream: str, chunk: bytes) -> None:
+        seen.append((stream, chunk))
+        if chunk.startswith(b"first"):
+            sbx.write_file("go", b"")  # the command waits for this: only streaming unblocks it
+
+    result = sbx.exec(
+        "echo first; while [ ! -e go ]; do sleep 0.01; done; echo second >&2",
+        on_output=on_output,
+        timeout=30,
+    )
+
+    assert not result.timed_out and result.exit_code == 0
+    assert seen == [("stdout", b"first\n"), ("stderr", b"second\n")]
+
+
+def test_timeout_kills_the_whole_tree_even_when_sigterm_is_ignored(sbx: BwrapSandbox) -> None:
+    result = sbx.exec("trap '' TERM; sleep 917.25 & sleep 917.25 & wait", timeout=0.5)
+
+    assert result.timed_out and result.limit == "timed_out"
+    assert result.exit_code != 0
+    wait_until(lambda: not host_processes_with("917.25"), timeout=10, what="sleeps gone")
+    assert sbx.cgroup is not None and sbx.cgroup.pids() == set()
+    assert sbx.exec("echo alive").stdout == "alive\n"
+
+
+def test_stop_event_cancels_a_running_command(sbx: BwrapSandbox) -> None:
+    stop = threading.Event()
+
+    def on_output(stream: str, chunk: bytes) -> None:
+        stop.set()
+
+    result = sbx.exec("echo started; sleep 918.5", stop=stop, on_output=on_output, timeout=60)
+
+    assert result.cancelled and not result.timed_out and result.stdout == "started\n"
+    wait_until(lambda: not host_processes_with("918.5"), timeout=10, what="sleep gone")
+
+
+def test_files_read_write_list(sbx: BwrapSandbox, base: Path) -> None:
+    sbx.write_file("deep/new/file.txt", b"data", mode=0o755)
+    sbx.write_file("/workspace/abs.txt", b"abs")
+
+    assert sbx.read_file("deep/new/file.txt") == b"data"
+    assert sbx.exec("test -x deep/new/file.txt && cat abs.txt").stdout == "abs"
+    assert sbx.list_files() == [
+        "README.md", "abs.txt", "deep/", "docs/", "escape", "logo.bin", "run.sh", "src/"
+    ]  # fmt: skip
+    assert sbx.list_files("src/pkg") == ["core.py", "util.py"]
+    with pytest.raises(FileNotFoundError):
+        sbx.read_file("missing")
+
+
+def test_changed_paths_and_a_diff_that_git_applies(
+    sbx: BwrapSandbox, base: Path, tmp_path: Path
+) -> None:
+    script = (
+        "printf 'def f():\\n    return 2\\n' > src/pkg/core.py; rm docs/old.md; "
+        "mv src/pkg/util.py src/pkg/helpers.py; mkdir -p new && echo n > new/n.txt; "
+        "chmod +x run.sh; printf '\\000\\001' > logo.bin; ln -s README.md link; "
+        "mkdir -p .git && echo x > .git/index; touch docs/guide.md"
+    )
+    assert sbx.exec(script).exit_code == 0
+
+    changes = {(c.path, c.status) for c in sbx.changed_paths()}
+    diff = sbx.diff()
+
+    assert changes == {
+        ("docs/old.md", "deleted"), ("link", "added"), ("logo.bin", "modified"),
+        ("new/n.txt", "added"), ("run.sh", "modified"), ("src/pkg/core.py", "modified"),
+        ("src/pkg/helpers.py", "added"), ("src/pkg/util.py", "deleted"),
+    }  # fmt: skip
+    assert "rename from src/pkg/util.py\nrename to src/pkg/helpers.py\n" in diff
+    assert "Binary files a/logo.bin and b/logo.bin differ\n" in diff
+    assert "old mode 100644\nnew mode 100755\n" in diff
+    assert "new file mode 120000\n" in diff
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-a", f"{base}/.", str(copy)], check=True)
+    subprocess.run(["git", "init", "-q", str(copy)], check=True)
+    applied = subprocess.run(
+        ["git", "apply", "--exclude=logo.bin", "-"],
+        cwd=copy,
+        input=diff.encode(),
+        capture_output=True,
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert (copy / "src/pkg/core.py").read_text() == "def f():\n    return 2\n"
+    assert (copy / "src/pkg/helpers.py").read_text() == "X = 1\n"
+    assert not (copy / "docs/old.md").exists() and not (copy / "src/pkg/util.py").exists()
+
+
+def test_deleting_and_recreating_a_directory(sbx: BwrapSandbox) -> None:
+    sbx.exec("rm -r docs && mkdir docs && echo fresh > docs/guide.md && rm -r src")
+
+    assert [(c.path, c.status) for c in sbx.changed_paths()] == [
+        ("docs/guide.md", "modified"), ("docs/old.md", "deleted"),
+        ("src/pkg/core.py", "deleted"), ("src/pkg/util.py", "deleted"),
+    ]  # fmt: skip
+
+
+def test_close_leaves_no_process_mount_or_directory(make_sandbox: object) -> None:
+    assert callable(make_sandbox)
+    sbx: BwrapSandbox = make_sandbox()
+    holder = sbx._holder
+    assert holder is not None
+    done = threading.Event()
+    runner = threading.Thread(target=lambda: (sbx.exec("sleep 919.75"), done.set()))
+    runner.start()
+    wait_until(lambda: host_processes_with("919.75"), what="sleep started")
+
+    sbx.close()
+    runner.join(timeout=10)
+
+    assert done.is_set() and holder.poll() is not None
+    assert not host_processes_with("919.75")
+    assert not sbx.dir.exists()
+    with pytest.raises(SandboxClosed):
+        sbx.exec("true")

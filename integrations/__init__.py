@@ -1,3 +1,3 @@
-"""Connectors to GitHub, Slack, Jira and Sentry: intake and report-back (arrive with their issue)."""
+"""Connectors to GitHub, Slack, Jira and Sentry: intake and report-back (arrive with issue 6)."""
 
 __all__: list[str] = []

@@ -39,6 +39,7 @@ has_chromium() {
 has git || lack required git -- "git"
 has bwrap || lack wanted bubblewrap -- "bubblewrap (bwrap)"
 has rg || lack wanted ripgrep -- "ripgrep (rg)"
+{ has setpriv && has nsenter && has unshare; } || lack wanted util-linux -- "util-linux (unshare, nsenter, setpriv)"
 has_postgres_server || lack wanted postgresql -- "PostgreSQL server"
 { has psql && has pg_isready; } || lack wanted postgresql-client -- "PostgreSQL client (psql, pg_isready)"
 has_venv || lack wanted python3-venv -- "python3 >= 3.11 with venv"
@@ -46,7 +47,7 @@ has_venv || lack wanted python3-venv -- "python3 >= 3.11 with venv"
 has_chromium || lack wanted CHROMIUM -- "Chromium (browser tests)"
 
 if [[ ${#hand[@]} -eq 0 ]]; then
-    echo "system packages: all present (redis-server, bubblewrap, git, ripgrep, postgresql, python3-venv, chromium)"
+    echo "system packages: all present (redis-server, bubblewrap, util-linux, git, ripgrep, postgresql, python3-venv, chromium)"
     exit 0
 fi
 

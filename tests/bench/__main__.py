@@ -1,4 +1,4 @@
-"""`python -m tests.bench`: run every benchmark, print a table, save JSON to bench-results/."""
+"""`python -m tests.bench`: run the benchmarks, print a JSON line per figure, save them all."""
 
 from __future__ import annotations
 
@@ -8,11 +8,47 @@ import platform
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from tests.bench.api import bench_submit
-from tests.bench.lifecycle import bench_drain, bench_overhead
+Figures = Iterable[dict[str, Any]]
+
+
+def _foundation(args: argparse.Namespace, part: str) -> Figures:
+    from tests.bench.api import bench_submit
+    from tests.bench.lifecycle import bench_drain, bench_overhead
+
+    for database in args.databases.split(","):
+        if part == "api":
+            yield bench_submit(database, total=args.requests, concurrency=args.concurrency)
+        elif part == "overhead":
+            yield bench_overhead(database, tasks=args.overhead_tasks)
+        else:
+            yield bench_drain(database, tasks=args.drain_tasks, workers=args.drain_workers)
+
+
+def _sandbox(args: argparse.Namespace) -> Figures:
+    from tests.bench.sandbox import bench_sandbox
+
+    return bench_sandbox()
+
+
+def _serving(args: argparse.Namespace) -> Figures:
+    from tests.bench.serving import bench_client
+
+    return bench_client(500)
+
+
+# Each area's benchmark; its module also runs alone with its own flags
+# (python -m tests.bench.sandbox --help).
+AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
+    "api": lambda a: _foundation(a, "api"),
+    "overhead": lambda a: _foundation(a, "overhead"),
+    "drain": lambda a: _foundation(a, "drain"),
+    "sandbox": _sandbox,
+    "serving": _serving,
+}
 
 
 def main() -> int:
@@ -23,26 +59,15 @@ def main() -> int:
     parser.add_argument("--overhead-tasks", type=int, default=200)
     parser.add_argument("--drain-tasks", type=int, default=1000)
     parser.add_argument("--drain-workers", type=int, default=4)
-    parser.add_argument("--only", choices=["api", "overhead", "drain"], action="append")
+    parser.add_argument("--only", choices=sorted(AREAS), action="append")
     args = parser.parse_args()
     # A stopped benchmark still runs its teardown: no worker, API or Redis left behind.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    only = set(args.only or ["api", "overhead", "drain"])
 
     results: list[dict[str, Any]] = []
-    for database in args.databases.split(","):
-        if "api" in only:
-            results.append(
-                bench_submit(database, total=args.requests, concurrency=args.concurrency)
-            )
-            print(json.dumps(results[-1]), flush=True)
-        if "overhead" in only:
-            results.append(bench_overhead(database, tasks=args.overhead_tasks))
-            print(json.dumps(results[-1]), flush=True)
-        if "drain" in only:
-            results.append(
-                bench_drain(database, tasks=args.drain_tasks, workers=args.drain_workers)
-            )
+    for area in args.only or list(AREAS):
+        for figure in AREAS[area](args):
+            results.append({"area": area, **figure})
             print(json.dumps(results[-1]), flush=True)
 
     out = Path("bench-results")

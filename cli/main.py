@@ -8,7 +8,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 
-from cli import model, render, server, tasks
+from cli import demo, model, render, server, tasks
 from cli import sandbox as sandbox_cli
 from cli.errors import CliError
 from orchestrator.errors import OrchestratorError
@@ -53,6 +53,7 @@ COMMANDS: list[tuple[str, Callable[..., None]]] = [
     ("up", server.up),
     ("worker", server.worker),
     ("migrate", server.migrate),
+    ("demo", demo.demo),
 ]
 for name, command in COMMANDS:
     app.command(name)(reported(command))

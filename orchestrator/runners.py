@@ -19,7 +19,14 @@ class NoRunner:
         )
 
 
-RUNNERS: dict[str, Callable[[], Runner]] = {"none": NoRunner}
+def agent_runner() -> Runner:
+    """The sandboxed agent; imported here so that importing the orchestrator stays light."""
+    from orchestrator.agent_runner import AgentRunner
+
+    return AgentRunner()
+
+
+RUNNERS: dict[str, Callable[[], Runner]] = {"none": NoRunner, "agent": agent_runner}
 
 
 def make_runner(name: str) -> Runner:

@@ -40,6 +40,18 @@ def _serving(args: argparse.Namespace) -> Figures:
     return bench_client(500)
 
 
+def _agent(args: argparse.Namespace) -> Figures:
+    from tests.bench.agent import main_figures
+
+    return main_figures()
+
+
+def _webhooks(args: argparse.Namespace) -> Figures:
+    from tests.bench.webhooks import bench_webhooks
+
+    return bench_webhooks(rate=200.0, seconds=3.0)
+
+
 # Each area's benchmark; its module also runs alone with its own flags
 # (python -m tests.bench.sandbox --help).
 AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
@@ -48,6 +60,8 @@ AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
     "drain": lambda a: _foundation(a, "drain"),
     "sandbox": _sandbox,
     "serving": _serving,
+    "agent": _agent,
+    "webhooks": _webhooks,
 }
 
 

@@ -73,7 +73,7 @@ def test_a_killed_worker_s_attempt_runs_again_elsewhere_and_the_task_ends_once(
     wait_until(lambda: len(records(record)) == 1, what="the first run to start")
     first_pid = int(records(record)[0][2])
     workers.kill(doomed)
-    wait_until(lambda: not _alive(first_pid), timeout=5, what="the pool child to die with it")
+    wait_until(lambda: not _alive(first_pid), what="the pool child to die with it")
 
     workers.start()
     wait_until(lambda: len(records(record)) == 2, what="the attempt to run again", timeout=60)
@@ -109,7 +109,7 @@ def test_cancel_stops_a_running_command_within_seconds(
     pid = int(wait_until(lambda: pidfile.exists() and pidfile.read_text(), what="the command"))
     assert _alive(pid)
     services.lifecycle.cancel(task.id, by="test")
-    wait_until(lambda: not _alive(pid), timeout=5, what="the command to be killed")
+    wait_until(lambda: not _alive(pid), what="the command to be killed")
     done = wait_until(
         lambda: (t := services.lifecycle.get(task.id)).attempts[0].state == "cancelled" and t,
         what="the attempt to end",

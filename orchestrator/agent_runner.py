@@ -1,0 +1,199 @@
+"""The runner that does an attempt with the agent: base tree, sandbox, loop, tests, outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agent import AgentConfig, AgentError, RepoInfo, find_test_command, inspect, run_tests
+from agent.loop import Agent
+from agent.tools import truncate
+from agent.verify import TestRun
+from orchestrator.base import AttemptContext, AttemptFailed, AttemptOutcome
+from orchestrator.config import default_data_dir
+from sandbox import SandboxConfig, SandboxError, create_sandbox
+from sandbox.base import Sandbox
+from sandbox.config import LimitsConfig
+from sandbox.trees import TreesConfig, TreeStore
+from serving import ClientConfig, Meter, OpenAIClient
+
+
+class AgentRunnerSettings(BaseSettings):
+    """Read from the environment (prefix `AUTAN_`; nested agent budgets as `AUTAN_AGENT__X`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AUTAN_", env_nested_delimiter="__", extra="ignore", protected_namespaces=()
+    )
+
+    model_url: str = "http://127.0.0.1:8000/v1"
+    """OpenAI base URL of the model; a comma-separated list spreads attempts over them in turn."""
+
+    model_name: str = "mistralai/Mistral-Medium-3.5"
+    """Model name sent with each request, as the endpoint's `/v1/models` lists it."""
+
+    model_api_key: SecretStr | None = None
+    """Bearer token for the endpoint, if it wants one; never reaches the sandbox or the model."""
+
+    model_read_timeout_s: float = Field(default=300.0, gt=0)
+    """Longest silence from the model before a step fails."""
+
+    sandbox_backend: str = "bwrap"
+    """Sandbox backend: `bwrap` (isolated) or `local` (no isolation, development only)."""
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    """The platform's data directory (AUTAN_DATA_DIR): sandboxes and trees live under it."""
+
+    sandbox_root: Path | None = None
+    """Where sandboxes keep their state; DATA_DIR/sandboxes (reaped at worker start) if unset."""
+
+    sandbox_require_cgroups: bool = True
+    """Refuse to run when memory and process limits cannot be enforced."""
+
+    sandbox_ro_binds: list[Path] = Field(default_factory=list)
+    """Host paths shown read-only inside the sandbox (a toolchain); JSON list in the env."""
+
+    trees_dir: Path | None = None
+    """Where base trees (mirrors, checkouts) are cached; DATA_DIR/trees if unset."""
+
+    trajectory_dir: Path | None = None
+    """Where each attempt's whole conversation is saved as `<attempt id>.json`; unset: nowhere."""
+
+    setup_network: bool = False
+    """Give the sandbox network when the repository's `.autan.toml` names set-up commands."""
+
+    setup_timeout_s: float = Field(default=900.0, gt=0)
+    """Longest one set-up command may run."""
+
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    """Budgets, context window and tool limits of each attempt."""
+
+    def model_url_for(self, attempt: int) -> str:
+        urls = [u.strip() for u in self.model_url.split(",") if u.strip()]
+        if not urls:
+            raise ValueError("AUTAN_MODEL_URL is empty: set it to the model's /v1 URL")
+        return urls[(attempt - 1) % len(urls)]
+
+
+class AgentRunner:
+    """Implements Runner: every step an event, the result an honest AttemptOutcome."""
+
+    def __init__(self, settings: AgentRunnerSettings | None = None) -> None:
+        self.settings = settings or AgentRunnerSettings()
+        self.trees = TreeStore(
+            TreesConfig(root=self.settings.trees_dir or self.settings.data_dir / "trees")
+        )
+
+    def base_tree(self, repo: str, ref: str | None) -> Path:
+        """The read-only checkout of `repo` at `ref` (HEAD by default), cached per commit."""
+        try:
+            return self.trees.checkout(repo, ref or "HEAD")
+        except SandboxError as exc:
+            raise AttemptFailed(f"the base tree could not be made: {exc}") from exc
+
+    def sandbox_config(self, network: bool) -> SandboxConfig:
+        s = self.settings
+        limits = LimitsConfig(require_cgroups=s.sandbox_require_cgroups)
+        return SandboxConfig(
+            backend=s.sandbox_backend,
+            network=network,
+            limits=limits,
+            ro_binds=s.sandbox_ro_binds,
+            root=s.sandbox_root or s.data_dir / "sandboxes",
+        )
+
+    def run(self, ctx: AttemptContext) -> AttemptOutcome:
+        base = self.base_tree(ctx.task.repo, ctx.task.ref)
+        network = self.settings.setup_network and _has_setup(base)
+        try:
+            sandbox = create_sandbox(base, self.sandbox_config(network))
+        except SandboxError as exc:
+            raise AttemptFailed(f"the sandbox could not be made: {exc}") from exc
+        client = OpenAIClient(
+            ClientConfig(
+                base_url=self.settings.model_url_for(ctx.number),
+                model=self.settings.model_name,
+                api_key=self.settings.model_api_key,
+                read_timeout_s=self.settings.model_read_timeout_s,
+            )
+        )
+        try:
+            return self._attempt(ctx, sandbox, client)
+        except (AgentError, SandboxError) as exc:
+            raise AttemptFailed(str(exc)) from exc
+        finally:
+            client.close()
+            sandbox.close()
+
+    def _attempt(
+        self, ctx: AttemptContext, sandbox: Sandbox, client: OpenAIClient
+    ) -> AttemptOutcome:
+        config, meter = self.settings.agent, Meter()
+        info = inspect(sandbox, config.map_entries)
+        trajectory = None
+        if self.settings.trajectory_dir is not None:
+            trajectory = self.settings.trajectory_dir / f"{ctx.attempt_id}.json"
+        agent = Agent(
+            client, sandbox, config=config, emit=ctx.emit, stop=ctx.stop, meter=meter,
+            trajectory=trajectory,
+        )  # fmt: skip
+        self._setup(ctx, sandbox, info, agent)
+        result = agent.run(ctx.task.instruction, info)
+        if not result.finished:
+            raise AttemptFailed(f"{result.message} ({result.reason})")
+        ctx.phase("verifying")
+        tests = run_tests(
+            sandbox,
+            find_test_command(info),
+            timeout=info.autan.test.timeout_s or config.test_timeout_s,
+            env=agent.command_env,
+            stop=ctx.stop,
+        )
+        ctx.emit("tests.finished", _tests_event(tests, config.event_chars))
+        if ctx.stop.is_set():
+            raise AttemptFailed("the attempt was stopped during verification")
+        reading = meter.reading()
+        return AttemptOutcome(
+            summary=result.summary,
+            diff=sandbox.diff(),
+            verified=tests.verified,
+            tests_outcome=tests.outcome,
+            tokens_in=reading.usage.prompt_tokens,
+            tokens_out=reading.usage.completion_tokens,
+            cost_usd=reading.cost_usd,
+        )
+
+    def _setup(self, ctx: AttemptContext, sandbox: Sandbox, info: RepoInfo, agent: Agent) -> None:
+        for command in info.autan.setup.commands:
+            ctx.emit("tool.call", {"name": "setup", "arguments": command})
+            result = sandbox.exec(
+                command, timeout=self.settings.setup_timeout_s, env=agent.command_env,
+                stop=ctx.stop,
+            )  # fmt: skip
+            output = truncate(result.stdout + result.stderr, self.settings.agent.event_chars)
+            ctx.emit(
+                "tool.output",
+                {"name": "setup", "ok": result.exit_code == 0, "output": output,
+                 "exit_code": result.exit_code, "limit": result.limit},
+            )  # fmt: skip
+            if result.exit_code != 0 or result.limit:
+                why = result.limit or f"exit code {result.exit_code}"
+                raise AttemptFailed(f"set-up command {command!r} failed ({why}): {output[-500:]}")
+
+
+def _has_setup(base: Path) -> bool:
+    path = base / ".autan.toml"
+    return path.is_file() and "[setup]" in path.read_text(errors="replace")
+
+
+def _tests_event(tests: TestRun, chars: int) -> dict[str, object]:
+    return {
+        "command": tests.command,
+        "exit_code": tests.exit_code,
+        "passed": tests.passed,
+        "failed": tests.failed,
+        "verified": tests.verified,
+        "outcome": tests.outcome,
+        "output": truncate(tests.output, chars),
+    }

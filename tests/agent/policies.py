@@ -1,0 +1,60 @@
+"""Scripted-model policies over the generated repositories: fix, do nothing, break."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from serving.script import Script
+from tests.agent.bugs import BREAK, Bug
+
+
+def rule(
+    when: dict[str, Any], *calls: tuple[str, dict[str, Any]], content: str | None = None
+) -> dict[str, Any]:
+    reply: dict[str, Any] = {"tool_calls": [{"name": n, "arguments": a} for n, a in calls]}
+    if content is not None:
+        reply["content"] = content
+    return {"when": when, "reply": reply}
+
+
+def finish(summary: str) -> tuple[str, dict[str, Any]]:
+    return ("finish", {"summary": summary})
+
+
+def fixing(bugs: list[Bug], delay_ms: int = 0) -> Script:
+    """For each repository (told apart by its task's tag): apply the known fix, then finish."""
+    rules = []
+    for bug in bugs:
+        tag = f"[{bug.name}]"
+        rules.append(
+            rule({"user_contains": tag, "tool_name": "edit_file"}, finish(f"fixed {bug.name}"))
+        )
+        edit = {"path": "lib.py", "old": bug.old, "new": bug.new}
+        rules.append(rule({"user_contains": tag}, ("edit_file", edit), content="Fixing lib.py."))
+    return Script.model_validate({"rules": rules, "delay_ms": delay_ms})
+
+
+def idle() -> Script:
+    """Looks around, changes nothing, finishes."""
+    return Script.model_validate(
+        {
+            "rules": [
+                rule({"tool_name": "list_files"}, finish("nothing to do")),
+                rule({"turn": 0}, ("list_files", {})),
+            ]
+        }
+    )
+
+
+def breaking(bug: Bug) -> Script:
+    """Makes the bug's test pass by breaking what another test checks: a smaller diff."""
+    return Script.model_validate(
+        {
+            "rules": [
+                rule({"tool_name": "edit_file"}, finish("changed version")),
+                rule(
+                    {"turn": 0}, ("edit_file", {"path": "lib.py", "old": BREAK[0], "new": BREAK[1]})
+                ),
+            ]
+        }
+    )

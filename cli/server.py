@@ -57,6 +57,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run a worker in this process, taking attempts from the queue until stopped."""
+    from integrations.telemetry import init_sentry_from_env
     from orchestrator.services import Services
     from orchestrator.worker import run_worker
 
@@ -64,6 +65,7 @@ def worker(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = load(OrchestratorSettings)
+    init_sentry_from_env()
     run_worker(Services(settings), concurrency=concurrency or settings.worker_concurrency)
 
 

@@ -181,7 +181,7 @@ class Supervisor:
         self._say(f"started the API (pid {child.process.pid})")
         for number in range(1, self.workers + 1):
             child = self._spawn(
-                f"worker-{number}", [sys.executable, "-P", "-m", "orchestrator"], env
+                f"worker-{number}", [sys.executable, "-P", "-m", "cli", "worker"], env
             )
             self._say(f"started worker {number} (pid {child.process.pid})")
 

@@ -1,3 +1,30 @@
-"""Connectors to GitHub, Slack, Jira and Sentry: intake and report-back (arrive with issue 6)."""
+"""GitHub, Slack, Jira and Sentry: intake (verify, parse, submit) and report-back."""
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from integrations.base import Answer, Intake
+from integrations.config import IntegrationSettings, RepoConfig, Routing
+from integrations.errors import (
+    IntegrationError,
+    InvalidPayload,
+    MalformedRequest,
+    NotConfigured,
+    PublishError,
+    ServiceError,
+    SignatureInvalid,
+)
+
+__all__ = [
+    "Answer",
+    "Intake",
+    "IntegrationError",
+    "IntegrationSettings",
+    "InvalidPayload",
+    "MalformedRequest",
+    "NotConfigured",
+    "PublishError",
+    "RepoConfig",
+    "Routing",
+    "ServiceError",
+    "SignatureInvalid",
+]

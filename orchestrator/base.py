@@ -1,12 +1,16 @@
-"""The orchestrator's seams: the Runner that does an attempt, the Reporter that answers."""
+"""The orchestrator's seams: the Runner that does an attempt, the Reporter that answers,
+the IntakeProcessor that finishes a webhook delivery."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from orchestrator.schemas import TaskView
+
+if TYPE_CHECKING:
+    from orchestrator.lifecycle import Lifecycle
 
 
 @dataclass(frozen=True)
@@ -56,4 +60,13 @@ class Runner(Protocol):
 class Reporter(Protocol):
     def report(self, task: TaskView) -> None:
         """Answer the task's origin. Called again after a crash: key side effects by task id."""
+        ...
+
+
+class IntakeProcessor(Protocol):
+    def process(self, payload: dict[str, Any], lifecycle: Lifecycle) -> None:
+        """Finish a delivery the webhook accepted (calls to the service, then the submission).
+
+        Run by a worker, and again after a crash or an error: submit with the
+        delivery's idempotency key so a repeat makes no second task."""
         ...

@@ -1,9 +1,10 @@
-"""The Celery app on Redis, tuned for long agent jobs, and the queue of attempt jobs."""
+"""The Celery app on Redis, tuned for long agent jobs, and its attempt, report and intake queues."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import redis
 from celery import Celery
@@ -12,6 +13,7 @@ from orchestrator.config import OrchestratorSettings
 
 RUN_ATTEMPT = "autan.run_attempt"
 REPORT_TASK = "autan.report_task"
+INTAKE = "autan.intake"
 JOBS_KEY = "autan:jobs"
 """Hash of attempt id -> enqueue time, for attempts whose job is in Redis and not yet taken.
 
@@ -29,6 +31,12 @@ def broker_url(redis_url: str) -> str:
 def report_queue(queue_name: str) -> str:
     """Reports have their own queue so they never wait behind hour-long attempts."""
     return f"{queue_name}.reports"
+
+
+def intake_queue(queue_name: str) -> str:
+    """Webhook deliveries to finish have their own queue: a sender waits on none of them,
+    and none waits behind an attempt."""
+    return f"{queue_name}.intake"
 
 
 def make_celery(settings: OrchestratorSettings) -> Celery:
@@ -58,13 +66,14 @@ def make_celery(settings: OrchestratorSettings) -> Celery:
 
 
 class AttemptQueue:
-    """Puts attempt and report jobs on the queue and keeps the job markers."""
+    """Puts attempt, report and intake jobs on their queues and keeps the attempts' job markers."""
 
     def __init__(self, celery: Celery, client: redis.Redis, queue_name: str) -> None:
         self._celery = celery
         self._redis = client
         self._queue = queue_name
         self.report_queue = report_queue(queue_name)
+        self.intake_queue = intake_queue(queue_name)
 
     def enqueue(self, attempt_id: str) -> None:
         # Marker first: a job in the queue always has one, so the reconciler never
@@ -74,6 +83,11 @@ class AttemptQueue:
 
     def enqueue_report(self, task_id: str) -> None:
         self._celery.send_task(REPORT_TASK, args=[task_id], queue=self.report_queue)
+
+    def enqueue_intake(self, kind: str, payload: dict[str, Any]) -> None:
+        """A webhook delivery for the `kind` intake processor to finish; `payload` is JSON
+        and holds no secret (it rests in Redis)."""
+        self._celery.send_task(INTAKE, args=[kind, payload], queue=self.intake_queue)
 
     def taken(self, attempt_id: str) -> None:
         self._redis.hdel(JOBS_KEY, attempt_id)

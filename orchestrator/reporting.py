@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-from importlib.metadata import entry_points
-
 from orchestrator.base import Reporter
-
-log = logging.getLogger(__name__)
+from orchestrator.registry import load_group
 
 ENTRY_POINT_GROUP = "autan.reporters"
 
@@ -26,15 +22,7 @@ class Reporters:
 
     @classmethod
     def from_entry_points(cls) -> Reporters:
-        found: dict[str, Reporter] = {}
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                found[ep.name] = ep.load()()
-            except Exception:
-                log.exception(
-                    "reporter %s (%s) failed to load; its tasks go unreported", ep.name, ep.value
-                )
-        return cls(found)
+        return cls(load_group(ENTRY_POINT_GROUP, "its tasks go unreported"))
 
     def register(self, kind: str, reporter: Reporter) -> None:
         self._reporters[kind] = reporter

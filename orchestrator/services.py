@@ -15,6 +15,7 @@ from orchestrator.db import make_engine, make_sessionmaker, migrate, write_gate
 from orchestrator.events import EventBus
 from orchestrator.lifecycle import Lifecycle
 from orchestrator.queue import AttemptQueue, make_celery
+from orchestrator.registry import Intakes
 from orchestrator.reporting import Reporters
 
 
@@ -22,6 +23,7 @@ from orchestrator.reporting import Reporters
 class Services:
     settings: OrchestratorSettings
     reporters: Reporters = field(default_factory=Reporters.from_entry_points)
+    intakes: Intakes = field(default_factory=Intakes.from_entry_points)
 
     @cached_property
     def engine(self) -> Engine:

@@ -9,12 +9,13 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from integrations.telemetry import init_sentry_from_env
 from orchestrator.config import OrchestratorSettings
 from orchestrator.services import Services
 from web import errors
 from web.config import WebSettings
 from web.metrics import StoreCollector
-from web.routes import events, health, pages, tasks
+from web.routes import events, health, hooks, pages, tasks
 
 
 def create_app(
@@ -23,6 +24,7 @@ def create_app(
     """Build the app; with no arguments it reads its settings from the environment."""
     services = services or Services(OrchestratorSettings())
     web_settings = web_settings or WebSettings()
+    init_sentry_from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +45,6 @@ def create_app(
     registry.register(StoreCollector(services))
     app.state.metrics = registry
     errors.install(app)
-    for module in (tasks, events, health, pages):
+    for module in (tasks, events, health, pages, hooks):
         app.include_router(module.router)
     return app

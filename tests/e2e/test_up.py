@@ -70,7 +70,7 @@ def test_up_serves_a_task_and_sigterm_takes_everything_down(up: Up, tmp_path: Pa
     assert health.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
     children = descendants(up.process.pid)
     commands = " ".join(command_line(pid) for pid in children)
-    assert "redis-server" in commands and "uvicorn" in commands and "-m orchestrator" in commands
+    assert "redis-server" in commands and "uvicorn" in commands and "-m cli worker" in commands
 
     # No AUTAN_TOKEN: the command reads the admin token from the data directory.
     autan = Autan(base_env(AUTAN_URL=up.url, AUTAN_DATA_DIR=str(up.data)))

@@ -1,0 +1,115 @@
+"""Settings every connector shares, `autan.toml` (what maps to which repository), secrets."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from integrations.errors import NotConfigured
+
+PLACEHOLDERS = frozenset({"changethis", "changeme", "change-me", "secret", "placeholder", "xxx"})
+
+
+def refuse_placeholder(value: SecretStr | None, name: str) -> SecretStr | None:
+    """A secret left at an example value is worse than none: it looks set and protects nothing."""
+    if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDERS:
+        raise ValueError(f"{name} is a placeholder ({value.get_secret_value()!r}): set a real one")
+    return value
+
+
+def secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
+class IntegrationSettings(BaseSettings):
+    """Read from the environment (prefix `AUTAN_`) by the entry points only."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTAN_", extra="ignore")
+
+    public_url: str = "http://127.0.0.1:8000"
+    """How users reach the dashboard; reports link to `PUBLIC_URL/tasks/ID`."""
+
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "autan")
+    """Where `autan.toml` is read from."""
+
+    def task_url(self, task_id: str) -> str:
+        return f"{self.public_url.rstrip('/')}/tasks/{task_id}"
+
+
+class RepoConfig(BaseModel):
+    """One repository Autan may work on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    """Where the worker clones and pushes: an https URL, or a path for a local repository."""
+
+    github: str | None = None
+    """Its GitHub full name (`owner/name`), when pull requests should be opened there."""
+
+    branch: str | None = None
+    """The base branch; unset means the repository's default branch."""
+
+
+class SlackRouting(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channels: dict[str, str] = Field(default_factory=dict)
+    """Slack channel id to the repository `/autan` works on when none is named."""
+
+    users: list[str] = Field(default_factory=list)
+    """Slack user ids that may start and cancel work; `*` lets everyone in the workspace."""
+
+
+class ProjectRouting(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    projects: dict[str, str] = Field(default_factory=dict)
+    """Project key (Jira) or slug or id (Sentry) to repository name."""
+
+
+class Routing(BaseModel):
+    """The contents of `autan.toml`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repos: dict[str, RepoConfig] = Field(default_factory=dict)
+    slack: SlackRouting = Field(default_factory=SlackRouting)
+    jira: ProjectRouting = Field(default_factory=ProjectRouting)
+    sentry: ProjectRouting = Field(default_factory=ProjectRouting)
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> Routing:
+        named = [
+            *self.slack.channels.values(),
+            *self.jira.projects.values(),
+            *self.sentry.projects.values(),
+        ]
+        if unknown := sorted(set(named) - set(self.repos)):
+            raise ValueError(f"repositories {unknown} are mapped but not under [repos]")
+        return self
+
+    def repo(self, name: str) -> RepoConfig | None:
+        return self.repos.get(name)
+
+    def by_github(self, full_name: str) -> tuple[str, RepoConfig] | None:
+        for name, repo in self.repos.items():
+            if repo.github and repo.github.lower() == full_name.lower():
+                return name, repo
+        return None
+
+    def by_url(self, url: str) -> tuple[str, RepoConfig] | None:
+        return next(((n, r) for n, r in self.repos.items() if r.url == url), None)
+
+    @classmethod
+    def load(cls, path: Path) -> Routing:
+        """Read `autan.toml`; a missing file maps nothing."""
+        if not path.exists():
+            return cls()
+        try:
+            return cls.model_validate(tomllib.loads(path.read_text()))
+        except (tomllib.TOMLDecodeError, ValidationError) as exc:
+            raise NotConfigured(f"{path} is not a valid autan.toml: {exc}") from exc

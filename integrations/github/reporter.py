@@ -1,0 +1,55 @@
+"""GitHub reports: the branch and pull request, then one comment on the issue, keyed by task."""
+
+from __future__ import annotations
+
+from github import GithubException
+
+from integrations import text
+from integrations.config import IntegrationSettings, Routing
+from integrations.errors import PublishError, ServiceError
+from integrations.github.config import GitHubSettings
+from integrations.github.publish import Publisher
+from orchestrator.schemas import TaskView
+
+
+class GitHubReporter:
+    def __init__(
+        self, settings: GitHubSettings, common: IntegrationSettings, routing: Routing
+    ) -> None:
+        self.common = common
+        self.publisher = Publisher(settings, common, routing)
+
+    @classmethod
+    def from_env(cls) -> GitHubReporter:
+        """The entry point's factory: settings from the environment, mapping from autan.toml."""
+        common = IntegrationSettings()
+        return cls(GitHubSettings(), common, Routing.load(common.data_dir / "autan.toml"))
+
+    def report(self, task: TaskView) -> None:
+        data = task.origin.data
+        problem = None
+        try:
+            published = self.publisher.publish(task)
+        except PublishError as exc:
+            published, problem = None, str(exc)
+        lines = text.outcome(
+            task, self.common.task_url(task.id), published.pull_url if published else None
+        )
+        if published and not published.pull_url:
+            lines.insert(1, f"Pushed to `{published.branch}` ({published.sha[:12]}).")
+        if problem:
+            lines.insert(1, f"The change could not be pushed: {problem}")
+        mark = text.marker(task.id)
+        try:
+            issue = self.publisher.access.api().get_repo(str(data["repo"]))
+            thread = issue.get_issue(int(data["number"]))
+            if any(mark in (c.body or "") for c in thread.get_comments()):
+                return
+            thread.create_comment("\n\n".join([*lines, mark]))
+        except GithubException as exc:
+            raise ServiceError(f"GitHub answered {exc.status}: {exc.data}") from exc
+
+
+def reporter() -> GitHubReporter:
+    """Entry point `autan.reporters: github`."""
+    return GitHubReporter.from_env()

@@ -1,0 +1,77 @@
+"""The four intakes built together over one orchestrator: what the webhook routes use,
+and the processors that finish their deliveries in a worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from integrations.config import IntegrationSettings, Routing
+from integrations.deliveries import Deliveries
+from integrations.github.config import GitHubSettings
+from integrations.github.intake import GitHubIntake
+from integrations.github.processor import GitHubProcessor
+from integrations.jira.config import JiraSettings
+from integrations.jira.intake import JiraIntake
+from integrations.sentry.config import SentrySettings
+from integrations.sentry.intake import SentryIntake
+from integrations.sentry.processor import SentryProcessor
+from integrations.slack.config import SlackSettings
+from integrations.slack.intake import SlackIntake
+from integrations.slack.processor import SlackProcessor
+from integrations.submit import Submitter
+from orchestrator.base import IntakeProcessor
+from orchestrator.lifecycle import Lifecycle
+
+
+@dataclass
+class Hub:
+    github: GitHubIntake
+    slack: SlackIntake
+    jira: JiraIntake
+    sentry: SentryIntake
+
+    @classmethod
+    def build(
+        cls,
+        lifecycle: Lifecycle,
+        client: redis.Redis,
+        *,
+        common: IntegrationSettings,
+        routing: Routing,
+        github: GitHubSettings,
+        slack: SlackSettings,
+        jira: JiraSettings,
+        sentry: SentrySettings,
+    ) -> Hub:
+        submitter, deliveries = Submitter(lifecycle), Deliveries(client)
+        return cls(
+            github=GitHubIntake(github, routing, submitter, deliveries),
+            slack=SlackIntake(slack, common, routing, submitter, deliveries),
+            jira=JiraIntake(jira, routing, submitter, deliveries),
+            sentry=SentryIntake(sentry, routing, submitter, deliveries),
+        )
+
+    def processors(self) -> dict[str, IntakeProcessor]:
+        """The `autan.intakes` processors over these same settings (what a worker would build)."""
+        return {
+            "github": GitHubProcessor(self.github.settings, self.github.routing),
+            "slack": SlackProcessor(self.slack.settings, self.slack.common, self.slack.routing),
+            "sentry": SentryProcessor(self.sentry.settings, self.sentry.routing),
+        }
+
+    @classmethod
+    def from_env(cls, lifecycle: Lifecycle, client: redis.Redis) -> Hub:
+        """For an entry point: every setting from the environment, the mapping from autan.toml."""
+        common = IntegrationSettings()
+        return cls.build(
+            lifecycle,
+            client,
+            common=common,
+            routing=Routing.load(common.data_dir / "autan.toml"),
+            github=GitHubSettings(),
+            slack=SlackSettings(),
+            jira=JiraSettings(),
+            sentry=SentrySettings(),
+        )

@@ -1,0 +1,145 @@
+"""Jira webhooks in: a labelled issue, created or newly labelled, becomes a task."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from integrations.base import Answer
+from integrations.config import Routing, secret
+from integrations.deliveries import Deliveries
+from integrations.errors import InvalidPayload, MalformedRequest, NotConfigured
+from integrations.jira.config import JiraSettings
+from integrations.signatures import verify
+from integrations.submit import Submitter, decode_json
+from orchestrator.schemas import OriginSpec, TaskSpec
+
+EVENTS = ("jira:issue_created", "jira:issue_updated")
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Project(_Part):
+    key: str
+
+
+class Fields(_Part):
+    summary: str
+    description: str | dict[str, Any] | None = None
+    labels: list[str] = Field(default_factory=list)
+    project: Project
+
+
+class Issue(_Part):
+    key: str
+    fields: Fields
+
+
+class Change(_Part):
+    field: str
+    fromString: str | None = None
+    toString: str | None = None
+
+
+class Changelog(_Part):
+    items: list[Change] = Field(default_factory=list)
+
+
+class IssueEvent(_Part):
+    webhookEvent: str
+    issue: Issue
+    changelog: Changelog | None = None
+
+
+def plain(description: str | dict[str, Any] | None) -> str:
+    """A description as text: API v2 sends a string, v3 a document (ADF) of nested nodes."""
+    if description is None or isinstance(description, str):
+        return description or ""
+    found: list[str] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        if node.get("type") == "text":
+            found.append(str(node.get("text", "")))
+        for child in node.get("content") or []:
+            walk(child)
+        if node.get("type") in ("paragraph", "heading", "codeBlock", "listItem"):
+            found.append("\n")
+
+    walk(description)
+    return "".join(found).strip()
+
+
+class JiraIntake:
+    def __init__(
+        self, settings: JiraSettings, routing: Routing, submitter: Submitter, deliveries: Deliveries
+    ) -> None:
+        self.settings = settings
+        self.routing = routing
+        self.submitter = submitter
+        self.deliveries = deliveries
+
+    def receive(self, body: bytes, headers: Mapping[str, str]) -> Answer:
+        if self.settings.webhook_secret is None:
+            raise NotConfigured("Jira webhooks are refused: AUTAN_JIRA_WEBHOOK_SECRET is not set")
+        verify(
+            secret(self.settings.webhook_secret),
+            body,
+            headers.get("x-hub-signature"),
+            header="X-Hub-Signature",
+            prefix="sha256=",
+        )
+        delivery = headers.get("x-atlassian-webhook-identifier")
+        if not delivery:
+            raise MalformedRequest("missing X-Atlassian-Webhook-Identifier header")
+        payload = decode_json(body)
+        kind = payload.get("webhookEvent")
+        if kind not in EVENTS:
+            return Answer("ignored", f"event {kind!r} is not one Autan acts on")
+        try:
+            event = IssueEvent.model_validate(payload)
+        except ValidationError as exc:
+            raise InvalidPayload(f"{kind} payload: {exc}") from exc
+        if reason := self._not_for_us(event):
+            return Answer("ignored", reason)
+        fields = event.issue.fields
+        repo = self.routing.repos[self.routing.jira.projects[fields.project.key]]
+        if not self.deliveries.first(f"jira:{delivery}"):
+            return Answer("duplicate", f"delivery {delivery} was already received")
+        spec = TaskSpec(
+            repo=repo.url,
+            ref=repo.branch,
+            instruction=f"# {event.issue.key}: {fields.summary}\n\n{plain(fields.description)}",
+            idempotency_key=f"jira:{delivery}",
+            origin=OriginSpec(
+                kind="jira",
+                external_id=event.issue.key,
+                data={"key": event.issue.key, "project": fields.project.key},
+            ),
+        )
+        task = self.submitter.submit(spec)
+        if task is None:
+            return Answer("duplicate", f"delivery {delivery} was already received")
+        return Answer("accepted", f"task for {event.issue.key}", task.id)
+
+    def _not_for_us(self, event: IssueEvent) -> str:
+        fields = event.issue.fields
+        label = self.settings.label
+        if label not in fields.labels:
+            return f"{event.issue.key} is not labelled {label!r}"
+        if fields.project.key not in self.routing.jira.projects:
+            return f"project {fields.project.key} is not in autan.toml"
+        if event.webhookEvent == "jira:issue_updated":
+            changes = event.changelog.items if event.changelog else []
+            added = any(
+                c.field == "labels"
+                and label in (c.toString or "").split()
+                and label not in (c.fromString or "").split()
+                for c in changes
+            )
+            if not added:
+                return f"the update did not add the label {label!r}"
+        return ""

@@ -1,0 +1,78 @@
+"""Jira reports: one comment with the result and the pull request, then the review transition."""
+
+from __future__ import annotations
+
+import logging
+
+from jira import JIRA, JIRAError
+
+from integrations import text
+from integrations.config import IntegrationSettings, Routing, secret
+from integrations.errors import NotConfigured, ServiceError
+from integrations.github.config import GitHubSettings
+from integrations.github.publish import Publisher
+from integrations.jira.config import JiraSettings
+from orchestrator.schemas import TaskView
+from orchestrator.states import TaskState
+
+log = logging.getLogger(__name__)
+
+
+def jira_marker(task_id: str) -> str:
+    """Jira renders no hidden comments: a short footer instead."""
+    return f"(autan task {task_id})"
+
+
+class JiraReporter:
+    def __init__(
+        self, settings: JiraSettings, common: IntegrationSettings, publisher: Publisher
+    ) -> None:
+        self.settings = settings
+        self.common = common
+        self.publisher = publisher
+
+    def client(self) -> JIRA:
+        s = self.settings
+        if not (s.url and s.email and s.token is not None):
+            raise NotConfigured("Jira: set AUTAN_JIRA_URL, AUTAN_JIRA_EMAIL and AUTAN_JIRA_TOKEN")
+        return JIRA(
+            server=s.url,
+            basic_auth=(s.email, secret(s.token)),
+            get_server_info=False,
+            max_retries=s.retries,
+            timeout=15,
+        )
+
+    def report(self, task: TaskView) -> None:
+        key = str(task.origin.data["key"])
+        published = self.publisher.publish(task)
+        lines = text.outcome(
+            task, self.common.task_url(task.id), published.pull_url if published else None
+        )
+        mark = jira_marker(task.id)
+        try:
+            jira = self.client()
+            if not any(mark in (c.body or "") for c in jira.comments(key)):
+                jira.add_comment(key, "\n\n".join([*lines, mark]))
+            if task.state == TaskState.SUCCEEDED and published is not None:
+                self._move(jira, key)
+        except JIRAError as exc:
+            raise ServiceError(f"Jira answered {exc.status_code}: {exc.text}") from exc
+
+    def _move(self, jira: JIRA, key: str) -> None:
+        wanted = self.settings.review_status.lower()
+        status = jira.issue(key, fields="status").fields.status.name
+        if status.lower() == wanted:
+            return
+        for transition in jira.transitions(key):
+            if wanted in (transition["name"].lower(), transition["to"]["name"].lower()):
+                jira.transition_issue(key, transition["id"])
+                return
+        log.warning("%s: no transition to %r from %r", key, self.settings.review_status, status)
+
+
+def reporter() -> JiraReporter:
+    """Entry point `autan.reporters: jira`."""
+    common = IntegrationSettings()
+    routing = Routing.load(common.data_dir / "autan.toml")
+    return JiraReporter(JiraSettings(), common, Publisher(GitHubSettings(), common, routing))

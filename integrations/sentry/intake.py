@@ -1,0 +1,105 @@
+"""Sentry webhooks in: a new issue or a triggered alert is queued to become a fix-it task."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from integrations.base import Answer
+from integrations.config import Routing, secret
+from integrations.deliveries import Deliveries
+from integrations.errors import InvalidPayload, MalformedRequest, NotConfigured
+from integrations.sentry.config import SentrySettings
+from integrations.signatures import verify
+from integrations.submit import Submitter, decode_json
+
+PROJECT_IN_URL = re.compile(r"/projects/[^/]+/([^/]+)/")
+ACTIONS = {"issue": "created", "event_alert": "triggered"}
+
+
+class Problem(BaseModel):
+    """The fields of an issue (`data.issue`) or an event (`data.event`) Autan reads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    issue_id: str
+    title: str
+    culprit: str | None = None
+    project: str
+    link: str | None = None
+
+
+def problem_of(resource: str, data: dict[str, Any]) -> Problem:
+    if resource == "issue":
+        issue = data["issue"]
+        project = issue["project"]
+        return Problem(
+            issue_id=str(issue["id"]),
+            title=issue["title"],
+            culprit=issue.get("culprit"),
+            project=str(project.get("slug") or project["id"]),
+            link=issue.get("permalink") or issue.get("web_url"),
+        )
+    event = data["event"]
+    found = PROJECT_IN_URL.search(str(event.get("url", "")))
+    return Problem(
+        issue_id=str(event["issue_id"]),
+        title=event["title"],
+        culprit=event.get("culprit"),
+        project=found.group(1) if found else str(event["project"]),
+        link=event.get("web_url"),
+    )
+
+
+class SentryIntake:
+    def __init__(
+        self,
+        settings: SentrySettings,
+        routing: Routing,
+        submitter: Submitter,
+        deliveries: Deliveries,
+    ) -> None:
+        self.settings = settings
+        self.routing = routing
+        self.submitter = submitter
+        self.deliveries = deliveries
+
+    def receive(self, body: bytes, headers: Mapping[str, str]) -> Answer:
+        if self.settings.client_secret is None:
+            raise NotConfigured(
+                "Sentry webhooks are refused: AUTAN_SENTRY_CLIENT_SECRET is not set"
+            )
+        signature = headers.get("sentry-hook-signature")
+        verify(
+            secret(self.settings.client_secret),
+            body,
+            signature,
+            header="Sentry-Hook-Signature",
+            prefix="",
+        )
+        resource = headers.get("sentry-hook-resource")
+        if not resource:
+            raise MalformedRequest("missing Sentry-Hook-Resource header")
+        payload = decode_json(body)
+        if resource not in ACTIONS:
+            return Answer("ignored", f"resource {resource!r} is not one Autan acts on")
+        if payload.get("action") != ACTIONS[resource]:
+            return Answer(
+                "ignored",
+                f"{resource} action {payload.get('action')!r} is not {ACTIONS[resource]!r}",
+            )
+        try:
+            problem = problem_of(resource, payload["data"])
+        except (KeyError, TypeError, ValidationError) as exc:
+            raise InvalidPayload(f"{resource} payload lacks {exc}") from exc
+        if problem.project not in self.routing.sentry.projects:
+            return Answer("ignored", f"project {problem.project} is not in autan.toml")
+        key = f"sentry:{headers.get('request-id') or signature}"
+        job = {"key": key, "problem": problem.model_dump(mode="json")}
+        if not self.deliveries.accept(key, partial(self.submitter.later, "sentry", job)):
+            return Answer("duplicate", "delivery already received")
+        return Answer("accepted", f"issue {problem.issue_id}")

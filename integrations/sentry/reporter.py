@@ -1,0 +1,44 @@
+"""Sentry reports: one comment on the issue with the result and the pull request."""
+
+from __future__ import annotations
+
+from integrations import text
+from integrations.config import IntegrationSettings, Routing
+from integrations.github.config import GitHubSettings
+from integrations.github.publish import Publisher
+from integrations.sentry.api import SentryApi
+from integrations.sentry.config import SentrySettings
+from orchestrator.schemas import TaskView
+
+
+def sentry_marker(task_id: str) -> str:
+    return f"(autan task {task_id})"
+
+
+class SentryReporter:
+    def __init__(
+        self, settings: SentrySettings, common: IntegrationSettings, publisher: Publisher
+    ) -> None:
+        self.api = SentryApi(settings)
+        self.common = common
+        self.publisher = publisher
+
+    def report(self, task: TaskView) -> None:
+        issue_id = str(task.origin.data["issue_id"])
+        published = self.publisher.publish(task)
+        lines = text.outcome(
+            task, self.common.task_url(task.id), published.pull_url if published else None
+        )
+        mark = sentry_marker(task.id)
+        if any(
+            mark in str((n.get("data") or {}).get("text", "")) for n in self.api.comments(issue_id)
+        ):
+            return
+        self.api.comment(issue_id, "\n\n".join([*lines, mark]))
+
+
+def reporter() -> SentryReporter:
+    """Entry point `autan.reporters: sentry`."""
+    common = IntegrationSettings()
+    routing = Routing.load(common.data_dir / "autan.toml")
+    return SentryReporter(SentrySettings(), common, Publisher(GitHubSettings(), common, routing))

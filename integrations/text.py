@@ -1,0 +1,45 @@
+"""How a task's result reads in a pull request, a comment or a message, and its hidden marker."""
+
+from __future__ import annotations
+
+from orchestrator.schemas import TaskView
+from orchestrator.states import TaskState
+
+MENTION = "@autan"
+
+
+def marker(task_id: str) -> str:
+    """Hidden in what Autan posts, so a retried report finds its earlier post."""
+    return f"<!-- autan:task:{task_id} -->"
+
+
+def title(task: TaskView) -> str:
+    first = task.instruction.strip().split("\n", 1)[0].lstrip("# ").strip()
+    return f"Autan: {first[:80]}" if first else f"Autan task {task.id}"
+
+
+def tests_line(task: TaskView) -> str:
+    result = task.result
+    if result is None or result.verified is None:
+        return "not run"
+    verdict = "passed" if result.verified else "failed"
+    return f"{verdict} ({result.tests_outcome})" if result.tests_outcome else verdict
+
+
+def outcome(task: TaskView, link: str, pull_url: str | None = None) -> list[str]:
+    """The lines every report carries: what happened, tests, cost, where to look."""
+    lines: list[str] = []
+    if task.state == TaskState.SUCCEEDED and task.result is not None:
+        lines.append(task.result.summary or "Done.")
+    else:
+        lines.append(f"Task {task.state}: {task.reason or 'no reason given'}")
+    if pull_url:
+        lines.append(f"Pull request: {pull_url}")
+    lines.append(f"Tests: {tests_line(task)}")
+    lines.append(f"Cost: ${task.cost_usd:.2f}")
+    lines.append(f"Details: {link}")
+    return lines
+
+
+def has_changes(task: TaskView) -> bool:
+    return task.state == TaskState.SUCCEEDED and bool(task.result and task.result.diff.strip())

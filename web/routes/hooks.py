@@ -1,0 +1,80 @@
+"""Webhooks from GitHub, Slack, Jira and Sentry: raw body to the integration, answer at once.
+
+The integration verifies, de-duplicates and queues the rest for a worker (the `.intake`
+queue), so nothing slow runs here and nothing accepted lives only in this process."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from integrations.base import Intake
+from integrations.errors import (
+    IntegrationError,
+    InvalidPayload,
+    MalformedRequest,
+    NotConfigured,
+    QueueUnavailable,
+    SignatureInvalid,
+)
+from integrations.hub import Hub
+from web.deps import ServicesDep
+
+router = APIRouter(prefix="/hooks", tags=["hooks"])
+
+STATUS: dict[type[IntegrationError], int] = {
+    NotConfigured: 503,
+    QueueUnavailable: 503,
+    SignatureInvalid: 401,
+    MalformedRequest: 400,
+    InvalidPayload: 422,
+}
+
+
+def get_hub(request: Request, services: ServicesDep) -> Hub:
+    """The app's intakes; built from the environment on first use unless the app was given one."""
+    hub: Hub | None = getattr(request.app.state, "hooks", None)
+    if hub is None:
+        try:
+            hub = Hub.from_env(services.lifecycle, services.redis)
+        except (IntegrationError, ValueError) as exc:
+            raise HTTPException(503, f"integrations are misconfigured: {exc}") from exc
+        request.app.state.hooks = hub
+    return hub
+
+
+HubDep = Annotated[Hub, Depends(get_hub)]
+
+
+async def _handle(intake: Intake, request: Request) -> JSONResponse:
+    body = await request.body()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        answer = await run_in_threadpool(intake.receive, body, headers)
+    except IntegrationError as exc:
+        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 502)
+        raise HTTPException(status, str(exc)) from exc
+    return JSONResponse(answer.json(), status_code=200)
+
+
+@router.post("/github")
+async def github_hook(request: Request, hub: HubDep) -> JSONResponse:
+    return await _handle(hub.github, request)
+
+
+@router.post("/slack/commands")
+async def slack_command(request: Request, hub: HubDep) -> JSONResponse:
+    return await _handle(hub.slack, request)
+
+
+@router.post("/jira")
+async def jira_hook(request: Request, hub: HubDep) -> JSONResponse:
+    return await _handle(hub.jira, request)
+
+
+@router.post("/sentry")
+async def sentry_hook(request: Request, hub: HubDep) -> JSONResponse:
+    return await _handle(hub.sentry, request)

@@ -1,4 +1,4 @@
-"""The FastAPI application: API routes, event streams, health and metrics."""
+"""The FastAPI application: API routes, event streams, the dashboard, health and metrics."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 from integrations.telemetry import init_sentry_from_env
@@ -15,7 +16,8 @@ from orchestrator.services import Services
 from web import errors
 from web.config import WebSettings
 from web.metrics import StoreCollector
-from web.routes import events, health, hooks, pages, tasks
+from web.routes import events, fleet, health, hooks, signin, task_pages, tasks, workspaces
+from web.templating import STATIC
 
 
 def create_app(
@@ -45,6 +47,7 @@ def create_app(
     registry.register(StoreCollector(services))
     app.state.metrics = registry
     errors.install(app)
-    for module in (tasks, events, health, pages, hooks):
+    for module in (tasks, events, health, hooks, signin, task_pages, fleet, workspaces):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -23,6 +23,19 @@ class WebSettings(BaseSettings):
     sse_keepalive_s: float = Field(default=15.0, gt=0)
     """Silence after which an event stream sends a comment so proxies keep it open."""
 
+    session_ttl_s: int = Field(default=12 * 3600, ge=60)
+    """How long a dashboard sign-in lasts; signing out ends it at once."""
+
+    model_url: str = ""
+    """The model endpoints the Fleet page watches (AUTAN_MODEL_URL, comma-separated /v1 URLs)."""
+
+    fleet_probe_timeout_s: float = Field(default=2.0, gt=0)
+    """How long the Fleet page waits for each endpoint's /metrics before calling it unreachable."""
+
+    @property
+    def model_urls(self) -> list[str]:
+        return [u.strip() for u in self.model_url.split(",") if u.strip()]
+
     @property
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import parse_qs, quote
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -13,7 +15,9 @@ from orchestrator.lifecycle import Lifecycle
 from orchestrator.models import ApiToken
 from orchestrator.services import Services
 from orchestrator.tokens import authenticate
+from web import sessions
 from web.config import WebSettings
+from web.sessions import WebSession
 
 
 def get_services(request: Request) -> Services:
@@ -43,13 +47,47 @@ SessionDep = Annotated[Session, Depends(get_session)]
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 
 _bearer = HTTPBearer(auto_error=False)
+SAFE_METHODS = ("GET", "HEAD")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """A signed-in dashboard user: the browser's session and the API token behind it."""
+
+    session: WebSession
+    token: ApiToken
+
+
+def _signed_in(request: Request, services: Services, session: Session) -> Viewer | None:
+    """The browser's session when its cookie names a live session of a live token."""
+    cookie = request.cookies.get(sessions.COOKIE)
+    if not cookie:
+        return None
+    web = sessions.load(services.redis, cookie)
+    if web is None:
+        return None
+    token = session.get(ApiToken, web.token_id)
+    if token is None or token.revoked_at is not None:
+        return None
+    return Viewer(web, token)
 
 
 def current_token(
+    request: Request,
+    services: ServicesDep,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiToken:
+    """The bearer token; or, for reads only (GET, and so the SSE stream), the session cookie.
+
+    A cookie rides along with cross-site requests, so it never authorises a change
+    through the JSON API: those need the bearer token, which no other site can send.
+    """
     challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None and request.method in SAFE_METHODS:
+        viewer = _signed_in(request, services, session)
+        if viewer is not None:
+            return viewer.token
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             401, "missing bearer token: send 'Authorization: Bearer TOKEN'", challenge
@@ -61,3 +99,41 @@ def current_token(
 
 
 CurrentToken = Annotated[ApiToken, Depends(current_token)]
+
+
+def current_viewer(request: Request, services: ServicesDep, session: SessionDep) -> Viewer:
+    """The signed-in dashboard user; anyone else is sent to the sign-in page."""
+    viewer = _signed_in(request, services, session)
+    if viewer is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        location = "/login" if target == "/" else f"/login?next={quote(target, safe='')}"
+        raise HTTPException(303, "sign in first", {"Location": location})
+    return viewer
+
+
+ViewerDep = Annotated[Viewer, Depends(current_viewer)]
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """A urlencoded form's fields (the last value of each); the dashboard posts nothing else."""
+    body = await request.body()
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if body and kind != "application/x-www-form-urlencoded":
+        raise HTTPException(415, "send the form as application/x-www-form-urlencoded")
+    if len(body) > 1_000_000:
+        raise HTTPException(413, "form too large")
+    parsed = parse_qs(body.decode(errors="replace"), keep_blank_values=True)
+    return {name: values[-1] for name, values in parsed.items()}
+
+
+FormDep = Annotated[dict[str, str], Depends(form_fields)]
+
+
+def checked_form(viewer: ViewerDep, form: FormDep) -> dict[str, str]:
+    """The form of a signed-in user, refused (403) unless it carries the session's CSRF token."""
+    if not sessions.same(form.get("csrf"), viewer.session.csrf):
+        raise HTTPException(403, "the form's CSRF token is missing or wrong: reload the page")
+    return form
+
+
+CheckedFormDep = Annotated[dict[str, str], Depends(checked_form)]

@@ -52,6 +52,14 @@ def _webhooks(args: argparse.Namespace) -> Figures:
     return bench_webhooks(rate=200.0, seconds=3.0)
 
 
+def _dashboard(args: argparse.Namespace) -> Figures:
+    from tests.bench.dashboard import bench_event_to_browser, bench_tasks_page
+
+    for database in args.databases.split(","):
+        yield from bench_tasks_page(database, tasks=10_000, requests=200)
+        yield bench_event_to_browser(database, events=200)
+
+
 # Each area's benchmark; its module also runs alone with its own flags
 # (python -m tests.bench.sandbox --help).
 AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
@@ -62,6 +70,7 @@ AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
     "serving": _serving,
     "agent": _agent,
     "webhooks": _webhooks,
+    "dashboard": _dashboard,
 }
 
 

@@ -1,0 +1,106 @@
+"""Signing in to the dashboard with an API token, signing out, and the page at `/`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
+
+from orchestrator.tokens import authenticate
+from web import sessions
+from web.deps import (
+    CheckedFormDep,
+    FormDep,
+    ServicesDep,
+    SessionDep,
+    WebSettingsDep,
+    current_viewer,
+)
+from web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: `next=//evil.example` must not send a user away."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/tasks"
+    return target
+
+
+def _secure(request: Request, public_url: str) -> bool:
+    return request.url.scheme == "https" or public_url.startswith("https://")
+
+
+@router.get("/")
+def index(request: Request, services: ServicesDep, session: SessionDep) -> Response:
+    current_viewer(request, services, session)  # no session: to /login
+    return RedirectResponse("/tasks", status_code=303)
+
+
+@router.get("/login")
+def login_page(
+    request: Request,
+    web_settings: WebSettingsDep,
+    next: Annotated[str | None, Query()] = None,
+) -> Response:
+    # Sign-in has no session yet, so its form is guarded by a double-submit cookie.
+    csrf = sessions.new_csrf()
+    response = render(request, "login.html", csrf=csrf, next=_safe_next(next), error=None)
+    response.set_cookie(
+        sessions.LOGIN_CSRF_COOKIE,
+        csrf,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request, web_settings.public_url),
+        path="/login",
+    )
+    return response
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    form: FormDep,
+    services: ServicesDep,
+    session: SessionDep,
+    web_settings: WebSettingsDep,
+) -> Response:
+    target = _safe_next(form.get("next"))
+    expected = request.cookies.get(sessions.LOGIN_CSRF_COOKIE, "")
+    if not expected or not sessions.same(form.get("csrf"), expected):
+        return render(
+            request, "login.html", 403, csrf=expected or sessions.new_csrf(), next=target,
+            error="This form expired. Reload the page and sign in again.",
+        )  # fmt: skip
+    token = await run_in_threadpool(authenticate, session, raw=form.get("token", "").strip())
+    if token is None:
+        return render(
+            request, "login.html", 401, csrf=expected, next=target,
+            error="That token is not valid, or it was revoked.",
+        )  # fmt: skip
+    session_id, _ = await run_in_threadpool(
+        sessions.create, services.redis, token_id=token.id, ttl_s=web_settings.session_ttl_s
+    )
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        sessions.COOKIE,
+        session_id,
+        max_age=web_settings.session_ttl_s,
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request, web_settings.public_url),
+        path="/",
+    )
+    response.delete_cookie(sessions.LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, services: ServicesDep, _: CheckedFormDep) -> Response:
+    sessions.delete(services.redis, request.cookies.get(sessions.COOKIE, ""))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(sessions.COOKIE, path="/")
+    return response

@@ -1,0 +1,166 @@
+"""The dashboard's task pages: the live list, one task, a new task, and the task buttons."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+
+from orchestrator import store
+from orchestrator.errors import InvalidSubmission
+from orchestrator.schemas import ORIGIN_KINDS, OriginSpec, TaskRequest, TaskSpec, TaskSummary
+from orchestrator.states import TaskState
+from web.deps import CheckedFormDep, LifecycleDep, SessionDep, ViewerDep, WebSettingsDep
+from web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 50
+DIFF_LINES_SHOWN = 5000
+
+
+@router.get("/tasks")
+def tasks_page(
+    request: Request,
+    session: SessionDep,
+    viewer: ViewerDep,
+    state: TaskState | None = None,
+    origin: Annotated[str | None, Query(max_length=32)] = None,
+    repo: Annotated[str | None, Query(max_length=1024)] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    filters = {"state": state or "", "origin": origin or "", "repo": repo or ""}
+    try:
+        tasks, next_cursor = store.list_tasks(
+            session, state=state, origin=origin, repo=repo, limit=PAGE_SIZE, cursor=cursor
+        )
+    except ValueError as exc:
+        raise HTTPException(422, "cursor: not one this page gave out") from exc
+    return render(
+        request,
+        "tasks.html",
+        viewer=viewer,
+        tasks=[TaskSummary.of(t) for t in tasks],
+        filters=filters,
+        cursor=cursor or "",
+        next_cursor=next_cursor,
+        states=[s.value for s in TaskState],
+        origins=ORIGIN_KINDS,
+        page_size=PAGE_SIZE,
+    )
+
+
+def _shown_result(task: Any, attempt: int | None) -> Any:
+    """The result whose diff the page shows: the one asked for, else the chosen one."""
+    if attempt is not None:
+        for a in task.attempts:
+            if a.number == attempt and a.result is not None:
+                return a.result
+    if task.result is not None:
+        return task.result
+    return next((a.result for a in task.attempts if a.result is not None), None)
+
+
+@router.get("/tasks/{task_id}")
+def task_page(
+    request: Request,
+    task_id: str,
+    lifecycle: LifecycleDep,
+    viewer: ViewerDep,
+    attempt: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    task = lifecycle.get(task_id)
+    shown = _shown_result(task, attempt)
+    diff_lines = shown.diff.splitlines() if shown else []
+    numbers = {a.id: a.number for a in task.attempts}
+    return render(
+        request,
+        "task.html",
+        viewer=viewer,
+        task=task,
+        shown=shown,
+        shown_number=numbers.get(shown.attempt_id) if shown else None,
+        diff_lines=diff_lines[:DIFF_LINES_SHOWN],
+        diff_cut=max(0, len(diff_lines) - DIFF_LINES_SHOWN),
+        active=not task.state.terminal,
+        max_attempts=lifecycle.settings.max_attempts,
+    )
+
+
+@router.post("/tasks/{task_id}/cancel")
+def cancel(task_id: str, lifecycle: LifecycleDep, viewer: ViewerDep, _: CheckedFormDep) -> Response:
+    lifecycle.cancel(task_id, by=f"{viewer.token.name} (dashboard)")
+    return RedirectResponse(f"/tasks/{task_id}", status_code=303)
+
+
+@router.post("/tasks/{task_id}/again")
+def run_again(
+    task_id: str, lifecycle: LifecycleDep, viewer: ViewerDep, form: CheckedFormDep
+) -> Response:
+    """Retry (the same number of attempts) or run again with more attempts: a new task."""
+    task = lifecycle.get(task_id)
+    attempts = task.attempts_requested
+    if form.get("attempts"):
+        if not form["attempts"].isdigit() or int(form["attempts"]) < 1:
+            raise HTTPException(422, "attempts: a whole number, at least 1")
+        attempts = int(form["attempts"])
+    spec = TaskSpec(
+        repo=task.repo,
+        ref=task.ref,
+        instruction=task.instruction,
+        attempts=attempts,
+        origin=OriginSpec(kind="web", data={"token": viewer.token.name, "again_of": task.id}),
+    )
+    again, _ = lifecycle.submit(spec, created_by=viewer.token.id)
+    return RedirectResponse(f"/tasks/{again.id}", status_code=303)
+
+
+def _new_form(request: Request, viewer: Any, settings: Any, **context: Any) -> Response:
+    values = context.pop("values", {})
+    return render(
+        request,
+        "new.html",
+        context.pop("status_code", 200),
+        viewer=viewer,
+        values={"repo": "", "instruction": "", "ref": "", "attempts": "", "model": "", **values},
+        errors=context.pop("errors", {}),
+        models=settings.model_urls,
+    )
+
+
+@router.get("/new")
+def new_page(request: Request, viewer: ViewerDep, web_settings: WebSettingsDep) -> Response:
+    return _new_form(request, viewer, web_settings)
+
+
+@router.post("/new")
+def submit(
+    request: Request,
+    lifecycle: LifecycleDep,
+    viewer: ViewerDep,
+    web_settings: WebSettingsDep,
+    form: CheckedFormDep,
+) -> Response:
+    fields = {k: form.get(k, "").strip() for k in ("repo", "instruction", "ref", "attempts")}
+    try:
+        request_ = TaskRequest(
+            repo=fields["repo"],
+            instruction=form.get("instruction", ""),
+            ref=fields["ref"] or None,
+            attempts=fields["attempts"] or None,
+        )
+    except ValidationError as exc:
+        errors = {str(e["loc"][0]): e["msg"] for e in exc.errors()}
+        return _new_form(request, viewer, web_settings, values=form, errors=errors, status_code=422)
+    data: dict[str, Any] = {"token": viewer.token.name}
+    if form.get("model"):
+        data["model"] = form["model"][:255]
+    spec = TaskSpec(**request_.model_dump(), origin=OriginSpec(kind="web", data=data))
+    try:
+        task, _ = lifecycle.submit(spec, created_by=viewer.token.id)
+    except InvalidSubmission as exc:
+        errors = {"attempts": str(exc)}
+        return _new_form(request, viewer, web_settings, values=form, errors=errors, status_code=422)
+    return RedirectResponse(f"/tasks/{task.id}", status_code=303)

@@ -1,0 +1,146 @@
+// A task's trajectory, live: one EventSource on the task's event stream, each event drawn
+// into its attempt's column. Every value goes in through textContent, never as markup.
+"use strict";
+(function () {
+  const article = document.getElementById("task");
+  if (!article) return;
+  const taskId = article.dataset.id;
+  const endedAtLoad = article.dataset.ended === "true";
+  const taskLog = document.getElementById("task-events");
+  const toolCalls = new Map(); // tool call id -> its <details>, where the output folds in
+  let lastSeq = 0;
+
+  function el(tag, text, className) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (className) node.className = className;
+    return node;
+  }
+
+  function json(value) {
+    return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+  }
+
+  function column(event) {
+    if (!event.attempt_id) return null;
+    return article.querySelector('[data-attempt-id="' + CSS.escape(event.attempt_id) + '"]');
+  }
+
+  function describe(event, li) {
+    const d = event.data || {};
+    switch (event.kind) {
+      case "model.message": {
+        li.appendChild(el("pre", d.text || ""));
+        for (const call of d.tool_calls || []) li.appendChild(el("div", "→ " + call.name, "hint"));
+        return;
+      }
+      case "tool.call": {
+        const details = el("details");
+        details.appendChild(el("summary", d.name || "tool"));
+        details.appendChild(el("pre", json(d.arguments)));
+        li.appendChild(details);
+        if (d.id) toolCalls.set(d.id, details);
+        return;
+      }
+      case "tool.output": {
+        const folded = d.id ? toolCalls.get(d.id) : null;
+        const body = el("pre", d.output || "");
+        if (folded) {
+          folded.querySelector("summary").textContent += d.ok === false ? " (failed)" : " ✓";
+          folded.appendChild(el("div", "output", "kind"));
+          folded.appendChild(body);
+          li.remove();
+          return;
+        }
+        const details = el("details");
+        details.appendChild(el("summary", (d.name || "tool") + " output"));
+        details.appendChild(body);
+        li.appendChild(details);
+        return;
+      }
+      case "file.change":
+        li.appendChild(el("code", (d.status || "changed") + " " + (d.path || "")));
+        return;
+      case "attempt.state":
+        li.appendChild(el("span", d.state + (d.reason ? " — " + d.reason : "")));
+        return;
+      case "task.finished":
+        li.appendChild(el("span", d.state + (d.reason ? " — " + d.reason : "")));
+        return;
+      default:
+        li.appendChild(el("pre", json(d)));
+    }
+  }
+
+  function setState(node, state) {
+    if (!node || !state) return;
+    node.textContent = state;
+    node.className = "state s-" + state;
+  }
+
+  function draw(event) {
+    if (event.seq <= lastSeq) return; // a reconnect replays nothing twice
+    lastSeq = event.seq;
+    const col = column(event);
+    const list = col ? col.querySelector(".trajectory") : taskLog;
+    const li = el("li");
+    li.dataset.seq = String(event.seq);
+    li.dataset.kind = event.kind;
+    li.appendChild(el("span", event.kind, "kind"));
+    list.appendChild(li);
+    describe(event, li);
+    if (li.isConnected) list.scrollTop = list.scrollHeight;
+    if (event.kind === "attempt.state" && col) {
+      setState(col.querySelector('[data-role="state"]'), event.data.state);
+    }
+    if (event.kind === "attempt.state" && event.data.state === "provisioning") {
+      setState(document.getElementById("task-state"), "running");
+    }
+    if (event.kind === "task.finished") {
+      setState(document.getElementById("task-state"), event.data.state);
+    }
+  }
+
+  const LIVE = ["queued", "provisioning", "running", "verifying"];
+
+  // The stream ends with the task; after a cancel, running attempts stop a moment later.
+  // Follow their states from the task's JSON until each has ended.
+  async function settleAttempts() {
+    let task;
+    try {
+      const response = await fetch("/api/tasks/" + encodeURIComponent(taskId));
+      if (!response.ok) return;
+      task = await response.json();
+    } catch (err) {
+      task = null;
+    }
+    let live = task === null;
+    for (const attempt of task ? task.attempts : []) {
+      const col = article.querySelector('[data-attempt-id="' + CSS.escape(attempt.id) + '"]');
+      if (col) setState(col.querySelector('[data-role="state"]'), attempt.state);
+      live = live || LIVE.includes(attempt.state);
+    }
+    if (live) window.setTimeout(settleAttempts, 1000);
+  }
+
+  const source = new EventSource("/api/tasks/" + encodeURIComponent(taskId) + "/events");
+  const kinds = ["task.created", "task.finished", "task.reported", "attempt.state",
+    "model.message", "tool.call", "tool.output", "file.change", "tests.finished",
+    "context.compacted", "message"];
+  function onFrame(frame) {
+    const event = JSON.parse(frame.data);
+    draw(event);
+    window.dispatchEvent(new CustomEvent("autan:event", { detail: event }));
+    if (event.kind === "task.finished") {
+      source.close(); // the stream ends here; do not let the browser reconnect
+      article.dataset.ended = "true";
+      // Results (diffs, tests, cost) are drawn by the server: fetch them once.
+      if (!endedAtLoad) window.setTimeout(function () { window.location.reload(); }, 800);
+      else settleAttempts();
+    }
+  }
+  for (const kind of kinds) source.addEventListener(kind, onFrame);
+  source.onerror = function () {
+    if (source.readyState === EventSource.CLOSED) taskLog.appendChild(el("li", "stream closed"));
+  };
+})();

@@ -98,7 +98,7 @@ def main() -> int:
     stamp = time.strftime("%Y%m%dT%H%M%S")
     report = {"machine": platform.platform(), "python": sys.version.split()[0], "results": results}
     (out / f"bench-{stamp}.json").write_text(json.dumps(report, indent=2))
-    bad = [r for r in results if r.get("lost") or r.get("run_twice")]
+    bad = [r for r in results if r.get("lost") or r.get("run_twice") or r.get("not_succeeded")]
     if bad:
         print(f"FAILED: tasks lost or run twice: {bad}", file=sys.stderr)
         return 1

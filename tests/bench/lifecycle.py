@@ -44,7 +44,7 @@ def bench_drain(database: str, *, tasks: int, workers: int) -> dict[str, Any]:
     """Queue `tasks` first, then let `workers` processes drain them; check none lost or doubled."""
     with bench_env(database, "tests.bench.runners:CountingRunner") as bench:
         record = bench.workdir / "ran"
-        os.environ["AUTAN_BENCH_RECORD"] = str(record)
+        os.environ["BENCH_DRAIN_RECORD"] = str(record)
         lifecycle = bench.services.lifecycle
         for i in range(tasks):
             lifecycle.submit(TaskSpec(repo="/srv/bench.git", instruction=f"task {i}"))
@@ -66,13 +66,14 @@ def bench_drain(database: str, *, tasks: int, workers: int) -> dict[str, Any]:
                 select(func.count()).select_from(Attempt).where(Attempt.state == "succeeded")
             )
         ran = record.read_text().split()
-        del os.environ["AUTAN_BENCH_RECORD"]
+        del os.environ["BENCH_DRAIN_RECORD"]
     return {
         "figure": f"{tasks} tasks drained by {workers} worker processes",
         "database": database,
         "seconds": round(elapsed, 2),
         "tasks_per_s": round(tasks / elapsed, 1),
         "succeeded": succeeded,
+        "not_succeeded": tasks - (succeeded or 0),
         "lost": tasks - len(set(ran)),
         "run_twice": len(ran) - len(set(ran)),
         "attempt_runs_recorded": runs,

@@ -13,9 +13,9 @@ class NoopRunner:
 
 
 class CountingRunner:
-    """Appends the attempt id to AUTAN_BENCH_RECORD, so a drain can prove each ran once."""
+    """Appends the attempt id to BENCH_DRAIN_RECORD, so a drain can prove each ran once."""
 
     def run(self, ctx: AttemptContext) -> AttemptOutcome:
-        with open(os.environ["AUTAN_BENCH_RECORD"], "a") as f:
+        with open(os.environ["BENCH_DRAIN_RECORD"], "a") as f:
             f.write(f"{ctx.attempt_id}\n")
         return AttemptOutcome(summary="counted")

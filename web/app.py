@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,6 +35,10 @@ def create_app(
         app.state.live_redis = aioredis.Redis.from_url(
             services.settings.resolved_redis_url, socket_connect_timeout=5
         )
+        # Everything imported and built so far lives as long as the process: move it out
+        # of the collector's sight, or every full collection walks it (a ~100 ms pause).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

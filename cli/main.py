@@ -10,6 +10,7 @@ import typer
 
 from cli import demo, model, render, server, tasks
 from cli import sandbox as sandbox_cli
+from cli import sync as sync_cli
 from cli.errors import CliError
 from orchestrator.errors import OrchestratorError
 
@@ -54,6 +55,7 @@ COMMANDS: list[tuple[str, Callable[..., None]]] = [
     ("worker", server.worker),
     ("migrate", server.migrate),
     ("demo", demo.demo),
+    ("sync", sync_cli.sync),
 ]
 for name, command in COMMANDS:
     app.command(name)(reported(command))

@@ -15,6 +15,7 @@ from cli import render
 from cli.client import AutanClient
 from cli.config import CliSettings, load
 from cli.errors import CliError, Conflict
+from cli.sync import workspace_base
 from orchestrator.schemas import TaskView
 from orchestrator.states import TaskState
 
@@ -36,7 +37,7 @@ def repo_argument(repo: str) -> str:
 
 def run(
     instruction: Annotated[str, typer.Argument(help="What the agent should do.")],
-    repo: Annotated[str, typer.Option(help="Repository: a local path or a URL.")],
+    repo: Annotated[str | None, typer.Option(help="Repository: a local path or a URL.")] = None,
     ref: Annotated[str | None, typer.Option(help="Branch, tag or commit to start from.")] = None,
     attempts: Annotated[
         int | None, typer.Option(min=1, help="Attempts to run in parallel; the best is kept.")
@@ -47,12 +48,24 @@ def run(
     idempotency_key: Annotated[
         str | None, typer.Option(help="Submitting the same key again returns the same task.")
     ] = None,
+    workspace: Annotated[
+        str | None,
+        typer.Option(help="Start from this synced checkout's current snapshot (not --repo)."),
+    ] = None,
 ) -> None:
     """Submit a task; with --follow, exit 0 only if it succeeds."""
+    if (repo is None) == (workspace is None):
+        raise typer.BadParameter("give --repo or --workspace, one of them")
+    if workspace is not None:
+        if ref is not None:
+            raise typer.BadParameter("--ref goes with --repo; a workspace starts from its head")
+        repo, ref = workspace_base(workspace)
+    else:
+        repo = repo_argument(repo or "")
     out = render.console()
     with client() as api:
         task, created = api.submit(
-            repo=repo_argument(repo),
+            repo=repo,
             instruction=instruction,
             ref=ref,
             attempts=attempts,

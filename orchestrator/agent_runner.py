@@ -18,6 +18,8 @@ from sandbox.base import Sandbox
 from sandbox.config import LimitsConfig
 from sandbox.trees import TreesConfig, TreeStore
 from serving import ClientConfig, Meter, OpenAIClient
+from sync import snapshots
+from sync.errors import SyncError
 
 
 class AgentRunnerSettings(BaseSettings):
@@ -86,10 +88,13 @@ class AgentRunner:
         )
 
     def base_tree(self, repo: str, ref: str | None) -> Path:
-        """The read-only checkout of `repo` at `ref` (HEAD by default), cached per commit."""
+        """The read-only checkout of `repo` at `ref` (HEAD by default), cached per commit;
+        or a workspace's snapshot when `repo` is `workspace:<id>@<version>`."""
         try:
+            if snapshots.is_workspace(repo):
+                return snapshots.base_tree(repo, ref, self.settings.data_dir)
             return self.trees.checkout(repo, ref or "HEAD")
-        except SandboxError as exc:
+        except (SandboxError, SyncError) as exc:
             raise AttemptFailed(f"the base tree could not be made: {exc}") from exc
 
     def sandbox_config(self, network: bool) -> SandboxConfig:

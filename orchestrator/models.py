@@ -180,3 +180,63 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class Workspace(Base):
+    """The server's mirror of a developer's checkout, kept current by the sync daemon."""
+
+    __tablename__ = "workspaces"
+    __table_args__ = (UniqueConstraint("created_by", "key", name="uq_workspaces_owner_key"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    key: Mapped[str] = mapped_column(String(255))
+    """The daemon's name for the checkout (host and path): registering it again finds it."""
+    name: Mapped[str] = mapped_column(String(255))
+    root: Mapped[str] = mapped_column(String(4096))
+    created_by: Mapped[str] = mapped_column(String(32))
+    head: Mapped[int] = mapped_column(Integer, default=0)
+    """The newest version; 0 until the first manifest is committed."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkspaceVersion(Base):
+    """One committed manifest of a workspace; its canonical JSON is a blob too."""
+
+    __tablename__ = "workspace_versions"
+    __table_args__ = (UniqueConstraint("workspace_id", "number", name="uq_workspace_versions"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    manifest_hash: Mapped[str | None] = mapped_column(String(64))
+    """The canonical manifest's blob: written when a task first starts from the version."""
+    files: Mapped[int] = mapped_column(Integer, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkspaceEntry(Base):
+    """One path of a workspace, live from version `since` until (not including) `until`.
+
+    A commit touches only the rows of the paths it changes, so a version costs rows in
+    proportion to its change, and every older version can still be read back.
+    """
+
+    __tablename__ = "workspace_entries"
+    __table_args__ = (
+        Index("ix_workspace_entries_path", "workspace_id", "path"),
+        Index("ix_workspace_entries_live", "workspace_id", "until"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(1024))
+    kind: Mapped[str] = mapped_column(String(8))
+    hash: Mapped[str | None] = mapped_column(String(64))
+    mode: Mapped[int] = mapped_column(Integer)
+    target: Mapped[str | None] = mapped_column(String(4096))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    since: Mapped[int] = mapped_column(Integer)
+    until: Mapped[int | None] = mapped_column(Integer)

@@ -51,7 +51,16 @@ class LocalSandbox:
         self._lock = os.open(self.dir / "lock", os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         self.workspace = self.dir / "workspace"
-        copy = ["cp", "-a", "--reflink=auto", f"{self.base}/.", str(self.workspace)]
+        # Hard links in the base (a snapshot links identical files to one blob) must not
+        # survive the copy, or a write to one path would change its twins.
+        copy = [
+            "cp",
+            "-a",
+            "--no-preserve=links",
+            "--reflink=auto",
+            f"{self.base}/.",
+            str(self.workspace),
+        ]
         self.workspace.mkdir()
         subprocess.run(copy, check=True, capture_output=True)
         self._closing = threading.Event()

@@ -17,7 +17,17 @@ from orchestrator.services import Services
 from web import errors
 from web.config import WebSettings
 from web.metrics import StoreCollector
-from web.routes import events, fleet, health, hooks, signin, task_pages, tasks, workspaces
+from web.routes import (
+    events,
+    fleet,
+    health,
+    hooks,
+    signin,
+    task_pages,
+    tasks,
+    workspaces,
+    workspaces_api,
+)
 from web.templating import STATIC
 
 
@@ -52,7 +62,8 @@ def create_app(
     registry.register(StoreCollector(services))
     app.state.metrics = registry
     errors.install(app)
-    for module in (tasks, events, health, hooks, signin, task_pages, fleet, workspaces):
+    routers = (tasks, events, health, hooks, signin, task_pages, fleet, workspaces, workspaces_api)
+    for module in routers:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -1,0 +1,154 @@
+"""`autan sync`: mirror a checkout to the server and watch it; `autan sync status` lists them."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli import render
+from cli.config import CliSettings, load
+from cli.errors import CliError
+from sync import snapshots
+from sync import state as sync_state
+from sync.config import SyncSettings
+from sync.daemon import SyncDaemon
+from sync.errors import AlreadySyncing, SyncError
+from sync.remote import HttpRemote
+from sync.state import SyncState
+
+log = logging.getLogger("sync")
+
+
+def _daemon(path: Path, server: str | None) -> tuple[SyncDaemon, HttpRemote]:
+    settings, sync_settings = load(CliSettings), load(SyncSettings)
+    root = path.expanduser().resolve()
+    if not root.is_dir():
+        raise CliError(f"{root} is not a directory: give the checkout to sync")
+    url = (server or settings.url).rstrip("/")
+    remote = HttpRemote(url, settings.resolved_token)
+    daemon = SyncDaemon(
+        root,
+        remote,
+        server=url,
+        state_path=sync_state.state_file(sync_settings.state_dir, root),
+        config=sync_settings.sync_daemon,
+    )
+    return daemon, remote
+
+
+def sync(
+    path: Annotated[
+        str, typer.Argument(help="The checkout to mirror (default: here); `status` lists them.")
+    ] = ".",
+    server: Annotated[str | None, typer.Option(help="The Autan API (default: AUTAN_URL).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Sync once and exit; do not watch.")] = False,
+) -> None:
+    """Mirror a checkout to its workspace on the server, then send each change as it happens."""
+    if path == "status":
+        status()
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    daemon, remote = _daemon(Path(path), server)
+    out = render.console()
+    try:
+        if once:
+            daemon.acquire()
+            try:
+                report = daemon.sync()
+            finally:
+                daemon.release()
+            out.print(
+                f"workspace {daemon.state.workspace_id} at version {report.version}: "
+                f"{len(report.changed)} changed, {len(report.deleted)} deleted, "
+                f"{report.uploaded} blob(s) uploaded ({report.uploaded_bytes} bytes)",
+                markup=False, soft_wrap=True,
+            )  # fmt: skip
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        out.print(f"syncing {daemon.root} to {remote.url}; Ctrl-C stops", markup=False)
+        daemon.run(stop)
+    except SyncError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        remote.close()
+
+
+def _running(state: SyncState, state_dir: Path) -> bool:
+    lock = sync_state.state_file(state_dir, Path(state.root)).with_suffix(".lock")
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def status() -> None:
+    """Each synced checkout: its workspace, version, last change, what is pending."""
+    state_dir = load(SyncSettings).state_dir
+    states = sync_state.load_all(state_dir)
+    out = render.console()
+    if not states:
+        out.print("no checkouts synced yet: run `autan sync PATH`")
+        return
+    now = datetime.now(UTC)
+    table = Table("checkout", "workspace", "version", "last change", "pending", "daemon")
+    for state in states:
+        pending = f"{len(state.pending.paths)} path(s)"
+        if state.pending.error:
+            pending += f": {state.pending.error}"
+        if state.refused:
+            pending += f"; {len(state.refused)} symlink(s) refused"
+        table.add_row(
+            state.root,
+            f"{state.workspace_id or '-'} on {state.server}",
+            str(state.version),
+            f"{render.age(state.last_change, now)} ago" if state.last_change else "never",
+            pending,
+            "running" if _running(state, state_dir) else "stopped",
+        )
+    out.print(table)
+
+
+def workspace_base(path: str) -> tuple[str, str]:
+    """The task repo and ref for the checkout at `path`: synced once now, then its head."""
+    daemon, remote = _daemon(Path(path), None)
+    try:
+        try:
+            daemon.acquire()
+        except AlreadySyncing:
+            workspace_id = daemon.state.workspace_id  # its daemon keeps the server current
+        else:
+            try:
+                daemon.sync()
+                workspace_id = daemon.state.workspace_id
+            finally:
+                daemon.release()
+        if workspace_id is None:
+            raise CliError(f"{daemon.root} has not been synced yet: run `autan sync` there")
+        detail = remote.workspace(workspace_id)
+        if detail.version is None:
+            raise CliError(f"workspace {workspace_id} has no version yet: is {daemon.root} empty?")
+        number = detail.version.number
+        manifest_hash = remote.snapshot(workspace_id, number)
+    except SyncError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        remote.close()
+    return snapshots.repo_of(workspace_id, number), manifest_hash

@@ -1,0 +1,102 @@
+"""Workspaces, their versions and their entries in the store, in the caller's transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session
+
+from orchestrator.models import Workspace, WorkspaceEntry, WorkspaceVersion
+from sync.blobs import BlobStore
+from sync.errors import WorkspaceNotFound
+from sync.manifests import Entry, Kind, canonical
+
+
+def register(
+    session: Session, *, key: str, name: str, root: str, created_by: str, now: datetime
+) -> tuple[Workspace, bool]:
+    """The caller's workspace with `key`, made if new; says whether it was made."""
+    found = session.scalars(
+        select(Workspace).where(Workspace.created_by == created_by, Workspace.key == key)
+    ).first()
+    if found is not None:
+        found.name, found.root = name, root
+        return found, False
+    workspace = Workspace(
+        key=key, name=name, root=root, created_by=created_by, head=0, created_at=now,
+        updated_at=now,
+    )  # fmt: skip
+    session.add(workspace)
+    session.flush()
+    return workspace, True
+
+
+def get(session: Session, *, workspace_id: str) -> Workspace:
+    workspace = session.get(Workspace, workspace_id)
+    if workspace is None:
+        raise WorkspaceNotFound(f"no workspace with id {workspace_id!r}")
+    return workspace
+
+
+def list_all(session: Session) -> list[Workspace]:
+    return list(session.scalars(select(Workspace).order_by(Workspace.updated_at.desc())))
+
+
+def version(session: Session, *, workspace_id: str, number: int) -> WorkspaceVersion | None:
+    return session.scalars(
+        select(WorkspaceVersion).where(
+            WorkspaceVersion.workspace_id == workspace_id, WorkspaceVersion.number == number
+        )
+    ).first()
+
+
+def entries_at(session: Session, *, workspace_id: str, number: int) -> dict[str, Entry]:
+    """The tree of version `number` (0: empty)."""
+    rows = session.scalars(
+        select(WorkspaceEntry).where(
+            WorkspaceEntry.workspace_id == workspace_id,
+            WorkspaceEntry.since <= number,
+            or_(WorkspaceEntry.until.is_(None), WorkspaceEntry.until > number),
+        )
+    )
+    return {row.path: _entry(row) for row in rows}
+
+
+def _entry(row: WorkspaceEntry) -> Entry:
+    # Checked when it was committed: read back without validating again (large trees).
+    return Entry.model_construct(
+        path=row.path, kind=cast(Kind, row.kind), hash=row.hash, mode=row.mode, target=row.target,
+        size=row.size,
+    )  # fmt: skip
+
+
+def live(session: Session, *, workspace_id: str, where: ColumnElement[bool]) -> dict[str, Entry]:
+    """The head's entries that match `where`."""
+    rows = session.scalars(
+        select(WorkspaceEntry).where(
+            WorkspaceEntry.workspace_id == workspace_id, WorkspaceEntry.until.is_(None), where
+        )
+    )
+    return {row.path: _entry(row) for row in rows}
+
+
+def beneath(path: str) -> ColumnElement[bool]:
+    """Rows strictly beneath `path` (LIKE, with its wildcards escaped)."""
+    escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return WorkspaceEntry.path.like(f"{escaped}/%", escape="\\")
+
+
+def snapshot(
+    session: Session, *, workspace_id: str, number: int, blobs: BlobStore
+) -> WorkspaceVersion:
+    """The version with its manifest blob, written on first ask (a task starting from it)."""
+    row = version(session, workspace_id=workspace_id, number=number)
+    if row is None:
+        raise WorkspaceNotFound(f"workspace {workspace_id} has no version {number}")
+    if row.manifest_hash is None:
+        tree = entries_at(session, workspace_id=workspace_id, number=number)
+        row.manifest_hash = blobs.put_bytes(canonical(tree.values()))
+        session.flush()
+    return row

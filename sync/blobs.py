@@ -1,0 +1,126 @@
+"""The content-addressed blob store on disk: verified on the way in, written atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+from sync.errors import BlobHashMismatch
+from sync.hashing import hash_bytes, is_digest, new_hasher
+
+EXEC_SUFFIX = ".x"
+"""An executable twin of a blob: hard links share their mode, so 0o755 needs its own inode."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobWriter:
+    """One upload in progress: a temporary file that becomes the blob only if the hash matches."""
+
+    def __init__(self, store: BlobStore, digest: str) -> None:
+        self.store = store
+        self.digest = digest
+        self.tmp = store.tmp / f"{uuid.uuid4().hex}.part"
+        self._file = open(self.tmp, "xb")  # noqa: SIM115 - closed in commit() or abort()
+        self._hasher = new_hasher()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self._hasher.update(chunk)
+        self._file.write(chunk)
+        self.size += len(chunk)
+
+    def commit(self) -> bool:
+        """Verify, fsync and rename into place; True when the store did not have the blob yet."""
+        try:
+            actual = self._hasher.hexdigest()
+            if actual != self.digest:
+                raise BlobHashMismatch(
+                    f"content sent as {self.digest} hashes to {actual}: nothing was stored"
+                )
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            final = self.store.path(self.digest)
+            if final.exists():
+                return False
+            final.parent.mkdir(exist_ok=True)
+            os.chmod(self.tmp, 0o644)
+            os.replace(self.tmp, final)
+            _fsync_dir(final.parent)
+            return True
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the temporary file (an upload cut off, or refused)."""
+        self._file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class BlobStore:
+    """Blobs named by their BLAKE3 under `root/objects/ab/cdef...`; temporaries in `root/tmp`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.objects = root / "objects"
+        self.tmp = root / "tmp"
+        self.objects.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path(self, digest: str) -> Path:
+        if not is_digest(digest):
+            raise ValueError(f"{digest!r} is not a blob hash (64 lowercase hex digits)")
+        return self.objects / digest[:2] / digest[2:]
+
+    def has(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def missing(self, digests: Iterable[str]) -> list[str]:
+        """The hashes of `digests` the store lacks, each once, in the order given."""
+        return [d for d in dict.fromkeys(digests) if not self.has(d)]
+
+    def writer(self, digest: str) -> BlobWriter:
+        self.path(digest)  # refuses a malformed name before a byte is written
+        return BlobWriter(self, digest)
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = hash_bytes(data)
+        writer = self.writer(digest)
+        writer.write(data)
+        writer.commit()
+        return digest
+
+    def read(self, digest: str) -> bytes:
+        return self.path(digest).read_bytes()
+
+    def executable(self, digest: str) -> Path:
+        """The blob's executable twin (0o755), copied once beside it, atomically."""
+        twin = self.path(digest).with_name(self.path(digest).name + EXEC_SUFFIX)
+        if not twin.exists():
+            tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+            try:
+                with open(self.path(digest), "rb") as src, open(tmp, "xb") as dst:
+                    while chunk := src.read(1 << 20):
+                        dst.write(chunk)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                os.chmod(tmp, 0o755)
+                os.replace(tmp, twin)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+        return twin
+
+    def partials(self) -> list[Path]:
+        """Temporary files of uploads still running or cut off."""
+        return sorted(self.tmp.iterdir())

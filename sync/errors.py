@@ -1,0 +1,68 @@
+"""Errors of the sync package.
+
+SyncError
+ +-- UnsafePath
+ +-- BlobHashMismatch
+ +-- BlobsMissing
+ +-- StaleVersion
+ +-- WorkspaceNotFound
+ +-- FileUnstable
+ +-- ServerUnreachable
+ +-- ServerRefused
+ +-- AlreadySyncing
+"""
+
+from __future__ import annotations
+
+
+class SyncError(Exception):
+    """Base of every error the sync package raises."""
+
+
+class UnsafePath(SyncError, ValueError):
+    """Raised when a path or a symlink target would leave the tree, or names .git."""
+
+
+class BlobHashMismatch(SyncError):
+    """Raised when uploaded content does not hash to the name it was sent under."""
+
+
+class BlobsMissing(SyncError):
+    """Raised when a manifest names blobs the server does not hold."""
+
+    def __init__(self, missing: list[str]) -> None:
+        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        super().__init__(f"{len(missing)} blob(s) named by the manifest are missing: {shown}")
+        self.missing = missing
+
+
+class StaleVersion(SyncError):
+    """Raised when a change is made against a version that is no longer the workspace's head."""
+
+    def __init__(self, parent: int, head: int) -> None:
+        super().__init__(
+            f"the change was made against version {parent} but the workspace is at {head}: "
+            "fetch the current manifest and send the change again"
+        )
+        self.parent = parent
+        self.head = head
+
+
+class WorkspaceNotFound(SyncError):
+    """Raised when a workspace id (or a local checkout) names no known workspace."""
+
+
+class FileUnstable(SyncError):
+    """Raised when a file kept changing while it was read, every time it was read."""
+
+
+class ServerUnreachable(SyncError):
+    """Raised when the Autan API cannot be reached; the daemon queues changes and retries."""
+
+
+class ServerRefused(SyncError):
+    """Raised when the API answers a sync request with an error the daemon cannot resolve."""
+
+
+class AlreadySyncing(SyncError):
+    """Raised when another daemon already syncs the same checkout."""

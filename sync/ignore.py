@@ -1,0 +1,55 @@
+"""Which paths the daemon leaves out: nested .gitignore and .autanignore files, and always .git."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pathspec import GitIgnoreSpec
+
+IGNORE_FILES = (".gitignore", ".autanignore")
+"""Read in this order in each directory, so .autanignore can override .gitignore."""
+
+
+class IgnoreRules:
+    """Git's rules: a deeper file overrides a shallower one, and the last match in a file wins."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._specs: dict[str, GitIgnoreSpec | None] = {}
+
+    def spec(self, directory: str) -> GitIgnoreSpec | None:
+        """The patterns of `directory` (relative, "" for the root), read once."""
+        if directory not in self._specs:
+            lines: list[str] = []
+            for name in IGNORE_FILES:
+                path = self.root / directory / name
+                try:
+                    lines += path.read_text(errors="replace").splitlines()
+                except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                    continue
+            self._specs[directory] = GitIgnoreSpec.from_lines(lines) if lines else None
+        return self._specs[directory]
+
+    def ignored(self, path: str, is_dir: bool) -> bool:
+        """Whether `path` is left out by its own name; its parents are the walk's business."""
+        parts = path.split("/")
+        if ".git" in parts:
+            return True
+        result = False
+        for depth in range(len(parts)):
+            spec = self.spec("/".join(parts[:depth]))
+            if spec is None:
+                continue
+            below = "/".join(parts[depth:]) + ("/" if is_dir else "")
+            include = spec.check_file(below).include
+            if include is not None:
+                result = include
+        return result
+
+    def ignored_with_parents(self, path: str, is_dir: bool) -> bool:
+        """Whether `path` or any directory above it is left out."""
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            if self.ignored("/".join(parts[:depth]), True):
+                return True
+        return self.ignored(path, is_dir)

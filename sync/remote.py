@@ -1,0 +1,123 @@
+"""The Remote over HTTP: the workspace API, its failures turned into the sync vocabulary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import httpx
+
+from sync.errors import (
+    BlobHashMismatch,
+    BlobsMissing,
+    ServerRefused,
+    ServerUnreachable,
+    StaleVersion,
+    WorkspaceNotFound,
+)
+from sync.hashing import CHUNK
+from sync.manifests import Entry
+from sync.schemas import MAX_BATCH, ManifestView, WorkspaceDetail
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as file:
+        while chunk := file.read(CHUNK):
+            yield chunk
+
+
+class HttpRemote:
+    """Implements Remote against the Autan API with a bearer token."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "autan-sync"},
+            timeout=httpx.Timeout(timeout, write=max(timeout, 300.0)),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def register(self, *, key: str, name: str, root: str) -> str:
+        body = {"key": key, "name": name, "root": root}
+        answer = self._call("POST", "/api/workspaces", json=body)
+        return WorkspaceDetail.model_validate(answer).id
+
+    def workspace(self, workspace_id: str) -> WorkspaceDetail:
+        """The workspace with its head version (not part of Remote: for `autan run`)."""
+        return WorkspaceDetail.model_validate(self._call("GET", f"/api/workspaces/{workspace_id}"))
+
+    def snapshot(self, workspace_id: str, number: int) -> str:
+        """The manifest hash of a version, its blob written if it was not yet (for `autan run`)."""
+        path = f"/api/workspaces/{workspace_id}/versions/{number}/snapshot"
+        return str(self._call("POST", path)["manifest_hash"])
+
+    def missing(self, hashes: list[str]) -> list[str]:
+        lacking: list[str] = []
+        for start in range(0, len(hashes), MAX_BATCH):
+            batch = hashes[start : start + MAX_BATCH]
+            lacking += self._call("POST", "/api/blobs/missing", json={"hashes": batch})["missing"]
+        return lacking
+
+    def upload(self, digest: str, path: Path) -> None:
+        self._call("PUT", f"/api/blobs/{digest}", content=_chunks(path))
+
+    def commit(
+        self, workspace_id: str, *, parent: int, changes: list[Entry], deleted: list[str]
+    ) -> int:
+        body = {
+            "parent": parent,
+            "changes": [e.model_dump() for e in changes],
+            "deleted": deleted,
+        }
+        answer = self._call("POST", f"/api/workspaces/{workspace_id}/versions", json=body)
+        return parent if answer is None else int(answer["number"])
+
+    def manifest(self, workspace_id: str) -> tuple[int, dict[str, Entry]]:
+        view = ManifestView.model_validate(
+            self._call("GET", f"/api/workspaces/{workspace_id}/manifest")
+        )
+        return view.version, {e.path: e for e in view.entries}
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(
+                f"cannot reach the Autan API at {self.url} ({type(exc).__name__}: {exc}); "
+                "changes wait locally and are sent when it answers again"
+            ) from exc
+        if response.is_success:
+            return response.json()
+        _raise(response)
+
+
+def _raise(response: httpx.Response) -> NoReturn:
+    status = response.status_code
+    try:
+        detail: Any = response.json().get("detail")
+    except ValueError:
+        detail = response.text[:300]
+    message = detail.get("message") if isinstance(detail, dict) else str(detail)
+    if status == 409 and isinstance(detail, dict) and "missing" in detail:
+        raise BlobsMissing(list(detail["missing"]))
+    if status == 409 and isinstance(detail, dict) and "head" in detail:
+        raise StaleVersion(-1, int(detail["head"]))
+    if status == 422 and "hashes to" in str(message):
+        raise BlobHashMismatch(str(message))
+    if status == 404:
+        raise WorkspaceNotFound(str(message))
+    if status >= 500:
+        raise ServerUnreachable(f"the Autan API answered {status}: {message}; will retry")
+    raise ServerRefused(f"the Autan API refused the request ({status}): {message}")

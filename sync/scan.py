@@ -1,0 +1,140 @@
+"""Reading the local tree into entries: walk, honour ignores, hash only what changed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat as stat_mode
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sync.errors import FileUnstable
+from sync.hashing import hash_file, stamp
+from sync.ignore import IGNORE_FILES, IgnoreRules
+from sync.manifests import MAX_PATH_BYTES, Entry
+
+log = logging.getLogger(__name__)
+
+Stamp = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Local:
+    """An entry as found on disk, with the stamp that lets the next scan skip re-hashing it."""
+
+    entry: Entry
+    stamp: Stamp = (0, 0, 0, 0)
+
+
+@dataclass
+class Scan:
+    """What one walk found: entries, symlinks refused, files that would not hold still."""
+
+    entries: dict[str, Local] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+    unstable: list[str] = field(default_factory=list)
+
+
+class Scanner:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.rules = IgnoreRules(self.root)
+
+    def scan(self, known: dict[str, Local]) -> Scan:
+        """The whole tree; `known` supplies hashes of files whose stamp has not changed."""
+        self.rules = IgnoreRules(self.root)  # ignore files are read afresh on every full scan
+        found = Scan()
+        self._walk("", known, found)
+        return found
+
+    def rescan(self, current: dict[str, Local], paths: set[str], refused: list[str]) -> Scan:
+        """`current` with `paths` (and everything beneath them) read again from disk."""
+        if any(os.path.basename(path) in IGNORE_FILES for path in paths):
+            return self.scan(current)  # the rules changed: everything may have
+        found = Scan(entries=dict(current), refused=[r for r in refused if r not in paths])
+        for path in sorted(paths):
+            if ".git" in path.split("/"):
+                continue
+            old = found.entries.pop(path, None)
+            if old is not None and old.entry.kind == "dir":
+                prefix = path + "/"
+                for gone in [p for p in found.entries if p.startswith(prefix)]:
+                    del found.entries[gone]
+            self._one(path, current, found)
+        return found
+
+    def _one(self, path: str, known: dict[str, Local], found: Scan) -> None:
+        try:
+            st = os.lstat(self.root / path)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        is_dir = stat_mode.S_ISDIR(st.st_mode)
+        if self.rules.ignored_with_parents(path, is_dir):
+            return
+        parent = os.path.dirname(path)
+        if parent and parent not in found.entries:
+            self._one(parent, known, found)  # a new directory: its walk finds `path` too
+            if path in found.entries:
+                return
+        self._add(path, st, known, found)
+
+    def _walk(self, directory: str, known: dict[str, Local], found: Scan) -> None:
+        try:
+            with os.scandir(self.root / directory) as listing:
+                names = sorted(entry.name for entry in listing)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for name in names:
+            path = f"{directory}/{name}" if directory else name
+            try:
+                st = os.lstat(self.root / path)
+            except FileNotFoundError:
+                continue
+            if name == ".git" or self.rules.ignored(path, stat_mode.S_ISDIR(st.st_mode)):
+                continue
+            self._add(path, st, known, found)
+
+    def _add(self, path: str, st: os.stat_result, known: dict[str, Local], found: Scan) -> None:
+        if len(path.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+            log.warning("%s: path longer than %d bytes, not synced", path, MAX_PATH_BYTES)
+        elif stat_mode.S_ISDIR(st.st_mode):
+            found.entries[path] = Local(Entry(path=path, kind="dir"))
+            self._walk(path, known, found)
+        elif stat_mode.S_ISLNK(st.st_mode):
+            self._link(path, found)
+        elif stat_mode.S_ISREG(st.st_mode):
+            self._file(path, st, known, found)
+
+    def _link(self, path: str, found: Scan) -> None:
+        full = self.root / path
+        target = os.readlink(full)
+        real = os.path.realpath(full)
+        inside = real == str(self.root) or real.startswith(f"{self.root}/")
+        if os.path.isabs(target) or not inside:
+            log.warning(
+                "symlink %s -> %s points outside %s: not synced (make it relative and inside "
+                "the tree, or list it in .autanignore)", path, target, self.root,
+            )  # fmt: skip
+            found.refused.append(path)
+            return
+        found.entries[path] = Local(Entry(path=path, kind="symlink", target=target, mode=0o777))
+
+    def _file(self, path: str, st: os.stat_result, known: dict[str, Local], found: Scan) -> None:
+        mode = 0o755 if st.st_mode & stat_mode.S_IXUSR else 0o644
+        before = known.get(path)
+        if before is not None and before.stamp == stamp(st) and before.entry.kind == "file":
+            if before.entry.mode != mode:
+                before = Local(before.entry.model_copy(update={"mode": mode}), before.stamp)
+            found.entries[path] = before
+            return
+        try:
+            digest, after = hash_file(self.root / path)
+        except FileUnstable as exc:
+            log.info("%s", exc)
+            found.unstable.append(path)
+            return
+        except OSError as exc:
+            log.warning("%s: cannot read (%s), not synced", path, exc)
+            return
+        entry = Entry(path=path, kind="file", hash=digest, mode=mode, size=after.st_size)
+        found.entries[path] = Local(entry, stamp(after))

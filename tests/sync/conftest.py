@@ -1,0 +1,117 @@
+"""Sync fixtures: a checkout on disk, a counting HTTP transport, daemons on the live API."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from orchestrator.services import Services
+from sync.config import DaemonConfig
+from sync.daemon import SyncDaemon
+from sync.remote import HttpRemote
+from sync.state import state_file
+from tests.live import LiveApi
+from tests.waiting import wait_until
+from web.app import create_app
+from web.config import WebSettings
+
+
+class CountingTransport(httpx.HTTPTransport):
+    """The real HTTP transport, keeping a list of the requests it sent (method and path)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, str]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append((request.method, request.url.path))
+        return super().handle_request(request)
+
+    def count(self, method: str, prefix: str) -> int:
+        return sum(1 for m, p in self.sent if m == method and p.startswith(prefix))
+
+
+@dataclass
+class Daemons:
+    """Makes daemons of checkouts against one server, and runs them in threads."""
+
+    url: str
+    token: str
+    state_dir: Path
+    transports: list[CountingTransport] = field(default_factory=list)
+    remotes: list[HttpRemote] = field(default_factory=list)
+    running: list[tuple[threading.Thread, threading.Event, SyncDaemon]] = field(
+        default_factory=list
+    )
+
+    def make(self, root: Path, **config: float | str) -> SyncDaemon:
+        transport = CountingTransport()
+        self.transports.append(transport)
+        remote = HttpRemote(self.url, self.token, transport=transport)
+        self.remotes.append(remote)
+        return SyncDaemon(
+            root, remote, server=self.url, state_path=state_file(self.state_dir, root),
+            config=DaemonConfig(**config),  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def start(self, daemon: SyncDaemon) -> threading.Event:
+        stop = threading.Event()
+        thread = threading.Thread(target=daemon.run, args=(stop,), name="sync-daemon")
+        thread.start()
+        self.running.append((thread, stop, daemon))
+        return stop
+
+    def stop_all(self) -> None:
+        for thread, stop, _ in self.running:
+            stop.set()
+            thread.join(timeout=30)
+            assert not thread.is_alive()
+        self.running.clear()
+        for remote in self.remotes:
+            remote.close()
+        self.remotes.clear()
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    root = tmp_path / "checkout"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def daemons(live_api: LiveApi, tmp_path: Path) -> Iterator[Daemons]:
+    made = Daemons(live_api.url, live_api.token, tmp_path / "sync-state")
+    yield made
+    made.stop_all()
+
+
+@dataclass
+class Server:
+    """The real API on a fixed port, that a test can take down and bring back."""
+
+    services: Services
+    port: int
+    server: uvicorn.Server | None = None
+    thread: threading.Thread | None = None
+
+    def up(self) -> None:
+        app = create_app(self.services, WebSettings(host="127.0.0.1", port=self.port))
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
+        self.thread.start()
+        server = self.server
+        wait_until(lambda: server.started, timeout=15, what="uvicorn to start")
+
+    def down(self) -> None:
+        if self.server is not None and self.thread is not None:
+            self.server.should_exit = True
+            self.thread.join(timeout=15)
+            self.server = self.thread = None

@@ -1,0 +1,196 @@
+"""The workspace API in-process on both stores: register, missing, upload, commit, manifest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from orchestrator.models import WorkspaceEntry, WorkspaceVersion
+from orchestrator.services import Services
+from sync.blobs import BlobStore
+from sync.hashing import hash_bytes
+
+A, B = b"alpha\n", b"beta\n"
+
+
+def file(path: str, data: bytes, mode: int = 0o644) -> dict[str, Any]:
+    return {"path": path, "kind": "file", "hash": hash_bytes(data), "mode": mode,
+            "size": len(data)}  # fmt: skip
+
+
+def register(api: TestClient, key: str = "host:/home/me/proj") -> str:
+    response = api.post("/api/workspaces", json={"key": key, "name": "proj", "root": "/p"})
+    assert response.status_code in (200, 201), response.text
+    workspace_id: str = response.json()["id"]
+    return workspace_id
+
+
+def blobs_of(services: Services) -> BlobStore:
+    return BlobStore(services.settings.data_dir / "blobs")
+
+
+def counts(services: Services) -> tuple[int, int]:
+    with services.sessions() as session:
+        versions = session.scalar(select(func.count()).select_from(WorkspaceVersion)) or 0
+        entries = session.scalar(select(func.count()).select_from(WorkspaceEntry)) or 0
+    return versions, entries
+
+
+def test_register_is_idempotent_per_key(api: TestClient) -> None:
+    first = api.post("/api/workspaces", json={"key": "h:/a", "name": "a", "root": "/a"})
+    again = api.post("/api/workspaces", json={"key": "h:/a", "name": "a", "root": "/a"})
+    other = api.post("/api/workspaces", json={"key": "h:/b", "name": "b", "root": "/b"})
+
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 201)
+    assert first.json()["id"] == again.json()["id"] != other.json()["id"]
+    assert first.json()["head"] == 0 and first.json()["version"] is None
+    listed = api.get("/api/workspaces").json()
+    assert sorted(w["key"] for w in listed) == ["h:/a", "h:/b"]
+    assert (
+        api.post("/api/workspaces", json={"key": "", "name": "a", "root": "/a"}).status_code == 422
+    )
+
+
+def test_every_route_wants_the_bearer_token(api: TestClient) -> None:
+    workspace_id = register(api)
+    bare = TestClient(api.app)
+    for method, path in [
+        ("POST", "/api/workspaces"),
+        ("GET", "/api/workspaces"),
+        ("POST", "/api/blobs/missing"),
+        ("PUT", f"/api/blobs/{hash_bytes(A)}"),
+        ("POST", f"/api/workspaces/{workspace_id}/versions"),
+        ("GET", f"/api/workspaces/{workspace_id}/manifest"),
+    ]:
+        assert bare.request(method, path).status_code == 401, path
+
+
+def test_upload_only_what_is_missing_and_refuse_a_wrong_hash(
+    api: TestClient, services: Services
+) -> None:
+    blobs = blobs_of(services)
+    asked = api.post("/api/blobs/missing", json={"hashes": [hash_bytes(A), hash_bytes(B)]})
+    assert asked.json() == {"missing": [hash_bytes(A), hash_bytes(B)]}
+
+    wrong = api.put(f"/api/blobs/{hash_bytes(A)}", content=B)
+    assert wrong.status_code == 422 and "hashes to" in wrong.json()["detail"]
+    assert not blobs.has(hash_bytes(A)) and not blobs.has(hash_bytes(B))
+    assert blobs.partials() == []
+
+    stored = api.put(f"/api/blobs/{hash_bytes(A)}", content=iter([A[:3], A[3:]]))
+    assert stored.status_code == 201
+    assert stored.json() == {"hash": hash_bytes(A), "size": len(A), "created": True}
+    assert api.put(f"/api/blobs/{hash_bytes(A)}", content=A).status_code == 200
+    assert blobs.path(hash_bytes(A)).read_bytes() == A
+    assert api.post(
+        "/api/blobs/missing", json={"hashes": [hash_bytes(A), hash_bytes(B)]}
+    ).json() == {"missing": [hash_bytes(B)]}
+    assert api.put("/api/blobs/not-a-hash", content=A).status_code == 422
+    assert api.post("/api/blobs/missing", json={"hashes": ["../x"]}).status_code == 422
+
+
+def test_a_manifest_naming_missing_blobs_is_refused(api: TestClient, services: Services) -> None:
+    workspace_id = register(api)
+    api.put(f"/api/blobs/{hash_bytes(A)}", content=A)
+
+    response = api.post(
+        f"/api/workspaces/{workspace_id}/versions",
+        json={"parent": 0, "changes": [file("a.txt", A), file("b.txt", B)]},
+    )
+
+    assert response.status_code == 409
+    assert response.json()["detail"]["missing"] == [hash_bytes(B)]
+    assert api.get(f"/api/workspaces/{workspace_id}").json()["head"] == 0
+    assert counts(services) == (0, 0)
+
+
+def test_commits_make_versions_and_every_version_reads_back(
+    api: TestClient, services: Services
+) -> None:
+    workspace_id = register(api)
+    for data in (A, B):
+        api.put(f"/api/blobs/{hash_bytes(data)}", content=data)
+    versions = f"/api/workspaces/{workspace_id}/versions"
+    first = api.post(versions, json={"parent": 0, "changes": [
+        {"path": "src", "kind": "dir"}, file("src/a.txt", A), file("run.sh", B, 0o755),
+        {"path": "link", "kind": "symlink", "target": "src/a.txt", "mode": 0o777},
+    ]})  # fmt: skip
+    assert first.status_code == 201, first.text
+    assert first.json()["number"] == 1 and first.json()["files"] == 2
+    assert first.json()["bytes"] == len(A) + len(B)
+
+    second = api.post(versions, json={"parent": 1, "changes": [file("b.txt", A)],
+                                      "deleted": ["src"]})  # fmt: skip
+    assert second.status_code == 201 and second.json()["number"] == 2
+    assert api.post(versions, json={"parent": 2, "changes": [file("b.txt", A)]}).status_code == 200
+
+    assert second.json()["manifest_hash"] is None  # written when a task first asks for it
+    snapshot = api.post(f"/api/workspaces/{workspace_id}/versions/2/snapshot").json()
+    again = api.post(f"/api/workspaces/{workspace_id}/versions/2/snapshot").json()
+    assert snapshot["manifest_hash"] == again["manifest_hash"] is not None
+    head = api.get(f"/api/workspaces/{workspace_id}/manifest").json()
+    assert head["version"] == 2 and head["manifest_hash"] == snapshot["manifest_hash"]
+    assert [e["path"] for e in head["entries"]] == ["b.txt", "link", "run.sh"]
+    old = api.get(f"/api/workspaces/{workspace_id}/manifest", params={"version": 1}).json()
+    assert [e["path"] for e in old["entries"]] == ["link", "run.sh", "src", "src/a.txt"]
+    assert blobs_of(services).has(snapshot["manifest_hash"])
+    assert api.post(f"/api/workspaces/{workspace_id}/versions/7/snapshot").status_code == 404
+    assert api.get(f"/api/workspaces/{workspace_id}/manifest?version=9").status_code == 404
+    detail = api.get(f"/api/workspaces/{workspace_id}").json()
+    assert detail["head"] == 2 and detail["version"]["number"] == 2
+
+
+def test_bad_commits_change_nothing(api: TestClient, services: Services) -> None:
+    workspace_id = register(api)
+    api.put(f"/api/blobs/{hash_bytes(A)}", content=A)
+    versions = f"/api/workspaces/{workspace_id}/versions"
+    assert api.post(versions, json={"parent": 0, "changes": [file("a", A)]}).status_code == 201
+    before = counts(services)
+
+    stale = api.post(versions, json={"parent": 0, "changes": [file("b", A)]})
+    assert stale.status_code == 409 and stale.json()["detail"]["head"] == 1
+    for bad in [
+        {"parent": 1, "changes": [file("../escape", A)]},
+        {"parent": 1, "changes": [file("/abs", A)]},
+        {"parent": 1, "changes": [file(".git/hooks/post-checkout", A)]},
+        {"parent": 1, "deleted": ["../.."]},
+        {"parent": 1, "changes": [{"path": "l", "kind": "symlink", "target": "../../etc"}]},
+        {"parent": 1, "changes": [{"path": "l", "kind": "symlink", "target": "/etc/passwd"}]},
+        {"parent": 1, "changes": [{"path": "a/x", "kind": "dir"}]},  # under the file a
+        {"parent": 1, "changes": [{**file("c", A), "mode": 0o4755}]},
+        {"parent": 1, "changes": [{**file("c", A), "hash": "zz"}]},
+    ]:
+        response = api.post(versions, json=bad)
+        assert response.status_code == 422, (bad, response.text)
+    assert counts(services) == before
+    assert api.get(f"/api/workspaces/{workspace_id}").json()["head"] == 1
+    missing = api.post("/api/workspaces/" + "0" * 32 + "/versions", json={"parent": 0})
+    assert missing.status_code == 404
+
+
+def test_folders_hold_what_is_under_them(api: TestClient) -> None:
+    workspace_id = register(api)
+    api.put(f"/api/blobs/{hash_bytes(A)}", content=A)
+    versions = f"/api/workspaces/{workspace_id}/versions"
+    first = api.post(versions, json={"parent": 0, "changes": [
+        {"path": "a_b", "kind": "dir"}, file("a_b/x", A), {"path": "aXb", "kind": "dir"},
+        file("aXb/y", A),
+    ]})  # fmt: skip
+    assert first.status_code == 201, first.text
+
+    orphan = api.post(versions, json={"parent": 1, "changes": [file("nowhere/x", A)]})
+    assert orphan.status_code == 422 and "its folder 'nowhere'" in orphan.json()["detail"]
+    over = api.post(versions, json={"parent": 1, "changes": [file("a_b", A)]})
+    assert over.status_code == 422 and "'a_b/x' sits under 'a_b'" in over.json()["detail"]
+    assert api.get(f"/api/workspaces/{workspace_id}").json()["head"] == 1
+
+    swapped = api.post(
+        versions, json={"parent": 1, "changes": [file("a_b", A)], "deleted": ["a_b/x"]}
+    )
+    assert swapped.status_code == 201 and swapped.json()["files"] == 2
+    gone = api.post(versions, json={"parent": 2, "deleted": ["a_b"]})  # `_` is no wildcard
+    assert gone.status_code == 201 and gone.json()["files"] == 1
+    tree = api.get(f"/api/workspaces/{workspace_id}/manifest").json()["entries"]
+    assert [e["path"] for e in tree] == ["aXb", "aXb/y"]

@@ -1,0 +1,181 @@
+"""The daemon against the live API: only missing blobs, restarts, watching, an absent server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.services import Services
+from sync.blobs import BlobStore
+from sync.errors import AlreadySyncing
+from sync.hashing import hash_bytes
+from sync.manifests import Entry
+from sync.remote import HttpRemote
+from sync.state import SyncState, load, state_file
+from tests.live import free_port
+from tests.sync.conftest import Daemons, Server
+from tests.waiting import wait_until
+
+A, B = b"alpha\n" * 100, b"beta\n" * 100
+
+# watchdog 7 warns from its inotify thread when `mkdir -p` races its recursive watch set-up
+# (the watch is re-added, nothing is lost); as an error it would end that thread.
+pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
+
+
+def server_tree(url: str, token: str, workspace_id: str) -> dict[str, Entry]:
+    remote = HttpRemote(url, token)
+    try:
+        return remote.manifest(workspace_id)[1]
+    finally:
+        remote.close()
+
+
+def test_first_sync_sends_only_missing_blobs_and_a_restart_sends_nothing(
+    daemons: Daemons, checkout: Path, services: Services
+) -> None:
+    BlobStore(services.settings.data_dir / "blobs").put_bytes(A)  # the server has A already
+    (checkout / "a.txt").write_bytes(A)
+    (checkout / "b.txt").write_bytes(B)
+    (checkout / "same-as-b.txt").write_bytes(B)
+    (checkout / "run.sh").write_bytes(b"#!/bin/sh\n")
+    (checkout / "run.sh").chmod(0o755)
+    (checkout / "empty").mkdir()
+    (checkout / "link").symlink_to("a.txt")
+
+    daemon = daemons.make(checkout)
+    report = daemon.sync()
+
+    sent = daemons.transports[0]
+    assert sent.count("PUT", "/api/blobs/") == 2  # B once, run.sh; never A
+    assert sent.count("POST", "/api/blobs/missing") == 1
+    assert sent.count("POST", "/api/workspaces") == 2  # register, one commit
+    assert (report.version, report.uploaded) == (1, 2)
+    workspace_id = daemon.state.workspace_id or ""
+    tree = server_tree(daemons.url, daemons.token, workspace_id)
+    assert sorted(tree) == ["a.txt", "b.txt", "empty", "link", "run.sh", "same-as-b.txt"]
+    assert tree["b.txt"].hash == hash_bytes(B) and tree["run.sh"].mode == 0o755
+    assert tree["link"].target == "a.txt" and tree["empty"].kind == "dir"
+
+    restarted = daemons.make(checkout)
+    assert restarted.sync().version == 1
+    assert daemons.transports[1].sent == []  # nothing unchanged is sent, or even asked about
+
+    (checkout / "b.txt").write_bytes(b"changed")
+    restarted.sync()
+    assert daemons.transports[1].count("PUT", "/api/blobs/") == 1
+    assert server_tree(daemons.url, daemons.token, workspace_id)["b.txt"].size == 7
+
+
+def test_the_watcher_sends_each_change(daemons: Daemons, checkout: Path) -> None:
+    (checkout / "keep.txt").write_text("keep")
+    daemon = daemons.make(checkout, settle_s=0.01)
+    daemons.start(daemon)
+    wait_until(lambda: daemon.state.version >= 1, what="the first sync")
+    workspace_id = daemon.state.workspace_id or ""
+
+    def tree() -> dict[str, Entry]:
+        return server_tree(daemons.url, daemons.token, workspace_id)
+
+    (checkout / "new.txt").write_text("new")
+    wait_until(lambda: "new.txt" in tree(), what="a new file on the server")
+    (checkout / "new.txt").rename(checkout / "renamed.txt")
+    wait_until(lambda: "renamed.txt" in tree() and "new.txt" not in tree(), what="a rename")
+    (checkout / "renamed.txt").chmod(0o755)
+    wait_until(lambda: tree()["renamed.txt"].mode == 0o755, what="the executable bit")
+    (checkout / "dir" / "sub").mkdir(parents=True)
+    wait_until(lambda: "dir/sub" in tree(), what="an empty folder")
+    (checkout / "outside").symlink_to("/etc/passwd")
+    (checkout / "inside").symlink_to("keep.txt")
+    wait_until(lambda: "inside" in tree(), what="a symlink inside the tree")
+    assert "outside" not in tree() and daemon.state.refused == ["outside"]
+    (checkout / "renamed.txt").unlink()
+    wait_until(lambda: "renamed.txt" not in tree(), what="a deletion")
+    (checkout / "dir" / "sub").rmdir()
+    (checkout / "dir").rmdir()
+    wait_until(lambda: "dir" not in tree() and "dir/sub" not in tree(), what="folders removed")
+    for n in range(20):  # a burst: coalesced, and the last content wins
+        (checkout / "keep.txt").write_text(f"keep {n}")
+    wait_until(lambda: tree()["keep.txt"].hash == hash_bytes(b"keep 19"), what="the burst")
+    assert sorted(tree()) == ["inside", "keep.txt"]
+
+
+def test_changes_queue_while_the_server_is_away_and_flow_when_it_returns(
+    services: Services, admin_token: str, checkout: Path, tmp_path: Path
+) -> None:
+    server = Server(services, free_port())
+    server.up()
+    url = f"http://127.0.0.1:{server.port}"
+    daemons = Daemons(url, admin_token, tmp_path / "state")
+    (checkout / "a.txt").write_text("one")
+    daemon = daemons.make(checkout, settle_s=0.01, retry_s=0.05, retry_max_s=0.2)
+    try:
+        daemons.start(daemon)
+        wait_until(lambda: daemon.state.version == 1, what="the first sync")
+        server.down()
+
+        (checkout / "a.txt").write_text("two")
+        (checkout / "b.txt").write_text("three")
+        path = state_file(tmp_path / "state", checkout)
+
+        def queued() -> SyncState | None:
+            stored = load(path)
+            return stored if stored and stored.pending.paths == ["a.txt", "b.txt"] else None
+
+        stored = wait_until(queued, what="both changes to queue")
+        assert "cannot reach the Autan API" in (stored.pending.error or "")
+        assert stored.version == 1
+
+        server.up()
+        wait_until(lambda: daemon.state.version == 2, what="the queued change to flow")
+        tree = server_tree(url, admin_token, daemon.state.workspace_id or "")
+        assert tree["a.txt"].hash == hash_bytes(b"two") and tree["b.txt"].size == 5
+        after = load(path)
+        assert after is not None and after.pending.paths == [] and after.pending.error is None
+    finally:
+        daemons.stop_all()
+        server.down()
+
+
+def test_a_second_daemon_on_the_same_checkout_is_refused(daemons: Daemons, checkout: Path) -> None:
+    first = daemons.make(checkout)
+    first.acquire()
+    try:
+        with pytest.raises(AlreadySyncing, match="already being synced"):
+            daemons.make(checkout).acquire()
+    finally:
+        first.release()
+    second = daemons.make(checkout)
+    second.acquire()  # free again once the first let go
+    second.release()
+
+
+def test_a_workspace_moved_on_by_someone_else_gets_the_local_tree(
+    daemons: Daemons, checkout: Path
+) -> None:
+    (checkout / "a.txt").write_bytes(A)
+    daemon = daemons.make(checkout)
+    daemon.sync()
+    other = HttpRemote(daemons.url, daemons.token)
+    try:
+        other.upload(hash_bytes(B), _write(checkout.parent / "b.txt", B))
+        entry = Entry(path="theirs.txt", kind="file", hash=hash_bytes(B), size=len(B))
+        assert (
+            other.commit(daemon.state.workspace_id or "", parent=1, changes=[entry], deleted=[])
+            == 2
+        )
+    finally:
+        other.close()
+
+    (checkout / "a.txt").write_bytes(B)
+    report = daemon.sync()
+
+    assert report.version == 3
+    tree = server_tree(daemons.url, daemons.token, daemon.state.workspace_id or "")
+    assert sorted(tree) == ["a.txt"] and tree["a.txt"].hash == hash_bytes(B)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path

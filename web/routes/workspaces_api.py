@@ -1,0 +1,185 @@
+"""Workspaces over the API: register, ask which blobs are missing, upload, commit, read back."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from starlette.requests import ClientDisconnect
+
+from orchestrator import workspace_commits as commits
+from orchestrator import workspace_store as store
+from orchestrator.models import utcnow
+from sync.blobs import BlobStore
+from sync.errors import (
+    BlobHashMismatch,
+    BlobsMissing,
+    StaleVersion,
+    SyncError,
+    UnsafePath,
+    WorkspaceNotFound,
+)
+from sync.hashing import is_digest
+from sync.schemas import (
+    CommitRequest,
+    ManifestView,
+    MissingRequest,
+    MissingResponse,
+    VersionView,
+    WorkspaceDetail,
+    WorkspaceRegister,
+    WorkspaceView,
+)
+from web.deps import CurrentToken, ServicesDep, SessionDep
+
+router = APIRouter(prefix="/api", tags=["workspaces"])
+
+
+def get_blobs(services: ServicesDep) -> BlobStore:
+    return BlobStore(services.settings.data_dir / "blobs")
+
+
+BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
+
+
+def _http(exc: SyncError) -> HTTPException:
+    if isinstance(exc, WorkspaceNotFound):
+        return HTTPException(404, str(exc))
+    if isinstance(exc, BlobsMissing):
+        return HTTPException(409, {"message": str(exc), "missing": exc.missing})
+    if isinstance(exc, StaleVersion):
+        return HTTPException(409, {"message": str(exc), "head": exc.head})
+    if isinstance(exc, BlobHashMismatch | UnsafePath):
+        return HTTPException(422, str(exc))
+    return HTTPException(400, str(exc))
+
+
+def _detail(session: Any, workspace: Any) -> WorkspaceDetail:
+    head = store.version(session, workspace_id=workspace.id, number=workspace.head)
+    return WorkspaceDetail(
+        **WorkspaceView.model_validate(workspace).model_dump(),
+        version=VersionView.model_validate(head) if head else None,
+    )
+
+
+@router.post("/workspaces", status_code=status.HTTP_201_CREATED, response_model=WorkspaceDetail)
+def register_workspace(
+    body: WorkspaceRegister, session: SessionDep, token: CurrentToken, response: Response
+) -> WorkspaceDetail:
+    """Register a checkout; registering the same key again returns the same workspace (200)."""
+    workspace, created = store.register(
+        session, key=body.key, name=body.name, root=body.root, created_by=token.id, now=utcnow()
+    )
+    session.commit()
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return _detail(session, workspace)
+
+
+@router.get("/workspaces", response_model=list[WorkspaceDetail])
+def list_workspaces(session: SessionDep, _: CurrentToken) -> list[WorkspaceDetail]:
+    return [_detail(session, w) for w in store.list_all(session)]
+
+
+@router.get("/workspaces/{workspace_id}", response_model=WorkspaceDetail)
+def get_workspace(workspace_id: str, session: SessionDep, _: CurrentToken) -> WorkspaceDetail:
+    try:
+        return _detail(session, store.get(session, workspace_id=workspace_id))
+    except SyncError as exc:
+        raise _http(exc) from exc
+
+
+@router.post("/blobs/missing", response_model=MissingResponse)
+def missing_blobs(body: MissingRequest, blobs: BlobsDep, _: CurrentToken) -> MissingResponse:
+    """Which of these hashes the server lacks: the daemon uploads only those."""
+    return MissingResponse(missing=blobs.missing(body.hashes))
+
+
+@router.put("/blobs/{digest}")
+async def upload_blob(
+    digest: str, request: Request, blobs: BlobsDep, _: CurrentToken, response: Response
+) -> dict[str, Any]:
+    """Store the body (streamed) as blob `digest`: 201 new, 200 already held, 422 wrong hash.
+
+    The body goes to a temporary file; only content that hashes to `digest` is renamed
+    into the store, so a refused or cut-off upload leaves nothing behind.
+    """
+    if not is_digest(digest):
+        raise HTTPException(422, f"{digest!r} is not a blob hash (64 lowercase hex digits)")
+    writer = blobs.writer(digest)
+    try:
+        async for chunk in request.stream():
+            writer.write(chunk)
+        created = writer.commit()
+    except BlobHashMismatch as exc:
+        raise _http(exc) from exc
+    except ClientDisconnect:
+        raise HTTPException(400, "the upload was cut off; nothing was stored") from None
+    finally:
+        writer.abort()
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return {"hash": digest, "size": writer.size, "created": created}
+
+
+@router.post(
+    "/workspaces/{workspace_id}/versions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=VersionView | None,
+)
+def commit_version(
+    workspace_id: str,
+    body: CommitRequest,
+    session: SessionDep,
+    blobs: BlobsDep,
+    _: CurrentToken,
+    response: Response,
+) -> VersionView | None:
+    """Make the next version from `parent` and a change; 409 when stale or blobs are missing."""
+    try:
+        row = commits.commit(
+            session, workspace_id=workspace_id, parent=body.parent, changes=body.changes,
+            deleted=body.deleted, blobs=blobs, now=utcnow(),
+        )  # fmt: skip
+    except SyncError as exc:
+        session.rollback()
+        raise _http(exc) from exc
+    if row is None:
+        response.status_code = status.HTTP_200_OK
+        return None
+    session.commit()
+    return VersionView.model_validate(row)
+
+
+@router.post("/workspaces/{workspace_id}/versions/{number}/snapshot", response_model=VersionView)
+def snapshot_version(
+    workspace_id: str, number: int, session: SessionDep, blobs: BlobsDep, _: CurrentToken
+) -> VersionView:
+    """Write the version's canonical manifest as a blob (once): its hash names the snapshot a
+    task starts from (`repo` `workspace:<id>@<number>`, `ref` the hash)."""
+    try:
+        row = store.snapshot(session, workspace_id=workspace_id, number=number, blobs=blobs)
+    except SyncError as exc:
+        raise _http(exc) from exc
+    session.commit()
+    return VersionView.model_validate(row)
+
+
+@router.get("/workspaces/{workspace_id}/manifest", response_model=ManifestView)
+def get_manifest(
+    workspace_id: str, session: SessionDep, _: CurrentToken, version: int | None = None
+) -> ManifestView:
+    """The tree of a version (the head by default)."""
+    try:
+        workspace = store.get(session, workspace_id=workspace_id)
+    except SyncError as exc:
+        raise _http(exc) from exc
+    number = workspace.head if version is None else version
+    row = store.version(session, workspace_id=workspace_id, number=number)
+    if number and row is None:
+        raise HTTPException(404, f"workspace {workspace_id} has no version {number}")
+    entries = store.entries_at(session, workspace_id=workspace_id, number=number)
+    return ManifestView(
+        version=number,
+        manifest_hash=row.manifest_hash if row else None,
+        entries=sorted(entries.values(), key=lambda e: e.path),
+    )

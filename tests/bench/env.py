@@ -65,10 +65,12 @@ def bench_env(database: str, runner: str) -> Iterator[Bench]:
 
 
 @contextmanager
-def api_process(bench: Bench, *, workers: int = 1) -> Iterator[str]:
-    """The API under uvicorn in its own process, as production runs it."""
+def api_process(
+    bench: Bench, *, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """The API under uvicorn in its own process, as production runs it; `env` adds settings."""
     port = free_port()
-    env = settings_env(bench.settings)
+    env = settings_env(bench.settings) | (env or {})
     process = subprocess.Popen(
         [
             sys.executable,

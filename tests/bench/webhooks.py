@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,14 +26,11 @@ import httpx
 import redis
 
 from orchestrator.queue import intake_queue
-from tests.bench.env import Bench, _answers, bench_env
+from tests.bench.env import Bench, api_process, bench_env
 from tests.bench.stats import summary_ms
 from tests.integrations import signing
 from tests.integrations.fake_github import FakeGitHub, Issue
 from tests.integrations.fake_slack import FakeSlack
-from tests.live import free_port
-from tests.waiting import wait_until
-from tests.workers import ROOT, settings_env
 
 Request = tuple[str, bytes, dict[str, str]]
 
@@ -48,7 +43,7 @@ def hooked_api(bench: Bench, github: FakeGitHub, slack: FakeSlack) -> Iterator[s
         '[repos.app]\nurl = "/srv/app.git"\ngithub = "acme/app"\n\n'
         '[slack]\nusers = ["*"]\n\n[slack.channels]\nC1 = "app"\n'
     )
-    env = settings_env(bench.settings) | {
+    env = {
         "AUTAN_GITHUB_WEBHOOK_SECRET": signing.GITHUB_SECRET,
         "AUTAN_GITHUB_TOKEN": "ghp_bench_token_0123456789",
         "AUTAN_GITHUB_API_URL": github.url,
@@ -58,32 +53,8 @@ def hooked_api(bench: Bench, github: FakeGitHub, slack: FakeSlack) -> Iterator[s
         "AUTAN_SLACK_BOT_TOKEN": "xoxb-bench-0123456789",
         "AUTAN_SLACK_API_URL": slack.url + "/api/",
     }
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "web.app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _answers(base), timeout=30, what="the API to start")
+    with api_process(bench, env=env) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def github_request() -> Request:

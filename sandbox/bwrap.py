@@ -228,6 +228,9 @@ class BwrapSandbox:
         finally:
             os.close(fd)
 
+    def open_tree(self) -> int:
+        return self._fd("merged")
+
     def changed_paths(self) -> list[Change]:
         os.close(self._fd("upper"))
         return overlay_changes(f"{self._view}/upper", str(self.base), set(self.config.exclude))

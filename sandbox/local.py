@@ -128,6 +128,9 @@ class LocalSandbox:
         finally:
             os.close(fd)
 
+    def open_tree(self) -> int:
+        return self._root_fd()
+
     def changed_paths(self) -> list[Change]:
         """Compares every file of both trees: its cost grows with the repository."""
         exclude = set(self.config.exclude)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 
 from sandbox.errors import PathOutsideSandbox
@@ -12,7 +12,7 @@ from sandbox.errors import PathOutsideSandbox
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
-RESOLVE_IN_ROOT = 0x10
+RESOLVEIN_ROOT = 0x10
 _SYS_OPENAT2 = 437  # the same number on every architecture (generic syscall table)
 
 
@@ -52,7 +52,7 @@ def opened(dir_fd: int, path: str, flags: int, *, mode: int = 0, resolve: int) -
         os.close(fd)
 
 
-def read_beneath(dir_fd: int, path: str, resolve: int = RESOLVE_IN_ROOT) -> bytes:
+def read_beneath(dir_fd: int, path: str, resolve: int = RESOLVEIN_ROOT) -> bytes:
     with opened(dir_fd, path, os.O_RDONLY, resolve=resolve | RESOLVE_NO_MAGICLINKS) as fd:
         chunks = []
         while chunk := os.read(fd, 1 << 20):
@@ -62,17 +62,8 @@ def read_beneath(dir_fd: int, path: str, resolve: int = RESOLVE_IN_ROOT) -> byte
 
 def write_beneath(root_fd: int, path: str, data: bytes, mode: int) -> None:
     """Create parent directories and write `path`, never leaving the root through a symlink."""
-    resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
-    parent = path.rpartition("/")[0]
-    walked = ""
-    for part in [p for p in parent.split("/") if p]:
-        at = walked or "."
-        with (
-            opened(root_fd, at, os.O_PATH | os.O_DIRECTORY, resolve=resolve) as fd,
-            suppress(FileExistsError),
-        ):
-            os.mkdir(part, 0o755, dir_fd=fd)
-        walked = f"{walked}/{part}" if walked else part
+    resolve = RESOLVEIN_ROOT | RESOLVE_NO_MAGICLINKS
+    write_parents(root_fd, path.rpartition("/")[0])
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     with opened(root_fd, path, flags, mode=mode, resolve=resolve) as fd:
         view = memoryview(data)
@@ -84,8 +75,94 @@ def write_beneath(root_fd: int, path: str, data: bytes, mode: int) -> None:
 def list_beneath(root_fd: int, path: str) -> list[str]:
     """Entries of a directory, sorted; directories end in `/`."""
     flags = os.O_RDONLY | os.O_DIRECTORY
-    with opened(root_fd, path, flags, resolve=RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) as fd:
+    with opened(root_fd, path, flags, resolve=RESOLVEIN_ROOT | RESOLVE_NO_MAGICLINKS) as fd:
         names = []
         for entry in os.scandir(fd):
             names.append(entry.name + ("/" if entry.is_dir(follow_symlinks=False) else ""))
         return sorted(names)
+
+
+IN_ROOT = RESOLVEIN_ROOT | RESOLVE_NO_MAGICLINKS
+
+
+def _parent(root_fd: int, path: str, *, make: bool) -> tuple[int, str]:
+    """An O_PATH fd of `path`'s folder beneath the root (made when `make`), and the last name."""
+    parent, _, name = path.rpartition("/")
+    if make and parent:
+        write_parents(root_fd, parent)
+    return openat2(root_fd, parent or ".", os.O_PATH | os.O_DIRECTORY, resolve=IN_ROOT), name
+
+
+def write_parents(root_fd: int, parent: str) -> None:
+    walked = ""
+    for part in [p for p in parent.split("/") if p]:
+        with (
+            opened(root_fd, walked or ".", os.O_PATH | os.O_DIRECTORY, resolve=IN_ROOT) as fd,
+            suppress(FileExistsError),
+        ):
+            os.mkdir(part, 0o755, dir_fd=fd)
+        walked = f"{walked}/{part}" if walked else part
+
+
+def replace_beneath(
+    root_fd: int,
+    path: str,
+    *,
+    chunks: Iterable[bytes] = (),
+    mode: int = 0o644,
+    symlink: str | None = None,
+) -> None:
+    """Atomically make `path` a file of `chunks` (or a symlink): a temporary name, then a rename
+    in the same folder, so a reader sees the old content or the new, never half of it."""
+    fd, name = _parent(root_fd, path, make=True)
+    tmp = f".{name[:200]}.autan-{os.urandom(4).hex()}.tmp"
+    try:
+        if symlink is not None:
+            os.symlink(symlink, tmp, dir_fd=fd)
+        else:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            out = os.open(tmp, flags, mode, dir_fd=fd)
+            try:
+                for chunk in chunks:
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(out, view) :]
+                os.fchmod(out, mode)
+            finally:
+                os.close(out)
+        os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=fd)
+        os.close(fd)
+
+
+def remove_beneath(root_fd: int, path: str) -> None:
+    """Remove the file or symlink `path` (absent already is fine); never follows a symlink."""
+    try:
+        fd, name = _parent(root_fd, path, make=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        os.unlink(name, dir_fd=fd)
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def readlink_beneath(root_fd: int, path: str) -> str:
+    fd, name = _parent(root_fd, path, make=False)
+    try:
+        return os.readlink(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def open_file_beneath(root_fd: int, path: str) -> int:
+    """A read fd of the regular file `path`; a symlink at `path` itself is refused (ELOOP)."""
+    fd, name = _parent(root_fd, path, make=False)
+    try:
+        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+    finally:
+        os.close(fd)

@@ -56,6 +56,7 @@ COMMANDS: list[tuple[str, Callable[..., None]]] = [
     ("migrate", server.migrate),
     ("demo", demo.demo),
     ("sync", sync_cli.sync),
+    ("pull", sync_cli.pull),
 ]
 for name, command in COMMANDS:
     app.command(name)(reported(command))

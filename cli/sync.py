@@ -12,16 +12,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from cli import render
 from cli.config import CliSettings, load
 from cli.errors import CliError
-from sync import snapshots
+from sync import follow, snapshots
 from sync import state as sync_state
 from sync.config import SyncSettings
 from sync.daemon import SyncDaemon
 from sync.errors import AlreadySyncing, SyncError
+from sync.follow import Mode
+from sync.followers import Followers
 from sync.remote import HttpRemote
 from sync.state import SyncState
 
@@ -51,6 +54,14 @@ def sync(
     ] = ".",
     server: Annotated[str | None, typer.Option(help="The Autan API (default: AUTAN_URL).")] = None,
     once: Annotated[bool, typer.Option("--once", help="Sync once and exit; do not watch.")] = False,
+    apply: Annotated[
+        Mode,
+        typer.Option(
+            "--apply",
+            help="Where running tasks' edits land: `branch` (autan/<task> in a worktree beside "
+            "the checkout) or `inplace` (this working tree, conflicts kept as PATH.autan-<task>).",
+        ),
+    ] = "branch",
 ) -> None:
     """Mirror a checkout to its workspace on the server, then send each change as it happens."""
     if path == "status":
@@ -77,11 +88,62 @@ def sync(
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         out.print(f"syncing {daemon.root} to {remote.url}; Ctrl-C stops", markup=False)
-        daemon.run(stop)
+        followers = Followers(
+            daemon.root, remote, daemon.register(), follow.lines_dir(daemon.path), mode=apply
+        )
+        tasks = threading.Thread(target=followers.run, args=(stop,), name="autan-tasks")
+        tasks.start()
+        try:
+            daemon.run(stop)
+        finally:
+            stop.set()
+            tasks.join(timeout=30)
     except SyncError as exc:
         raise CliError(str(exc)) from exc
     finally:
         remote.close()
+
+
+def pull(
+    task_id: Annotated[str, typer.Argument(help="The task whose edits to bring home.")],
+    path: Annotated[str, typer.Option(help="The synced checkout the task started from.")] = ".",
+    apply: Annotated[
+        Mode, typer.Option("--apply", help="`branch` (autan/<task>) or `inplace`.")
+    ] = "branch",
+) -> None:
+    """Bring a task's edits home once: onto branch autan/<task>, or into the working tree."""
+    daemon, remote = _daemon(Path(path), None)
+    out = render.console()
+    try:
+        workspace_id = daemon.state.workspace_id
+        if workspace_id is None:
+            raise CliError(f"{daemon.root} has not been synced: run `autan sync` there first")
+        state_dir = follow.lines_dir(daemon.path)
+        line = follow.load_line(follow.line_path(state_dir, task_id))
+        if line is None:
+            version = next((t.version for t in remote.tasks(workspace_id) if t.id == task_id), None)
+            if version is None:
+                raise CliError(f"task {task_id} did not start from workspace {workspace_id}")
+            line = follow.TaskLine(
+                task_id=task_id, workspace_id=workspace_id, version=version, mode=apply
+            )
+        elif line.mode != apply and line.seq:
+            raise CliError(
+                f"task {task_id} is already being brought home {line.mode}; "
+                f"pull it with --apply {line.mode}"
+            )
+        follower = follow.TaskFollower(daemon.root, remote, line, state_dir)
+        follower.catch_up()
+        follower.save()
+    except SyncError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        remote.close()
+    where = f"branch {line.branch} in {line.worktree}" if line.mode == "branch" else daemon.root
+    state = "" if line.done else " (the task is still running: pull again for the rest)"
+    out.print(f"task {task_id}: its edits are on {where}{state}", markup=False, soft_wrap=True)
+    for conflict in line.conflicts:
+        out.print(f"conflict: {conflict.path} (theirs: {conflict.copy_path})", markup=False)
 
 
 def _running(state: SyncState, state_dir: Path) -> bool:
@@ -123,6 +185,26 @@ def status() -> None:
             pending,
             "running" if _running(state, state_dir) else "stopped",
         )
+    out.print(table)
+    for state in states:
+        _tasks(out, state, state_dir)
+
+
+def _tasks(out: Console, state: SyncState, state_dir: Path) -> None:
+    lines = follow.load_lines(follow.lines_dir(sync_state.state_file(state_dir, Path(state.root))))
+    if not lines:
+        return
+    table = Table("task", "edits land on", "attempt", "state", "conflicts", title=state.root)
+    for line in lines:
+        where = line.branch or "-" if line.mode == "branch" else "the working tree"
+        table.add_row(
+            line.task_id,
+            where,
+            str(line.followed or "-"),
+            "error: " + line.error if line.error else ("done" if line.done else "following"),
+            "\n".join(f"{c.path} (theirs: {c.copy_path or 'kept in the sandbox'})"
+                       for c in line.conflicts) or "none",
+        )  # fmt: skip
     out.print(table)
 
 

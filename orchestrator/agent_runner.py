@@ -12,7 +12,10 @@ from agent.loop import Agent
 from agent.tools import truncate
 from agent.verify import TestRun
 from orchestrator.base import AttemptContext, AttemptFailed, AttemptOutcome
-from orchestrator.config import default_data_dir
+from orchestrator.config import OrchestratorSettings, default_data_dir
+from orchestrator.live_link import LiveAttempt
+from orchestrator.services import Services
+from orchestrator.workspace_feed import WorkspaceFeed
 from sandbox import SandboxConfig, SandboxError, create_sandbox
 from sandbox.base import Sandbox
 from sandbox.config import LimitsConfig
@@ -81,8 +84,11 @@ class AgentRunnerSettings(BaseSettings):
 class AgentRunner:
     """Implements Runner: every step an event, the result an honest AttemptOutcome."""
 
-    def __init__(self, settings: AgentRunnerSettings | None = None) -> None:
+    def __init__(
+        self, settings: AgentRunnerSettings | None = None, feed: WorkspaceFeed | None = None
+    ) -> None:
         self.settings = settings or AgentRunnerSettings()
+        self._feed = feed
         self.trees = TreeStore(
             TreesConfig(root=self.settings.trees_dir or self.settings.data_dir / "trees")
         )
@@ -123,16 +129,32 @@ class AgentRunner:
                 read_timeout_s=self.settings.model_read_timeout_s,
             )
         )
+        live: LiveAttempt | None = None
         try:
-            return self._attempt(ctx, sandbox, client)
-        except (AgentError, SandboxError) as exc:
+            if snapshots.is_workspace(ctx.task.repo):
+                live = LiveAttempt(ctx, sandbox, self.settings.data_dir, self.feed)
+            return self._attempt(ctx, sandbox, client, live)
+        except (AgentError, SandboxError, SyncError) as exc:
             raise AttemptFailed(str(exc)) from exc
         finally:
+            if live is not None:
+                live.stop()
             client.close()
             sandbox.close()
 
+    @property
+    def feed(self) -> WorkspaceFeed:
+        """The store and Redis of the platform, for attempts that start from a workspace."""
+        if self._feed is None:
+            self._feed = WorkspaceFeed(Services(OrchestratorSettings()))
+        return self._feed
+
     def _attempt(
-        self, ctx: AttemptContext, sandbox: Sandbox, client: OpenAIClient
+        self,
+        ctx: AttemptContext,
+        sandbox: Sandbox,
+        client: OpenAIClient,
+        live: LiveAttempt | None = None,
     ) -> AttemptOutcome:
         config, meter = self.settings.agent, Meter()
         info = inspect(sandbox, config.map_entries)
@@ -140,11 +162,14 @@ class AgentRunner:
         if self.settings.trajectory_dir is not None:
             trajectory = self.settings.trajectory_dir / f"{ctx.attempt_id}.json"
         agent = Agent(
-            client, sandbox, config=config, emit=ctx.emit, stop=ctx.stop, meter=meter,
+            client, sandbox, config=config, emit=live.emit if live else ctx.emit, stop=ctx.stop,
+            meter=meter,
             trajectory=trajectory,
         )  # fmt: skip
         self._setup(ctx, sandbox, info, agent)
         result = agent.run(ctx.task.instruction, info)
+        if live is not None:
+            live.stop()  # the agent's last edits go out; the tests run on what was sent
         if not result.finished:
             raise AttemptFailed(f"{result.message} ({result.reason})")
         ctx.phase("verifying")

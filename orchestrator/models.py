@@ -228,6 +228,7 @@ class WorkspaceEntry(Base):
     __table_args__ = (
         Index("ix_workspace_entries_path", "workspace_id", "path"),
         Index("ix_workspace_entries_live", "workspace_id", "until"),
+        Index("ix_workspace_entries_since", "workspace_id", "since"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -240,3 +241,21 @@ class WorkspaceEntry(Base):
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     since: Mapped[int] = mapped_column(Integer)
     until: Mapped[int | None] = mapped_column(Integer)
+
+
+class WorkspaceConflict(Base):
+    """Both sides changed a path differently while a task ran: both versions are kept, and
+    this records where. `side` is where it was met: `local` (the agent's version beside the
+    developer's as `copy`) or `sandbox` (the developer's change left out of the sandbox)."""
+
+    __tablename__ = "workspace_conflicts"
+    __table_args__ = (Index("ix_workspace_conflicts_open", "workspace_id", "resolved_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    task_id: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(String(1024))
+    side: Mapped[str] = mapped_column(String(16))
+    copy_path: Mapped[str | None] = mapped_column(String(1100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column()

@@ -132,14 +132,13 @@ def add_event(
     return event
 
 
-def events_after(session: Session, *, task_id: str, seq: int, limit: int = 500) -> list[Event]:
-    query = (
-        select(Event)
-        .where(Event.task_id == task_id, Event.seq > seq)
-        .order_by(Event.seq)
-        .limit(limit)
-    )
-    return list(session.scalars(query))
+def events_after(
+    session: Session, *, task_id: str, seq: int, limit: int = 500, kind: str | None = None
+) -> list[Event]:
+    query = select(Event).where(Event.task_id == task_id, Event.seq > seq)
+    if kind is not None:
+        query = query.where(Event.kind == kind)
+    return list(session.scalars(query.order_by(Event.seq).limit(limit)))
 
 
 def add_result(session: Session, *, attempt_id: str, **fields: Any) -> Result:

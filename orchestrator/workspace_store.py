@@ -8,7 +8,13 @@ from typing import cast
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from orchestrator.models import Workspace, WorkspaceEntry, WorkspaceVersion
+from orchestrator.models import (
+    Task,
+    Workspace,
+    WorkspaceConflict,
+    WorkspaceEntry,
+    WorkspaceVersion,
+)
 from sync.blobs import BlobStore
 from sync.errors import WorkspaceNotFound
 from sync.manifests import Entry, Kind, canonical
@@ -100,3 +106,77 @@ def snapshot(
         row.manifest_hash = blobs.put_bytes(canonical(tree.values()))
         session.flush()
     return row
+
+
+def changes_between(
+    session: Session, *, workspace_id: str, after: int, upto: int
+) -> tuple[list[Entry], list[str]]:
+    """What changed from version `after` to `upto`: entries new or changed, and paths gone."""
+    born = session.scalars(
+        select(WorkspaceEntry).where(
+            WorkspaceEntry.workspace_id == workspace_id,
+            WorkspaceEntry.since > after,
+            WorkspaceEntry.since <= upto,
+            or_(WorkspaceEntry.until.is_(None), WorkspaceEntry.until > upto),
+        )
+    )
+    changes = {row.path: _entry(row) for row in born}
+    ended = session.scalars(
+        select(WorkspaceEntry.path).where(
+            WorkspaceEntry.workspace_id == workspace_id,
+            WorkspaceEntry.since <= after,
+            WorkspaceEntry.until > after,
+            WorkspaceEntry.until <= upto,
+        )
+    )
+    deleted = sorted({path for path in ended if path not in changes})
+    return sorted(changes.values(), key=lambda e: e.path), deleted
+
+
+def tasks_of(session: Session, *, workspace_id: str, limit: int = 100) -> list[Task]:
+    """The newest tasks started from the workspace (their repo is `workspace:<id>@<n>`)."""
+    return list(
+        session.scalars(
+            select(Task)
+            .where(Task.repo.like(f"workspace:{workspace_id}@%"))
+            .order_by(Task.created_at.desc())
+            .limit(limit)
+        )
+    )
+
+
+def set_conflicts(
+    session: Session,
+    *,
+    workspace_id: str,
+    task_id: str,
+    side: str,
+    conflicts: list[tuple[str, str | None]],
+    now: datetime,
+) -> None:
+    """Make `conflicts` (path, copy) the open ones of `task_id` on `side`; others are resolved."""
+    rows = session.scalars(
+        select(WorkspaceConflict).where(
+            WorkspaceConflict.workspace_id == workspace_id,
+            WorkspaceConflict.task_id == task_id,
+            WorkspaceConflict.side == side,
+            WorkspaceConflict.resolved_at.is_(None),
+        )
+    )
+    wanted = dict(conflicts)
+    for row in rows:
+        if row.path in wanted and wanted[row.path] == row.copy_path:
+            del wanted[row.path]
+        else:
+            row.resolved_at = now
+    for path, copy in wanted.items():
+        row = WorkspaceConflict(workspace_id=workspace_id, task_id=task_id, path=path, side=side)
+        row.copy_path, row.created_at = copy, now
+        session.add(row)
+
+
+def open_conflicts(session: Session, *, workspace_id: str | None = None) -> list[WorkspaceConflict]:
+    query = select(WorkspaceConflict).where(WorkspaceConflict.resolved_at.is_(None))
+    if workspace_id is not None:
+        query = query.where(WorkspaceConflict.workspace_id == workspace_id)
+    return list(session.scalars(query.order_by(WorkspaceConflict.created_at)))

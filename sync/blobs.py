@@ -26,9 +26,10 @@ def _fsync_dir(path: Path) -> None:
 class BlobWriter:
     """One upload in progress: a temporary file that becomes the blob only if the hash matches."""
 
-    def __init__(self, store: BlobStore, digest: str) -> None:
+    def __init__(self, store: BlobStore, digest: str | None) -> None:
         self.store = store
         self.digest = digest
+        """The hash the content must have; None takes whatever it hashes to."""
         self.tmp = store.tmp / f"{uuid.uuid4().hex}.part"
         self._file = open(self.tmp, "xb")  # noqa: SIM115 - closed in commit() or abort()
         self._hasher = new_hasher()
@@ -43,6 +44,8 @@ class BlobWriter:
         """Verify, fsync and rename into place; True when the store did not have the blob yet."""
         try:
             actual = self._hasher.hexdigest()
+            if self.digest is None:
+                self.digest = actual
             if actual != self.digest:
                 raise BlobHashMismatch(
                     f"content sent as {self.digest} hashes to {actual}: nothing was stored"
@@ -99,6 +102,15 @@ class BlobStore:
         writer.write(data)
         writer.commit()
         return digest
+
+    def put_chunks(self, chunks: Iterable[bytes]) -> tuple[str, int]:
+        """Store content of unknown hash, streamed; returns its hash and size."""
+        writer = BlobWriter(self, None)
+        for chunk in chunks:
+            writer.write(chunk)
+        writer.commit()
+        assert writer.digest is not None
+        return writer.digest, writer.size
 
     def read(self, digest: str) -> bytes:
         return self.path(digest).read_bytes()

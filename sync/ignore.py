@@ -9,6 +9,10 @@ from pathspec import GitIgnoreSpec
 IGNORE_FILES = (".gitignore", ".autanignore")
 """Read in this order in each directory, so .autanignore can override .gitignore."""
 
+CONFLICT_MARK = ".autan-"
+"""In the name of conflict copies (`PATH.autan-<task>`) and of temporaries being written:
+they stay on the developer's disk and are never synced."""
+
 
 class IgnoreRules:
     """Git's rules: a deeper file overrides a shallower one, and the last match in a file wins."""
@@ -22,18 +26,20 @@ class IgnoreRules:
         if directory not in self._specs:
             lines: list[str] = []
             for name in IGNORE_FILES:
-                path = self.root / directory / name
-                try:
-                    lines += path.read_text(errors="replace").splitlines()
-                except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                    continue
+                lines += self.read_lines(directory, name)
             self._specs[directory] = GitIgnoreSpec.from_lines(lines) if lines else None
         return self._specs[directory]
+
+    def read_lines(self, directory: str, name: str) -> list[str]:
+        try:
+            return (self.root / directory / name).read_text(errors="replace").splitlines()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return []
 
     def ignored(self, path: str, is_dir: bool) -> bool:
         """Whether `path` is left out by its own name; its parents are the walk's business."""
         parts = path.split("/")
-        if ".git" in parts:
+        if ".git" in parts or CONFLICT_MARK in parts[-1]:
             return True
         result = False
         for depth in range(len(parts)):

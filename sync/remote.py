@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -16,9 +17,17 @@ from sync.errors import (
     StaleVersion,
     WorkspaceNotFound,
 )
-from sync.hashing import CHUNK
+from sync.hashing import CHUNK, new_hasher
 from sync.manifests import Entry
-from sync.schemas import MAX_BATCH, ManifestView, WorkspaceDetail
+from sync.schemas import (
+    MAX_BATCH,
+    ConflictCopy,
+    ConflictReport,
+    ManifestView,
+    TaskChanges,
+    WorkspaceDetail,
+    WorkspaceTask,
+)
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -90,6 +99,48 @@ class HttpRemote:
         )
         return view.version, {e.path: e for e in view.entries}
 
+    def manifest_at(self, workspace_id: str, version: int) -> dict[str, Entry]:
+        path = f"/api/workspaces/{workspace_id}/manifest"
+        view = ManifestView.model_validate(self._call("GET", path, params={"version": version}))
+        return {e.path: e for e in view.entries}
+
+    def tasks(self, workspace_id: str) -> list[WorkspaceTask]:
+        found = self._call("GET", f"/api/workspaces/{workspace_id}/tasks")
+        return [WorkspaceTask.model_validate(t) for t in found]
+
+    def task_changes(self, workspace_id: str, task_id: str, after: int, wait: float) -> TaskChanges:
+        path = f"/api/workspaces/{workspace_id}/tasks/{task_id}/changes"
+        params = {"after": after, "wait": wait}
+        timeout = httpx.Timeout(wait + 30.0)
+        return TaskChanges.model_validate(self._call("GET", path, params=params, timeout=timeout))
+
+    def download(self, digest: str, dest: Path) -> None:
+        """Blob `digest` into `dest`, streamed, checked against its hash, renamed into place."""
+        tmp = dest.with_name(f".{dest.name}.part")
+        try:
+            with self._http.stream("GET", f"/api/blobs/{digest}") as response:
+                if not response.is_success:
+                    response.read()
+                    _raise(response)
+                hasher = new_hasher()
+                with open(tmp, "wb") as file:
+                    for chunk in response.iter_bytes(CHUNK):
+                        hasher.update(chunk)
+                        file.write(chunk)
+            if hasher.hexdigest() != digest:
+                raise BlobHashMismatch(f"blob {digest} came back as {hasher.hexdigest()}")
+            os.replace(tmp, dest)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"cannot reach the Autan API at {self.url} ({exc})") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def report_conflicts(
+        self, workspace_id: str, task_id: str, conflicts: list[ConflictCopy]
+    ) -> None:
+        body = ConflictReport(task_id=task_id, conflicts=conflicts).model_dump()
+        self._call("POST", f"/api/workspaces/{workspace_id}/conflicts", json=body)
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
@@ -98,6 +149,8 @@ class HttpRemote:
                 f"cannot reach the Autan API at {self.url} ({type(exc).__name__}: {exc}); "
                 "changes wait locally and are sent when it answers again"
             ) from exc
+        if response.status_code == 204:
+            return None
         if response.is_success:
             return response.json()
         _raise(response)

@@ -94,3 +94,76 @@ class ManifestView(BaseModel):
     version: int
     manifest_hash: str | None
     entries: list[Entry]
+
+
+class WorkspaceTask(BaseModel):
+    """A task started from a workspace, as the daemon follows it."""
+
+    id: str
+    state: str
+    title: str
+    version: int
+    """The workspace version it started from."""
+    finished: bool
+    created_at: datetime
+
+
+class AgentChange(BaseModel):
+    """One `sync.changed` event: an attempt's edits since its previous one."""
+
+    seq: int
+    attempt: int
+    changes: list[Entry] = Field(default_factory=list)
+    deleted: list[str] = Field(default_factory=list)
+    bases: dict[str, Entry | None] = Field(default_factory=dict)
+    """Each path as the sandbox and the checkout last agreed on it (None: absent)."""
+
+    @field_validator("deleted")
+    @classmethod
+    def _paths(cls, deleted: list[str]) -> list[str]:
+        return [check_path(p) for p in deleted]
+
+
+class TaskChanges(BaseModel):
+    """The agent's edits of a task after a seq; `chosen` names the kept attempt once it ended."""
+
+    task_id: str
+    version: int
+    finished: bool
+    chosen: int | None = None
+    changes: list[AgentChange]
+    last: int
+    """The seq to ask after next time."""
+
+
+class ConflictCopy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    copy_path: str | None = None
+    """Where the other side's version was kept (`PATH.autan-<task>`), if it was."""
+
+    @field_validator("path", "copy_path")
+    @classmethod
+    def _safe(cls, path: str | None) -> str | None:
+        return None if path is None else check_path(path)
+
+
+class ConflictReport(BaseModel):
+    """The daemon's open conflicts of one task (those it no longer sends are resolved)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str = Field(min_length=1, max_length=32)
+    conflicts: list[ConflictCopy] = Field(default_factory=list, max_length=10_000)
+
+
+class ConflictView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    workspace_id: str
+    task_id: str
+    path: str
+    side: str
+    copy_path: str | None
+    created_at: datetime

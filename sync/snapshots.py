@@ -27,6 +27,24 @@ def is_workspace(repo: str) -> bool:
     return repo.startswith(PREFIX)
 
 
+def workspace_of(repo: str) -> tuple[str, int]:
+    """The workspace id and version of a task `repo` made by `repo_of`."""
+    match = REPO.match(repo)
+    if match is None:
+        raise SyncError(f"{repo!r} is not a workspace (workspace:<id>@<version>)")
+    return match.group(1), int(match.group(2))
+
+
+def manifest(blobs: BlobStore, manifest_hash: str) -> dict[str, Entry]:
+    """The entries of the manifest blob `manifest_hash`, checked."""
+    if not is_digest(manifest_hash) or not blobs.has(manifest_hash):
+        raise WorkspaceNotFound(f"no manifest {manifest_hash!r} in the blob store")
+    data = blobs.read(manifest_hash)
+    if hash_bytes(data) != manifest_hash:
+        raise SyncError(f"manifest {manifest_hash} is damaged in the blob store")
+    return parse(data)
+
+
 def materialise(blobs: BlobStore, manifest_hash: str, root: Path) -> Path:
     """The tree of the manifest blob `manifest_hash` under `root`, made once.
 
@@ -42,15 +60,11 @@ def materialise(blobs: BlobStore, manifest_hash: str, root: Path) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if final.is_dir():
             return final
-        if not blobs.has(manifest_hash):
-            raise WorkspaceNotFound(f"no manifest {manifest_hash} in the blob store")
-        data = blobs.read(manifest_hash)
-        if hash_bytes(data) != manifest_hash:
-            raise SyncError(f"manifest {manifest_hash} is damaged in the blob store")
+        entries = manifest(blobs, manifest_hash)
         tmp = root / "tmp" / f"{manifest_hash[:16]}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            _build(blobs, parse(data), tmp)
+            _build(blobs, entries, tmp)
             tmp.rename(final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -81,8 +95,7 @@ def base_tree(repo: str, ref: str | None, data_dir: Path) -> Path:
     The orchestrator's runner calls this for workspace tasks; the blobs and snapshots live
     under the platform's data directory.
     """
-    if not REPO.match(repo):
-        raise SyncError(f"{repo!r} is not a workspace (workspace:<id>@<version>)")
+    workspace_of(repo)
     if ref is None:
         raise SyncError(f"{repo}: the task's ref must be the version's manifest hash")
     return materialise(BlobStore(data_dir / "blobs"), ref, data_dir / "snapshots")

@@ -64,12 +64,16 @@ def load(path: Path) -> SyncState | None:
 
 
 def save(state: SyncState, path: Path) -> None:
-    """Write the state atomically: a temporary file, fsync, rename."""
+    write_atomic(path, state.model_dump_json().encode())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a state file atomically: a temporary file, fsync, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "xb") as file:
-            file.write(state.model_dump_json().encode())
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)

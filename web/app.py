@@ -25,6 +25,7 @@ from web.routes import (
     signin,
     task_pages,
     tasks,
+    workspace_tasks,
     workspaces,
     workspaces_api,
 )
@@ -62,7 +63,18 @@ def create_app(
     registry.register(StoreCollector(services))
     app.state.metrics = registry
     errors.install(app)
-    routers = (tasks, events, health, hooks, signin, task_pages, fleet, workspaces, workspaces_api)
+    routers = (
+        tasks,
+        events,
+        health,
+        hooks,
+        signin,
+        task_pages,
+        fleet,
+        workspaces,
+        workspaces_api,
+        workspace_tasks,
+    )
     for module in routers:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

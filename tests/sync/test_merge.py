@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -11,10 +12,10 @@ from hypothesis import strategies as st
 
 from sync.blobs import BlobStore
 from sync.errors import UnsafePath
+from sync.follow import entry_at
 from sync.hashing import hash_bytes
 from sync.manifests import Entry
 from sync.merge import Applier, merge
-from sync.scan import Scanner
 
 LABEL = "t1"
 
@@ -35,7 +36,15 @@ def lay_out(root: Path, tree: dict[str, Entry], blobs: BlobStore) -> None:
 
 
 def on_disk(root: Path) -> dict[str, Entry]:
-    return {p: local.entry for p, local in Scanner(root).scan({}).entries.items()}
+    """Everything under `root`, conflict copies included (the scanner leaves those out)."""
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.relpath(os.path.join(folder, name), root)
+            entry = entry_at(root, path)
+            if entry is not None:
+                found[path] = entry
+    return found
 
 
 def test_each_rule(tmp_path: Path) -> None:

@@ -78,12 +78,12 @@ async def _follow(
                 seq = event.seq
                 yield _frame(event)
             return
-        moved, cursor = await _wait(live, key, cursor, keepalive_s)
+        moved, cursor = await wait_stream(live, key, cursor, keepalive_s)
         if not moved:
             yield ": keep-alive\n\n"
 
 
-async def _wait(
+async def wait_stream(
     live: aioredis.Redis, key: str, cursor: StreamId | None, timeout_s: float
 ) -> tuple[bool, StreamId | None]:
     """Block until the stream moves past `cursor`, or time out.
@@ -99,7 +99,7 @@ async def _wait(
             return True, None
         return True, newest[0][0] if newest else b"0-0"
     try:
-        got = await live.xread({key: cursor}, block=int(timeout_s * 1000), count=1000)
+        got = await live.xread({key: cursor}, block=max(1, int(timeout_s * 1000)), count=1000)
     except RedisError as exc:
         log.warning("event stream %s lost Redis (%s); polling the store", key, exc)
         return True, None

@@ -10,6 +10,7 @@ from starlette.requests import ClientDisconnect
 from orchestrator import workspace_commits as commits
 from orchestrator import workspace_store as store
 from orchestrator.models import utcnow
+from orchestrator.workspace_feed import announce
 from sync.blobs import BlobStore
 from sync.errors import (
     BlobHashMismatch,
@@ -131,6 +132,7 @@ def commit_version(
     body: CommitRequest,
     session: SessionDep,
     blobs: BlobsDep,
+    services: ServicesDep,
     _: CurrentToken,
     response: Response,
 ) -> VersionView | None:
@@ -147,6 +149,7 @@ def commit_version(
         response.status_code = status.HTTP_200_OK
         return None
     session.commit()
+    announce(services.redis, workspace_id, row.number)
     return VersionView.model_validate(row)
 
 

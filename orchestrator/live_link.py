@@ -1,0 +1,97 @@
+"""An attempt started from a workspace, kept live: the developer's saves go into its sandbox,
+the agent's edits come out as `sync.changed` events (their content in the blob store)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from orchestrator.base import AttemptContext
+from orchestrator.workspace_feed import WorkspaceFeed
+from sandbox.base import Sandbox
+from sync import snapshots
+from sync.blobs import BlobStore
+from sync.live import ChangeSet, LiveSync, SandboxConflict, SandboxLink
+from sync.manifests import Entry
+
+log = logging.getLogger(__name__)
+
+CHANGED = "sync.changed"
+CONFLICT = "sync.conflict"
+
+
+class LiveAttempt:
+    """The link's life around one attempt: `start`, `poke` on each file change, `stop`."""
+
+    def __init__(
+        self, ctx: AttemptContext, sandbox: Sandbox, data_dir: Path, feed: WorkspaceFeed
+    ) -> None:
+        self.ctx = ctx
+        self.feed = feed
+        self.workspace_id, version = snapshots.workspace_of(ctx.task.repo)
+        blobs = BlobStore(data_dir / "blobs")
+        base = snapshots.manifest(blobs, ctx.task.ref or "")
+        self.link = SandboxLink(sandbox, blobs, base, version)
+        self.live = LiveSync(
+            self.link,
+            workspace_id=self.workspace_id,
+            head=lambda: feed.head(self.workspace_id),
+            changes=lambda after, upto: feed.changes(self.workspace_id, after, upto),
+            send=self._send,
+            conflicts=self._conflicts,
+        )
+        self.conflicts: dict[str, SandboxConflict] = {}
+        self._stopped = False
+        self._unlisten = feed.listen(self.workspace_id, self.live.announce)
+        self.live.announce(feed.head(self.workspace_id))
+        self.live.start()
+
+    def emit(self, kind: str, data: dict[str, Any]) -> None:
+        """The attempt's `emit`, with a poke when the agent has changed files."""
+        self.ctx.emit(kind, data)
+        if kind == "file.change":
+            self.live.poke()
+
+    def _send(self, out: ChangeSet) -> None:
+        self.ctx.emit(
+            CHANGED,
+            {
+                "attempt": self.ctx.number,
+                "workspace": self.workspace_id,
+                "version": self.link.version,
+                "changes": [_dump(e) for e in out.changes],
+                "bases": {p: _dump(e) if e else None for p, e in out.bases.items()},
+                "deleted": out.deleted,
+                "refused": out.refused,
+            },
+        )  # fmt: skip
+
+    def _conflicts(self, found: list[SandboxConflict]) -> None:
+        for conflict in found:
+            self.conflicts[conflict.path] = conflict
+            self.ctx.emit(
+                CONFLICT,
+                {"attempt": self.ctx.number, "path": conflict.path, "side": "sandbox",
+                 "message": "changed locally and by the agent: the agent's version stays in the "
+                            "sandbox; it comes back beside yours as a conflict copy"},
+            )  # fmt: skip
+        try:
+            self.feed.record(self.workspace_id, self.ctx.task.id, list(self.conflicts.values()))
+        except SQLAlchemyError as exc:  # best effort: the events hold the conflicts too
+            log.warning("could not record conflicts of task %s: %s", self.ctx.task.id, exc)
+
+    def stop(self) -> None:
+        """Stop following local changes; the agent's last edits are sent before this returns.
+        Stopping again does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._unlisten()
+        self.live.stop()
+
+
+def _dump(entry: Entry) -> dict[str, Any]:
+    return entry.model_dump(exclude_defaults=True) | {"path": entry.path, "kind": entry.kind}

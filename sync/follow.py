@@ -1,0 +1,344 @@
+"""Bringing the agent's work home: a task's edits applied to a worktree branch `autan/<task>`
+beside the checkout (the default), or into the checkout itself (`inplace`), three-way.
+
+Each attempt's edits are kept as an overlay over the task's base version; one attempt is
+applied as its edits arrive, and when the task ends the kept attempt's tree is applied if it
+was another. The state (`<state dir>/tasks/<task>.json`) is written after every change set,
+so a follower killed at any point resumes: applying a change set twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat as stat_mode
+import subprocess
+import threading
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from sync import state as state_file
+from sync.errors import FileUnstable, ServerUnreachable, SyncError
+from sync.hashing import hash_file
+from sync.manifests import Entry
+from sync.merge import Applier, merge
+from sync.scan import Scanner
+from sync.schemas import ConflictCopy, TaskChanges
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["branch", "inplace"]
+Overlay = dict[str, Entry | None]
+"""Paths changed from the base: the entry now, or None where it was deleted."""
+
+GIT_ID = ["-c", "user.name=Autan", "-c", "user.email=autan@localhost", "-c", "commit.gpgsign=false"]
+
+
+class FollowError(SyncError):
+    """Raised when a task's work cannot be brought home (no git checkout for a branch...)."""
+
+
+class TaskLine(BaseModel):
+    """One task followed into the checkout: what arrived and what was applied where."""
+
+    task_id: str
+    workspace_id: str
+    version: int
+    mode: Mode = "branch"
+    seq: int = 0
+    attempts: dict[int, Overlay] = Field(default_factory=dict)
+    followed: int | None = None
+    applied: Overlay = Field(default_factory=dict)
+    worktree: str | None = None
+    branch: str | None = None
+    base_done: bool = False
+    conflicts: list[ConflictCopy] = Field(default_factory=list)
+    done: bool = False
+    error: str | None = None
+
+
+class TaskRemote(Protocol):
+    """What the follower needs of the server (`sync.remote.HttpRemote` implements it)."""
+
+    def task_changes(
+        self, workspace_id: str, task_id: str, after: int, wait: float
+    ) -> TaskChanges: ...
+
+    def manifest_at(self, workspace_id: str, version: int) -> dict[str, Entry]: ...
+
+    def download(self, digest: str, dest: Path) -> None: ...
+
+    def report_conflicts(
+        self, workspace_id: str, task_id: str, conflicts: list[ConflictCopy]
+    ) -> None: ...
+
+
+def lines_dir(state_path: Path) -> Path:
+    """Where a checkout's task lines live, beside its state file."""
+    return state_path.with_name(f"{state_path.stem}.tasks")
+
+
+def line_path(state_dir: Path, task_id: str) -> Path:
+    return state_dir / f"{task_id}.json"
+
+
+def load_lines(state_dir: Path) -> list[TaskLine]:
+    return [line for p in sorted(state_dir.glob("*.json")) if (line := load_line(p)) is not None]
+
+
+def load_line(path: Path) -> TaskLine | None:
+    try:
+        return TaskLine.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise SyncError(
+            f"the task state {path} is unreadable ({exc}); remove it to start over"
+        ) from exc
+
+
+class TaskFollower:
+    """Applies one task's edits to the checkout at `root`, as its line says."""
+
+    def __init__(self, root: Path, remote: TaskRemote, line: TaskLine, state_dir: Path) -> None:
+        self.root = root.resolve()
+        self.remote = remote
+        self.line = line
+        self.path = line_path(state_dir, line.task_id)
+        self.cache = state_dir / "downloads"
+        self._base: dict[str, Entry] | None = None
+
+    @property
+    def base(self) -> dict[str, Entry]:
+        if self._base is None:
+            self._base = self.remote.manifest_at(self.line.workspace_id, self.line.version)
+        return self._base
+
+    def save(self) -> None:
+        state_file.write_atomic(self.path, self.line.model_dump_json().encode())
+
+    # -- following ---------------------------------------------------------------------
+
+    def follow(self, stop: threading.Event, wait: float = 25.0) -> None:
+        """Apply edits as they come until the task ends (or `stop`); retries while away."""
+        pause = 0.5
+        while not stop.is_set() and not self.line.done:
+            try:
+                self.take(self.remote.task_changes(
+                    self.line.workspace_id, self.line.task_id, self.line.seq, wait
+                ))  # fmt: skip
+                pause = 0.5
+            except ServerUnreachable as exc:
+                log.warning("task %s: %s; retrying in %.1fs", self.line.task_id, exc, pause)
+                stop.wait(pause)
+                pause = min(pause * 2, 15.0)
+
+    def catch_up(self) -> None:
+        """Apply everything there is now, once (`autan pull`)."""
+        while True:
+            line = self.line
+            got = self.remote.task_changes(line.workspace_id, line.task_id, line.seq, 0)
+            self.take(got)
+            if not got.changes or self.line.done:
+                return
+
+    def take(self, got: TaskChanges) -> None:
+        for change in got.changes:
+            delta: Overlay = {e.path: e for e in change.changes}
+            delta.update(dict.fromkeys(change.deleted))
+            self.line.attempts.setdefault(change.attempt, {}).update(delta)
+            if self.line.followed is None:
+                self.line.followed = change.attempt
+            if change.attempt == self.line.followed:
+                self.apply(delta, f"attempt {change.attempt}", change.bases)
+            self.line.seq = change.seq
+            self.save()
+        self.line.seq = max(self.line.seq, got.last)
+        if got.finished and not self.line.done:
+            if got.chosen is not None and got.chosen != self.line.followed:
+                self.apply(self._switch(got.chosen), f"attempt {got.chosen}, the one kept")
+                self.line.followed = got.chosen
+            if self.line.followed is None and self.line.mode == "branch":
+                self._target()  # a task that changed nothing still gets its branch
+            self.line.done = True
+        self._resolve_gone()
+        self.save()
+
+    def _switch(self, chosen: int) -> Overlay:
+        """What takes the applied tree to the chosen attempt's."""
+        want = self.line.attempts.get(chosen, {})
+        delta: Overlay = {}
+        for path in set(want) | set(self.line.applied):
+            target = want[path] if path in want else self.base.get(path)
+            have = self.line.applied[path] if path in self.line.applied else self.base.get(path)
+            if target != have:
+                delta[path] = target
+        return delta
+
+    # -- applying ----------------------------------------------------------------------
+
+    def apply(self, delta: Overlay, what: str, agreed: Overlay | None = None) -> None:
+        """Three-way, theirs the delta. On a branch the base is what was applied before (the
+        task's base version at first); in place it is what the sandbox and this checkout last
+        agreed on (`agreed`), so an edit the agent made on top of a local one is no conflict."""
+        target = self._target()
+        base, ours, theirs = {}, {}, {}
+        for path, entry in delta.items():
+            if self.line.mode == "inplace" and agreed is not None and path in agreed:
+                before = agreed[path]
+            elif path in self.line.applied:
+                before = self.line.applied[path]
+            else:
+                before = self.base.get(path)
+            if before is not None:
+                base[path] = before
+            now = entry_at(target, path)
+            if now is not None:
+                ours[path] = now
+            if entry is not None:
+                theirs[path] = entry
+        applier = Applier(target, self._download, self.line.task_id)
+        try:
+            conflicts = applier.apply(merge(base, ours, theirs), ours)
+        finally:
+            shutil.rmtree(self.cache, ignore_errors=True)
+        self.line.applied.update(delta)
+        copies: dict[str, str | None] = {c.path: None for c in conflicts}
+        for copy in applier.copies:
+            copies[copy.removesuffix(f".autan-{self.line.task_id}")] = copy
+        known = {c.path for c in self.line.conflicts}
+        self.line.conflicts += [
+            ConflictCopy(path=p, copy_path=c) for p, c in copies.items() if p not in known
+        ]
+        if copies:
+            log.warning("task %s: conflicts at %s", self.line.task_id, sorted(copies))
+            self._report()
+        if self.line.mode == "branch":
+            self._commit(f"autan: {self.line.task_id}: {len(delta)} path(s) from {what}")
+
+    def _download(self, digest: str) -> Path:
+        dest = self.cache / digest
+        if not dest.exists():
+            self.cache.mkdir(parents=True, exist_ok=True)
+            self.remote.download(digest, dest)
+        return dest
+
+    def _resolve_gone(self) -> None:
+        """A conflict whose copy the developer removed is resolved."""
+        target = self._target_path()
+        if target is None:
+            return
+        kept = [c for c in self.line.conflicts if c.copy_path and (target / c.copy_path).exists()]
+        if len(kept) != len(self.line.conflicts):
+            self.line.conflicts = kept
+            self._report()
+
+    def _report(self) -> None:
+        try:
+            self.remote.report_conflicts(
+                self.line.workspace_id, self.line.task_id, self.line.conflicts
+            )
+        except SyncError as exc:
+            log.warning("task %s: conflicts not reported to the server: %s", self.line.task_id, exc)
+
+    # -- where the work lands ----------------------------------------------------------
+
+    def _target_path(self) -> Path | None:
+        if self.line.mode == "inplace":
+            return self.root
+        if self.line.worktree is None:
+            return None
+        return Path(self.line.worktree) / _prefix(self.root)
+
+    def _target(self) -> Path:
+        if self.line.mode == "inplace":
+            return self.root
+        if not self.line.base_done:
+            self._make_worktree()
+        path = self._target_path()
+        assert path is not None
+        return path
+
+    def _make_worktree(self) -> None:
+        top = Path(_git(self.root, "rev-parse", "--show-toplevel").strip())
+        branch = f"autan/{self.line.task_id}"
+        worktree = top.parent / f"{top.name}.autan" / self.line.task_id
+        self.line.worktree, self.line.branch = str(worktree), branch
+        self.save()
+        if not worktree.exists():
+            worktree.parent.mkdir(parents=True, exist_ok=True)
+            _git(top, "worktree", "add", "-b", branch, str(worktree), "HEAD")
+        target = worktree / _prefix(self.root)
+        target.mkdir(parents=True, exist_ok=True)
+        self._fill_base(target)
+        self._commit(
+            f"autan: {self.line.task_id} starts from workspace version {self.line.version} "
+            "(the checkout as it was, uncommitted work included)"
+        )
+        self.line.base_done = True
+        self.save()
+
+    def _fill_base(self, target: Path) -> None:
+        """Make `target` hold the base version: the checkout's uncommitted work goes in."""
+        found = Scanner(target).scan({}).entries
+        now = {p: local.entry for p, local in found.items()}
+        plan = merge(now, now, self.base)
+        try:
+            Applier(target, self._download, self.line.task_id).apply(plan, now)
+        finally:
+            shutil.rmtree(self.cache, ignore_errors=True)
+
+    def _commit(self, message: str) -> None:
+        worktree = Path(self.line.worktree or "")
+        _git(worktree, "add", "-A", "--", _prefix(self.root) or ".")
+        staged = subprocess.run(
+            ["git", "-C", str(worktree), "diff", "--cached", "--quiet"], check=False
+        )
+        if staged.returncode != 0:
+            _git(worktree, *GIT_ID, "commit", "-q", "--no-verify", "-m", message)
+
+
+def _prefix(root: Path) -> str:
+    """Where the checkout sits inside its git repository ("" at the top)."""
+    top = Path(_git(root, "rev-parse", "--show-toplevel").strip())
+    rel = os.path.relpath(root, top)
+    return "" if rel == "." else rel
+
+
+def _git(cwd: Path, *args: str) -> str:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(cwd), *args], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError as exc:
+        raise FollowError("git is not installed: install it, or use --apply inplace") from exc
+    if done.returncode != 0:
+        raise FollowError(
+            f"git {' '.join(args[:2])} in {cwd} failed: {done.stderr.strip()[:300]} "
+            "(a branch needs a git checkout with a commit; or use --apply inplace)"
+        )
+    return done.stdout
+
+
+def entry_at(root: Path, path: str) -> Entry | None:
+    """What the local tree holds at `path` now (None: nothing, or nothing synced)."""
+    full = root / path
+    try:
+        st = os.lstat(full)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat_mode.S_ISDIR(st.st_mode):
+        return Entry(path=path, kind="dir")
+    if stat_mode.S_ISLNK(st.st_mode):
+        return Entry(path=path, kind="symlink", target=os.readlink(full), mode=0o777)
+    if not stat_mode.S_ISREG(st.st_mode):
+        return None
+    try:
+        digest, after = hash_file(full)
+    except (OSError, FileUnstable):
+        return None
+    mode = 0o755 if after.st_mode & stat_mode.S_IXUSR else 0o644
+    return Entry(path=path, kind="file", hash=digest, mode=mode, size=after.st_size)

@@ -1,0 +1,83 @@
+"""The daemon's side of running tasks: each task started from the workspace is followed by a
+thread that brings its edits home, from its start until it ends (and across restarts)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from sync.errors import ServerUnreachable, SyncError
+from sync.follow import Mode, TaskFollower, TaskLine, line_path, load_line
+from sync.remote import HttpRemote
+
+log = logging.getLogger(__name__)
+
+
+class Followers:
+    """Finds the workspace's tasks every `poll_s` and keeps one follower thread per live one."""
+
+    def __init__(
+        self,
+        root: Path,
+        remote: HttpRemote,
+        workspace_id: str,
+        state_dir: Path,
+        *,
+        mode: Mode = "branch",
+        poll_s: float = 2.0,
+    ) -> None:
+        self.root = root
+        self.remote = remote
+        self.workspace_id = workspace_id
+        self.state_dir = state_dir
+        self.mode = mode
+        self.poll_s = poll_s
+        self.threads: dict[str, threading.Thread] = {}
+        self.failed: dict[str, str] = {}
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.round(stop)
+            except ServerUnreachable as exc:
+                log.info("tasks of workspace %s: %s", self.workspace_id, exc)
+            stop.wait(self.poll_s)
+        for thread in self.threads.values():
+            thread.join(timeout=10)
+
+    def round(self, stop: threading.Event) -> None:
+        for task in self.remote.tasks(self.workspace_id):
+            running = self.threads.get(task.id)
+            if task.id in self.failed or (running is not None and running.is_alive()):
+                continue
+            line = load_line(line_path(self.state_dir, task.id))
+            if line is None:
+                if task.finished:
+                    continue  # ended before this daemon saw it: `autan pull` brings it home
+                line = TaskLine(
+                    task_id=task.id, workspace_id=self.workspace_id, version=task.version,
+                    mode=self.mode,
+                )  # fmt: skip
+            if line.done:
+                continue
+            follower = TaskFollower(self.root, self.remote, line, self.state_dir)
+            thread = threading.Thread(
+                target=self._follow, args=(follower, stop), name=f"autan-task-{task.id[:8]}",
+                daemon=True,
+            )  # fmt: skip
+            self.threads[task.id] = thread
+            thread.start()
+
+    def _follow(self, follower: TaskFollower, stop: threading.Event) -> None:
+        task = follower.line.task_id
+        try:
+            follower.follow(stop)
+            if follower.line.done:
+                where = follower.line.branch or follower.root
+                log.info("task %s ended: its work is on %s", task, where)
+        except (SyncError, OSError) as exc:
+            log.error("task %s: its work cannot be brought home: %s", task, exc)
+            follower.line.error = str(exc)
+            follower.save()
+            self.failed[task] = str(exc)

@@ -1,0 +1,372 @@
+"""A running sandbox kept in step with its workspace: local versions in, the agent's edits out.
+
+`known` is the tree both sides agree on. A local change goes into the sandbox by the
+three-way rule against it (the sandbox untouched there takes it; the same edit is no
+conflict; a true conflict keeps the agent's version where it is and is reported). The
+agent's edits go out as change sets: every path where the sandbox now differs from
+`known`, its content stored in the blob store first. A path is never sent back the way
+it came, so the two directions do not echo.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat as stat_mode
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox.base import Sandbox
+from sandbox.diff import lstat_beneath
+from sandbox.errors import SandboxError
+from sandbox.paths import (
+    IN_ROOT,
+    open_file_beneath,
+    openat2,
+    read_beneath,
+    readlink_beneath,
+    remove_beneath,
+    replace_beneath,
+    write_parents,
+)
+from sync.blobs import BlobStore
+from sync.errors import SyncError, UnsafePath
+from sync.hashing import CHUNK, new_hasher, stamp
+from sync.ignore import IgnoreRules
+from sync.manifests import Entry, check_path, resolves_inside
+
+log = logging.getLogger(__name__)
+
+Stamp = tuple[int, int, int, int]
+MAX_SET = 500
+"""Most entries one outgoing change set holds (an event each): big sweeps go as several."""
+
+
+@dataclass
+class ChangeSet:
+    """Paths that changed on one side: new or changed entries, and deletions."""
+
+    changes: list[Entry] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    bases: dict[str, Entry | None] = field(default_factory=dict)
+    """Out: what each path was when both sides last agreed (the three-way base in place)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.changes or self.deleted)
+
+    def batches(self, size: int = MAX_SET) -> Iterator[ChangeSet]:
+        changes, deleted = list(self.changes), list(self.deleted)
+        while changes or deleted:
+            gone, deleted = deleted[:size], deleted[size:]
+            room = size - len(gone)
+            batch, changes = changes[:room], changes[room:]
+            paths = [e.path for e in batch] + gone
+            yield ChangeSet(batch, gone, bases={p: self.bases.get(p) for p in paths})
+
+
+@dataclass(frozen=True)
+class SandboxConflict:
+    """A local change that met a different edit of the agent's: the agent's stays in place."""
+
+    path: str
+    local: Entry | None
+    agent: Entry | None
+
+
+class _SandboxIgnore(IgnoreRules):
+    """The workspace's ignore rules as the sandbox holds them, read beneath its root."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(Path("/nonexistent"))
+        self.fd = fd
+
+    def read_lines(self, directory: str, name: str) -> list[str]:
+        path = f"{directory}/{name}" if directory else name
+        try:
+            return read_beneath(self.fd, path).decode(errors="replace").splitlines()
+        except (OSError, SandboxError):
+            return []
+
+
+class SandboxLink:
+    """One sandbox and its workspace's line: `push` takes a local change in, `pull` the
+    agent's edits out. Not thread-safe: one thread calls both (see `LiveSync`)."""
+
+    def __init__(
+        self, sandbox: Sandbox, blobs: BlobStore, base: dict[str, Entry], version: int
+    ) -> None:
+        self.sandbox = sandbox
+        self.blobs = blobs
+        self.version = version
+        self.base = {p: e for p, e in base.items() if e.kind != "dir"}
+        self.known: dict[str, Entry] = dict(self.base)
+        self.apart: set[str] = set()
+        """Paths where `known` is not the base: the overlay alone may not show them."""
+        self._seen: dict[str, tuple[Stamp, Entry]] = {}
+
+    # -- local changes in --------------------------------------------------------------
+
+    def push(self, version: int, incoming: ChangeSet) -> list[SandboxConflict]:
+        """Take a local change (version `version`) into the sandbox by the three-way rule."""
+        for path in [e.path for e in incoming.changes] + incoming.deleted:
+            check_path(path)  # before anything is written: a forged path changes nothing
+        conflicts: list[SandboxConflict] = []
+        fd = self.sandbox.open_tree()
+        try:
+            for entry in incoming.changes:
+                self._guarded(fd, entry.path, entry, conflicts)
+            for path in sorted(incoming.deleted, reverse=True):
+                self._guarded(fd, path, None, conflicts)
+        finally:
+            os.close(fd)
+        self.version = version
+        return conflicts
+
+    def _guarded(
+        self, fd: int, path: str, theirs: Entry | None, conflicts: list[SandboxConflict]
+    ) -> None:
+        """Take one path; one that cannot be written (the agent put a file where a folder goes,
+        a symlink that leads nowhere) is left as the sandbox has it, and logged."""
+        try:
+            if theirs is not None and theirs.kind == "dir":
+                write_parents(fd, path)
+            elif theirs is None and path not in self.known and path not in self.apart:
+                _rmdir_beneath(fd, path)  # a folder: gone once empty (the agent's files stay)
+            else:
+                self._take(fd, path, theirs, conflicts)
+        except (OSError, SandboxError) as exc:
+            log.warning("%s: the local change could not go into the sandbox: %s", path, exc)
+
+    def _take(
+        self, fd: int, path: str, theirs: Entry | None, conflicts: list[SandboxConflict]
+    ) -> None:
+        base = self.known.get(path)
+        ours = self._entry(fd, path, store=False)
+        if ours == theirs:
+            self._agree(path, theirs)
+        elif ours == base:
+            self._write(fd, path, theirs)
+            self._agree(path, theirs)
+        else:
+            conflicts.append(SandboxConflict(path, theirs, ours))
+
+    def _write(self, fd: int, path: str, entry: Entry | None) -> None:
+        if entry is None:
+            remove_beneath(fd, path)
+        elif entry.kind == "symlink":
+            replace_beneath(fd, path, symlink=entry.target)
+        else:
+            assert entry.hash is not None
+            replace_beneath(fd, path, chunks=_chunks(self.blobs.path(entry.hash)), mode=entry.mode)
+        st = lstat_beneath(fd, path)
+        if entry is not None and st is not None:
+            self._seen[path] = (stamp(st), entry)
+
+    def _agree(self, path: str, entry: Entry | None) -> None:
+        if entry is None:
+            self.known.pop(path, None)
+        else:
+            self.known[path] = entry
+        if self.known.get(path) == self.base.get(path):
+            self.apart.discard(path)
+        else:
+            self.apart.add(path)
+
+    # -- the agent's edits out ---------------------------------------------------------
+
+    def pull(self) -> ChangeSet:
+        """The agent's edits since the last pull (their blobs stored), now counted as known."""
+        out = ChangeSet()
+        fd = self.sandbox.open_tree()
+        try:
+            rules = _SandboxIgnore(fd)
+            paths = {c.path for c in self.sandbox.changed_paths()} | self.apart
+            now: dict[str, Entry | None] = {}
+            for path in sorted(paths):
+                try:
+                    check_path(path)
+                except UnsafePath:
+                    continue
+                if rules.ignored_with_parents(path, False):
+                    continue
+                now[path] = self._entry(fd, path, store=True)
+            links = {p: e.target or "" for p, e in self.known.items() if e.kind == "symlink"}
+            links.update({p: e.target or "" for p, e in now.items() if e and e.kind == "symlink"})
+            for path, entry in now.items():
+                if entry == self.known.get(path):
+                    continue
+                if (
+                    entry is not None
+                    and entry.kind == "symlink"
+                    and not resolves_inside(path, links)
+                ):
+                    out.refused.append(path)
+                    continue
+                if entry is None:
+                    out.deleted.append(path)
+                else:
+                    out.changes.append(entry)
+                out.bases[path] = self.known.get(path)
+                self._agree(path, entry)
+        finally:
+            os.close(fd)
+        return out
+
+    def _entry(self, fd: int, path: str, *, store: bool) -> Entry | None:
+        """What the sandbox holds at `path` now: a file (hashed, stored when `store`), a symlink,
+        or None (absent, or a kind that is not synced)."""
+        st = lstat_beneath(fd, path)
+        if st is None:
+            self._seen.pop(path, None)
+            return None
+        if stat_mode.S_ISLNK(st.st_mode):
+            target = readlink_beneath(fd, path)
+            return Entry(path=path, kind="symlink", target=target, mode=0o777)
+        if not stat_mode.S_ISREG(st.st_mode):
+            return None
+        seen = self._seen.get(path)
+        if seen is not None and seen[0] == stamp(st) and (not store or self.blobs.has(_hash(seen))):
+            return seen[1]
+        entry = self._read(fd, path, store=store)
+        if entry is not None:
+            after = lstat_beneath(fd, path)
+            if after is not None:
+                self._seen[path] = (stamp(after), entry)
+        return entry
+
+    def _read(self, fd: int, path: str, *, store: bool) -> Entry | None:
+        for _ in range(3):  # a file written while it is read is read again
+            try:
+                file = open_file_beneath(fd, path)
+            except OSError:
+                return None
+            try:
+                before = os.fstat(file)
+                if store:
+                    digest, size = self.blobs.put_chunks(_fd_chunks(file))
+                else:
+                    hasher, size = new_hasher(), 0
+                    for chunk in _fd_chunks(file):
+                        hasher.update(chunk)
+                        size += len(chunk)
+                    digest = hasher.hexdigest()
+                after = os.fstat(file)
+            finally:
+                os.close(file)
+            if stamp(before) == stamp(after) and size == after.st_size:
+                mode = 0o755 if after.st_mode & stat_mode.S_IXUSR else 0o644
+                return Entry(path=path, kind="file", hash=digest, mode=mode, size=size)
+        log.info("%s keeps changing while it is read: left for the next round", path)
+        return self.known.get(path)
+
+
+def _hash(seen: tuple[Stamp, Entry]) -> str:
+    return seen[1].hash or ""
+
+
+def _fd_chunks(fd: int) -> Iterator[bytes]:
+    while chunk := os.read(fd, CHUNK):
+        yield chunk
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as file:
+        while chunk := file.read(CHUNK):
+            yield chunk
+
+
+def _rmdir_beneath(fd: int, path: str) -> None:
+    parent, _, name = path.rpartition("/")
+    try:
+        sub = openat2(fd, parent or ".", os.O_PATH | os.O_DIRECTORY, resolve=IN_ROOT)
+    except (OSError, SandboxError):
+        return
+    try:
+        os.rmdir(name, dir_fd=sub)
+    except OSError:
+        pass
+    finally:
+        os.close(sub)
+
+
+class LiveSync:
+    """The link's thread: woken by news of a local version, by `poke` (the agent changed
+    files) or every `interval_s`; pushes what is new, then pulls and `send`s the agent's edits."""
+
+    def __init__(
+        self,
+        link: SandboxLink,
+        *,
+        workspace_id: str,
+        head: Callable[[], int],
+        changes: Callable[[int, int], ChangeSet],
+        send: Callable[[ChangeSet], None],
+        conflicts: Callable[[list[SandboxConflict]], None],
+        interval_s: float = 0.25,
+    ) -> None:
+        self.link = link
+        self.workspace_id = workspace_id
+        self._head, self._changes = head, changes
+        self._send, self._conflicts = send, conflicts
+        self.interval_s = interval_s
+        self.wake = threading.Event()
+        self.latest = link.version
+        """The newest version announced; the thread catches up to it."""
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="autan-live-sync", daemon=True)
+        self.errors = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def announce(self, version: int) -> None:
+        """A new local version exists (from pub/sub, or a poll of the head)."""
+        if version > self.latest:
+            self.latest = version
+            self.wake.set()
+
+    def poke(self) -> None:
+        self.wake.set()
+
+    def round(self) -> None:
+        """One push and one pull, now (also what the thread does when woken)."""
+        with self._lock:
+            if self.latest > self.link.version:
+                upto = self.latest
+                found = self.link.push(upto, self._changes(self.link.version, upto))
+                if found:
+                    self._conflicts(found)
+            out = self.link.pull()
+            for batch in out.batches():
+                self._send(batch)
+
+    def _run(self) -> None:
+        polled = 0.0
+        while not self._stop.is_set():
+            self.wake.wait(self.interval_s)
+            self.wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                polled += self.interval_s
+                if polled >= 2.0:  # should a message be lost, the head is read now and then
+                    polled = 0.0
+                    self.announce(self._head())
+                self.round()
+            except (OSError, SandboxError, SyncError) as exc:
+                self.errors += 1
+                log.warning("live sync of workspace %s: %s", self.workspace_id, exc)
+
+    def stop(self) -> None:
+        """Stop the thread, then one last round so the agent's final edits go out."""
+        self._stop.set()
+        self.wake.set()
+        self._thread.join(timeout=30)
+        try:
+            self.round()
+        except (OSError, SandboxError, SyncError) as exc:
+            log.warning("the last live sync of workspace %s failed: %s", self.workspace_id, exc)

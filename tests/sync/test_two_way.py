@@ -1,0 +1,132 @@
+"""Two-way sync with the whole platform: `autan sync` on a checkout, a task from the workspace
+run by a real worker in a bubblewrap sandbox, a local save seen by the agent, and the agent's
+edits on branch `autan/<task>` in a worktree beside the checkout, the checkout untouched."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from orchestrator.config import OrchestratorSettings
+from serving.script import Script
+from serving.scripted import ScriptedServer, start_in_thread
+from tests.agent.bugs import git
+from tests.agent.workers import AgentWorkers, runner_env
+from tests.cli.conftest import Autan, task_id_in
+from tests.live import LiveApi
+from tests.sync.test_cli import cli_env
+from tests.waiting import wait_until
+from tests.workers import ROOT
+
+VENV_BIN = str(Path(sys.executable).parent)
+WAIT_FOR_LOCAL = (
+    "for i in $(seq 1 600); do [ -f local.txt ] && break; sleep 0.05; done; "
+    "cat local.txt > seen.txt"
+)
+
+
+def agent_script() -> Script:
+    """Waits for the developer's save to show up, copies it, writes a file of its own."""
+    calls = [
+        ("bash", {"command": WAIT_FOR_LOCAL}),
+        ("write_file", {"path": "agent.txt", "content": "written by the agent\n"}),
+        ("finish", {"summary": "saw the local save, wrote agent.txt"}),
+    ]
+    return Script.model_validate(
+        {"turns": [{"tool_calls": [{"name": n, "arguments": a}]} for n, a in calls]}
+    )
+
+
+@pytest.fixture
+def model() -> Iterator[ScriptedServer]:
+    server = start_in_thread(agent_script())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def agent_workers(settings: OrchestratorSettings, tmp_path: Path) -> Iterator[AgentWorkers]:
+    logs = tmp_path / "agent-worker-logs"
+    logs.mkdir()
+    env = runner_env(tmp_path, VENV_BIN) | {"AUTAN_SANDBOX_BACKEND": "bwrap"}
+    pool = AgentWorkers(settings, logs, env)
+    yield pool
+    pool.stop_all()
+
+
+def branch_file(worktree: Path, branch: str, path: str) -> str | None:
+    shown = subprocess.run(
+        ["git", "-C", str(worktree), "show", f"{branch}:{path}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return shown.stdout if shown.returncode == 0 else None
+
+
+def test_a_local_save_reaches_the_agent_and_its_edits_land_on_a_branch(
+    settings: OrchestratorSettings,
+    live_api: LiveApi,
+    agent_workers: AgentWorkers,
+    model: ScriptedServer,
+    tmp_path: Path,
+) -> None:
+    checkout = tmp_path / "project"
+    checkout.mkdir()
+    (checkout / "a.txt").write_text("committed\n")
+    git(checkout, "init", "-q", "-b", "main")
+    git(checkout, "add", "-A")
+    git(checkout, "commit", "-q", "-m", "start")
+    (checkout / "wip.txt").write_text("uncommitted work\n")
+    env = cli_env(settings, live_api, tmp_path)
+    autan = Autan(env)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "cli", "sync", str(checkout)], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        agent_workers.start(model_url=model.url)
+        ran = autan("run", "use what I save", "--workspace", str(checkout))
+        assert ran.returncode == 0, ran.stderr
+        task = task_id_in(ran.stdout)
+        (checkout / "local.txt").write_text("saved locally\n")
+
+        worktree = tmp_path / "project.autan" / task
+        branch = f"autan/{task}"
+        wait_until(
+            lambda: worktree.is_dir() and branch_file(worktree, branch, "agent.txt") is not None,
+            timeout=120, what="the agent's edit on its branch",
+        )  # fmt: skip
+        assert branch_file(worktree, branch, "agent.txt") == "written by the agent\n"
+        assert branch_file(worktree, branch, "seen.txt") == "saved locally\n"
+        assert branch_file(worktree, branch, "wip.txt") == "uncommitted work\n"
+
+        headers = {"Authorization": f"Bearer {live_api.token}"}
+        wait_until(
+            lambda: httpx.get(f"{live_api.url}/api/tasks/{task}", headers=headers).json()["state"]
+            == "succeeded",
+            timeout=120, what="the task to succeed",
+        )  # fmt: skip
+        log = git_log(worktree, branch)
+        assert log[-1] == "start" and "starts from workspace version 1" in log[-2], log
+        assert all("from attempt 1" in message for message in log[:-2]) and len(log) >= 3, log
+        # The checkout itself is untouched: no agent file, the same status as before.
+        assert not (checkout / "agent.txt").exists() and not (checkout / "seen.txt").exists()
+        status = git(checkout, "status", "--porcelain").splitlines()
+        assert sorted(status) == ["?? local.txt", "?? wip.txt"]
+        shown = autan("sync", "status")
+        assert task in shown.stdout and branch in shown.stdout, shown.stdout
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        output = daemon.communicate(timeout=60)[0].decode(errors="replace")
+    assert daemon.returncode == 0, output + agent_workers.output()
+
+
+def git_log(worktree: Path, branch: str) -> list[str]:
+    out = git(worktree, "log", "--format=%s", branch)
+    return [line for line in out.splitlines() if line]

@@ -1,0 +1,153 @@
+"""The way back to the checkout: a workspace's tasks, the agent's edits (long-poll), blobs to
+download, and the conflicts the daemon reports."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from orchestrator import store as task_store
+from orchestrator import workspace_store as store
+from orchestrator.errors import TaskNotFound
+from orchestrator.events import stream_key
+from orchestrator.live_link import CHANGED
+from orchestrator.models import utcnow
+from orchestrator.schemas import TaskSummary
+from orchestrator.services import Services
+from sync import snapshots
+from sync.errors import SyncError
+from sync.hashing import is_digest
+from sync.schemas import (
+    AgentChange,
+    ConflictReport,
+    ConflictView,
+    TaskChanges,
+    WorkspaceTask,
+)
+from web.deps import CurrentToken, ServicesDep, SessionDep, WebSettingsDep
+from web.routes.events import wait_stream
+from web.routes.workspaces_api import BlobsDep, _http
+
+router = APIRouter(prefix="/api", tags=["workspaces"])
+
+MAX_WAIT_S = 60.0
+
+
+@router.get("/blobs/{digest}")
+def download_blob(digest: str, blobs: BlobsDep, _: CurrentToken) -> FileResponse:
+    """A blob's content (the agent's edits are fetched this way)."""
+    if not is_digest(digest):
+        raise HTTPException(422, f"{digest!r} is not a blob hash (64 lowercase hex digits)")
+    path = blobs.path(digest)
+    if not path.is_file():
+        raise HTTPException(404, f"no blob {digest}")
+    return FileResponse(path, media_type="application/octet-stream")
+
+
+@router.get("/workspaces/{workspace_id}/tasks", response_model=list[WorkspaceTask])
+def workspace_tasks(workspace_id: str, session: SessionDep, _: CurrentToken) -> list[WorkspaceTask]:
+    """The newest tasks started from the workspace."""
+    try:
+        store.get(session, workspace_id=workspace_id)
+    except SyncError as exc:
+        raise _http(exc) from exc
+    found = []
+    for task in store.tasks_of(session, workspace_id=workspace_id):
+        summary = TaskSummary.of(task)
+        found.append(
+            WorkspaceTask(
+                id=task.id,
+                state=summary.state.value,
+                title=summary.title,
+                version=snapshots.workspace_of(task.repo)[1],
+                finished=task.finished_at is not None,
+                created_at=task.created_at,
+            )
+        )
+    return found
+
+
+def _changes(services: Services, workspace_id: str, task_id: str, after: int) -> TaskChanges:
+    with services.sessions() as session:
+        try:
+            task = task_store.get_task(session, task_id=task_id)
+        except TaskNotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        if not task.repo.startswith(f"{snapshots.PREFIX}{workspace_id}@"):
+            raise HTTPException(404, f"task {task_id} did not start from workspace {workspace_id}")
+        finished = task.finished_at is not None
+        events = task_store.events_after(session, task_id=task_id, seq=after, kind=CHANGED)
+        changes = [_agent_change(e.seq, e.data) for e in events]
+        chosen = None
+        if finished and task.result is not None:
+            chosen = next(a.number for a in task.attempts if a.id == task.result.attempt_id)
+        last = changes[-1].seq if changes else after
+        return TaskChanges(
+            task_id=task_id, version=snapshots.workspace_of(task.repo)[1], finished=finished,
+            chosen=chosen, changes=changes, last=last,
+        )  # fmt: skip
+
+
+def _agent_change(seq: int, data: dict[str, Any]) -> AgentChange:
+    try:
+        return AgentChange.model_validate({**data, "seq": seq})
+    except ValidationError as exc:  # written by our own workers: say so loudly
+        raise HTTPException(500, f"event {seq} is not a valid sync.changed event: {exc}") from exc
+
+
+@router.get("/workspaces/{workspace_id}/tasks/{task_id}/changes", response_model=TaskChanges)
+async def task_changes(
+    workspace_id: str,
+    task_id: str,
+    request: Request,
+    services: ServicesDep,
+    web_settings: WebSettingsDep,
+    _: CurrentToken,
+    after: Annotated[int, Query(ge=0, description="Send changes after this seq")] = 0,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="Seconds to wait")] = 0,
+) -> TaskChanges:
+    """The agent's edits after `after`; with `wait`, held until there are some (long-poll)."""
+    live = request.app.state.live_redis
+    key = stream_key(task_id)
+    try:
+        newest = await live.xrevrange(key, count=1)
+        cursor: bytes | str | None = newest[0][0] if newest else b"0-0"
+    except RedisError:
+        cursor = None
+    deadline = time.monotonic() + wait
+    while True:
+        found = await run_in_threadpool(_changes, services, workspace_id, task_id, after)
+        left = deadline - time.monotonic()
+        if found.changes or found.finished or left <= 0:
+            return found
+        _moved, cursor = await wait_stream(
+            live, key, cursor, min(left, web_settings.sse_keepalive_s)
+        )
+
+
+@router.post("/workspaces/{workspace_id}/conflicts", status_code=204)
+def report_conflicts(
+    workspace_id: str, body: ConflictReport, session: SessionDep, _: CurrentToken
+) -> None:
+    """The daemon's open conflicts of a task; the ones it no longer lists are resolved."""
+    try:
+        store.get(session, workspace_id=workspace_id)
+    except SyncError as exc:
+        raise _http(exc) from exc
+    store.set_conflicts(
+        session, workspace_id=workspace_id, task_id=body.task_id, side="local",
+        conflicts=[(c.path, c.copy_path) for c in body.conflicts], now=utcnow(),
+    )  # fmt: skip
+    session.commit()
+
+
+@router.get("/workspaces/{workspace_id}/conflicts", response_model=list[ConflictView])
+def list_conflicts(workspace_id: str, session: SessionDep, _: CurrentToken) -> list[ConflictView]:
+    rows = store.open_conflicts(session, workspace_id=workspace_id)
+    return [ConflictView.model_validate(r) for r in rows]

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from watchdog.observers.api import BaseObserver
+
 from sync import state as state_file
 from sync.base import Remote
 from sync.config import DaemonConfig
@@ -81,6 +83,8 @@ class SyncDaemon:
         self.state = loaded
         self.current: dict[str, Local] | None = None
         self._lock: int | None = None
+        self.observer: BaseObserver | None = None
+        """The watcher while `run` runs; a dead one is noticed and replaced."""
 
     # -- one round -------------------------------------------------------------------
 
@@ -208,7 +212,7 @@ class SyncDaemon:
         """Sync, then watch and send each settled burst, until `stop` is set."""
         self.acquire()
         changes = Changes(self.root)
-        observer = start_observer(self.root, changes, self.config)
+        observer = self.observer = start_observer(self.root, changes, self.config)
         dirty: set[str] | None = None
         wait = self.config.retry_s
         try:
@@ -227,8 +231,13 @@ class SyncDaemon:
                         "version %d: %d changed, %d deleted, %d blob(s) uploaded",
                         report.version, len(report.changed), len(report.deleted), report.uploaded,
                     )  # fmt: skip
-                if not changes.wait(stop, self.config):
+                if not changes.wait(stop, self.config, observer.is_alive):
                     break
+                if not observer.is_alive():
+                    log.error("the file watcher stopped; starting another, reading the tree again")
+                    observer = self.observer = start_observer(self.root, changes, self.config)
+                    dirty = None
+                    continue
                 dirty = changes.take()
         finally:
             observer.stop()

@@ -59,11 +59,19 @@ class Changes(FileSystemEventHandler):
             paths, self._paths = self._paths, set()
         return paths
 
-    def wait(self, stop: threading.Event, config: DaemonConfig) -> bool:
-        """Block until changes arrived and went quiet for `settle_s` (at most `max_settle_s`)."""
+    def wait(
+        self,
+        stop: threading.Event,
+        config: DaemonConfig,
+        alive: Callable[[], bool] = lambda: True,
+    ) -> bool:
+        """Block until changes arrived and went quiet for `settle_s` (at most `max_settle_s`),
+        or until `alive()` is false (the watcher died: the caller starts another)."""
         while not self.arrived.wait(0.2):
             if stop.is_set():
                 return False
+            if not alive():
+                return True
         deadline = time.monotonic() + config.max_settle_s
         while time.monotonic() < deadline:
             self.arrived.clear()

@@ -32,6 +32,26 @@ def server_tree(url: str, token: str, workspace_id: str) -> dict[str, Entry]:
         remote.close()
 
 
+def test_a_watcher_that_dies_is_replaced_and_nothing_is_missed(
+    daemons: Daemons, checkout: Path
+) -> None:
+    (checkout / "first.txt").write_text("first")
+    daemon = daemons.make(checkout, settle_s=0.01)
+    daemons.start(daemon)
+    wait_until(lambda: daemon.state.version >= 1 and daemon.observer, what="the first sync")
+    dead = daemon.observer
+    assert dead is not None
+    dead.stop()  # as if its thread had crashed
+    dead.join(timeout=10)
+    (checkout / "while-blind.txt").write_text("written while no one watched")
+    workspace_id = daemon.state.workspace_id or ""
+    wait_until(
+        lambda: "while-blind.txt" in server_tree(daemons.url, daemons.token, workspace_id),
+        what="the change made while the watcher was dead",
+    )
+    assert daemon.observer is not dead and daemon.observer.is_alive()
+
+
 def test_first_sync_sends_only_missing_blobs_and_a_restart_sends_nothing(
     daemons: Daemons, checkout: Path, services: Services
 ) -> None:

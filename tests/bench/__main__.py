@@ -60,6 +60,13 @@ def _dashboard(args: argparse.Namespace) -> Figures:
         yield bench_event_to_browser(database, events=200)
 
 
+def _sync_live(args: argparse.Namespace) -> Figures:
+    from tests.bench.sync_live import bench_live
+
+    for database in args.databases.split(","):
+        yield from bench_live(database, saves=200)
+
+
 # Each area's benchmark; its module also runs alone with its own flags
 # (python -m tests.bench.sandbox --help).
 AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
@@ -71,6 +78,7 @@ AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
     "agent": _agent,
     "webhooks": _webhooks,
     "dashboard": _dashboard,
+    "sync-live": _sync_live,
 }
 
 

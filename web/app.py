@@ -43,8 +43,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.migrate()
+        # The streams block in XREAD for up to the keep-alive interval; left unset, redis-py
+        # reads with the connect timeout (5 s) and every quiet stream fell back to polling.
         app.state.live_redis = aioredis.Redis.from_url(
-            services.settings.resolved_redis_url, socket_connect_timeout=5
+            services.settings.resolved_redis_url,
+            socket_connect_timeout=5,
+            socket_timeout=web_settings.sse_keepalive_s + 30,
         )
         # Everything imported and built so far lives as long as the process: move it out
         # of the collector's sight, or every full collection walks it (a ~100 ms pause).

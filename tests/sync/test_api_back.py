@@ -3,6 +3,10 @@ the agent's edits by long-poll, conflicts reported, listed and shown on the dash
 
 from __future__ import annotations
 
+import logging
+
+import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from orchestrator import store, workspace_store
@@ -10,6 +14,7 @@ from orchestrator.models import utcnow
 from orchestrator.services import Services
 from sync.hashing import hash_bytes
 from sync.snapshots import repo_of
+from tests.live import LiveApi
 from tests.sync.test_api import A, B, file, register
 from tests.web.dashboard import browser_client, sign_in
 
@@ -140,3 +145,19 @@ def test_conflicts_are_reported_listed_resolved_and_shown(
     api.post(url, json=report)
     assert [c["path"] for c in api.get(url).json()] == ["b.txt"]
     assert api.post(f"/api/workspaces/{'0' * 32}/conflicts", json=report).status_code == 404
+
+
+def test_a_quiet_long_poll_keeps_its_redis_stream(
+    api: TestClient, live_api: LiveApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A wait longer than redis-py's connect timeout (5 s) once ended the stream's blocking
+    read with a timeout, and every quiet stream fell back to polling the store."""
+    workspace_id = register(api)
+    first_version(api, workspace_id)
+    task_id = submit_from(api, workspace_id)
+    url = f"{live_api.url}/api/workspaces/{workspace_id}/tasks/{task_id}/changes"
+    headers = {"Authorization": f"Bearer {live_api.token}"}
+    with caplog.at_level(logging.WARNING, logger="web.routes.events"):
+        got = httpx.get(url, params={"wait": 6}, headers=headers, timeout=30)
+    assert got.status_code == 200 and got.json()["changes"] == []
+    assert "lost Redis" not in caplog.text

@@ -110,6 +110,7 @@ class TaskFollower:
         self.path = line_path(state_dir, line.task_id)
         self.cache = state_dir / "downloads"
         self._base: dict[str, Entry] | None = None
+        self._prefix: str | None = None
 
     @property
     def base(self) -> dict[str, Entry]:
@@ -217,7 +218,8 @@ class TaskFollower:
             log.warning("task %s: conflicts at %s", self.line.task_id, sorted(copies))
             self._report()
         if self.line.mode == "branch":
-            self._commit(f"autan: {self.line.task_id}: {len(delta)} path(s) from {what}")
+            paths = sorted(set(delta) | set(applier.copies))
+            self._commit(f"autan: {self.line.task_id}: {len(delta)} path(s) from {what}", paths)
 
     def _download(self, digest: str) -> Path:
         dest = self.cache / digest
@@ -251,7 +253,7 @@ class TaskFollower:
             return self.root
         if self.line.worktree is None:
             return None
-        return Path(self.line.worktree) / _prefix(self.root)
+        return Path(self.line.worktree) / self.prefix
 
     def _target(self) -> Path:
         if self.line.mode == "inplace":
@@ -271,7 +273,7 @@ class TaskFollower:
         if not worktree.exists():
             worktree.parent.mkdir(parents=True, exist_ok=True)
             _git(top, "worktree", "add", "-b", branch, str(worktree), "HEAD")
-        target = worktree / _prefix(self.root)
+        target = worktree / self.prefix
         target.mkdir(parents=True, exist_ok=True)
         self._fill_base(target)
         self._commit(
@@ -291,14 +293,29 @@ class TaskFollower:
         finally:
             shutil.rmtree(self.cache, ignore_errors=True)
 
-    def _commit(self, message: str) -> None:
+    def _commit(self, message: str, paths: list[str] | None = None) -> None:
+        """Stage `paths` (all of the checkout's folder when None) and commit them, with git's
+        plumbing: `git commit` would stat every file of the worktree first."""
         worktree = Path(self.line.worktree or "")
-        _git(worktree, "add", "-A", "--", _prefix(self.root) or ".")
-        staged = subprocess.run(
-            ["git", "-C", str(worktree), "diff", "--cached", "--quiet"], check=False
-        )
-        if staged.returncode != 0:
-            _git(worktree, *GIT_ID, "commit", "-q", "--no-verify", "-m", message)
+        prefix = self.prefix
+        if paths is None:
+            _git(worktree, "add", "-A", "--", prefix or ".")
+        else:
+            named = "\0".join(f"{prefix}/{p}" if prefix else p for p in paths)
+            _git(worktree, "--literal-pathspecs", "add", "-A", "--pathspec-from-file=-",
+                 "--pathspec-file-nul", stdin=named)  # fmt: skip
+        tree = _git(worktree, "write-tree").strip()
+        if tree == _git(worktree, "rev-parse", "HEAD^{tree}").strip():
+            return  # nothing changed
+        made = _git(worktree, *GIT_ID, "commit-tree", tree, "-p", "HEAD", "-m", message).strip()
+        _git(worktree, "update-ref", "-m", "autan: the agent's edits", "HEAD", made)
+
+    @property
+    def prefix(self) -> str:
+        """Where the checkout sits inside its git repository ("" at the top), found once."""
+        if self._prefix is None:
+            self._prefix = _prefix(self.root)
+        return self._prefix
 
 
 def _prefix(root: Path) -> str:
@@ -308,11 +325,12 @@ def _prefix(root: Path) -> str:
     return "" if rel == "." else rel
 
 
-def _git(cwd: Path, *args: str) -> str:
+def _git(cwd: Path, *args: str, stdin: str | None = None) -> str:
     try:
         done = subprocess.run(
-            ["git", "-C", str(cwd), *args], capture_output=True, text=True, check=False
-        )
+            ["git", "-C", str(cwd), *args], capture_output=True, text=True, check=False,
+            input=stdin,
+        )  # fmt: skip
     except FileNotFoundError as exc:
         raise FollowError("git is not installed: install it, or use --apply inplace") from exc
     if done.returncode != 0:

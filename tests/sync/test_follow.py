@@ -133,15 +133,17 @@ def test_a_branch_gets_the_base_then_the_kept_attempt(tmp_path: Path, blobs: Blo
     follow = follower(root, StoreRemote(blobs, base), tmp_path, "branch")
 
     follow.take(changes(3, 1, entry(blobs, "one.txt", b"attempt one\n")))
-    follow.take(changes(4, 2, entry(blobs, "two.txt", b"attempt two\n"), deleted=("a.txt",)))
+    odd = entry(blobs, "odd *[name].txt", b"globs are literal\n")
+    follow.take(changes(4, 2, entry(blobs, "two.txt", b"attempt two\n"), odd, deleted=("a.txt",)))
     worktree = tmp_path / "repo.autan" / TASK
     assert (worktree / "one.txt").exists() and not (worktree / "two.txt").exists()
 
     follow.take(TaskChanges(task_id=TASK, version=1, finished=True, chosen=2, changes=[], last=9))
 
     assert follow.line.done and follow.line.followed == 2
-    tree = git(worktree, "ls-tree", "-r", "--name-only", f"autan/{TASK}").split()
-    assert sorted(tree) == ["two.txt", "wip.txt"]
+    assert sorted(
+        git(worktree, "ls-tree", "-r", "--name-only", "-z", f"autan/{TASK}").split("\0")
+    ) == ["", "odd *[name].txt", "two.txt", "wip.txt"]
     assert (root / "a.txt").exists() and not (root / "two.txt").exists()  # checkout untouched
     assert git(root, "status", "--porcelain").split() == ["??", "wip.txt"]
 

@@ -226,9 +226,10 @@ class WorkspaceEntry(Base):
 
     __tablename__ = "workspace_entries"
     __table_args__ = (
-        Index("ix_workspace_entries_path", "workspace_id", "path"),
+        Index("ix_workspace_entries_path", "workspace_id", "path", "until"),
         Index("ix_workspace_entries_live", "workspace_id", "until"),
         Index("ix_workspace_entries_since", "workspace_id", "since"),
+        Index("ix_workspace_entries_kind", "workspace_id", "kind", "until"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

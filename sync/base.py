@@ -21,6 +21,10 @@ class Remote(Protocol):
         """Send the file at `path` as blob `digest`, streamed."""
         ...
 
+    def upload_many(self, blobs: list[tuple[str, Path]]) -> None:
+        """Send small files (each at most `sync.batches.MAX_RECORD`) in one request."""
+        ...
+
     def commit(
         self, workspace_id: str, *, parent: int, changes: list[Entry], deleted: list[str]
     ) -> int:

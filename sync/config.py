@@ -18,7 +18,7 @@ def default_data_dir() -> Path:
 class DaemonConfig(BaseModel):
     """How one daemon coalesces, retries and watches."""
 
-    settle_s: float = Field(default=0.02, gt=0)
+    settle_s: float = Field(default=0.01, gt=0)
     """Quiet time after the last change before a burst is sent (an editor's save is several)."""
 
     max_settle_s: float = Field(default=0.5, gt=0)

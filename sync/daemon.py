@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from watchdog.observers.api import BaseObserver
 
 from sync import state as state_file
 from sync.base import Remote
+from sync.batches import MAX_RECORD
 from sync.config import DaemonConfig
 from sync.errors import (
     AlreadySyncing,
@@ -32,6 +34,10 @@ from sync.watch import Changes, start_observer
 log = logging.getLogger(__name__)
 
 TRIES = 3  # a file that changes between hashing and upload is read again, this many times
+BATCH_BLOBS, BATCH_BYTES = 2000, 8 << 20
+"""Small blobs go up in requests of at most this many, or this many bytes."""
+ASK_ABOVE = 64 << 10
+"""Changes with more new content than this ask the server which blobs it lacks first."""
 
 
 def utcnow() -> datetime:
@@ -49,14 +55,24 @@ class Report:
     uploaded_bytes: int = 0
 
 
-def diff(before: dict[str, Local], after: dict[str, Local]) -> tuple[list[Entry], list[str]]:
-    """Entries new or changed in `after`, and paths gone from it (a parent before its children)."""
+def diff(
+    before: dict[str, Local], after: dict[str, Local], paths: set[str] | None = None
+) -> tuple[list[Entry], list[str]]:
+    """Entries new or changed in `after`, and paths gone from it (a parent before its children);
+    only among `paths` when given (a partial rescan says which it read)."""
+    if paths is None:
+        changes = [
+            local.entry
+            for path, local in sorted(after.items())
+            if path not in before or before[path].entry != local.entry
+        ]
+        return changes, sorted(path for path in before if path not in after)
     changes = [
-        local.entry
-        for path, local in sorted(after.items())
-        if path not in before or before[path].entry != local.entry
+        after[path].entry
+        for path in sorted(paths)
+        if path in after and (path not in before or before[path].entry != after[path].entry)
     ]
-    return changes, sorted(path for path in before if path not in after)
+    return changes, sorted(path for path in paths if path in before and path not in after)
 
 
 class SyncDaemon:
@@ -81,6 +97,10 @@ class SyncDaemon:
         if loaded is None or loaded.server != server or loaded.root != str(self.root):
             loaded = SyncState(root=str(self.root), server=server)
         self.state = loaded
+        self.committed = loaded.committed()
+        """The tree the server holds, in memory; the state file gets it when saved."""
+        self._unsaved_since: float | None = None
+        self._sent_at = 0.0
         self.current: dict[str, Local] | None = None
         self._lock: int | None = None
         self.observer: BaseObserver | None = None
@@ -114,12 +134,12 @@ class SyncDaemon:
         return self._send(workspace, found)
 
     def _scan(self, dirty: set[str] | None) -> Scan:
-        known = self.current if self.current is not None else self.state.committed()
+        known = self.current if self.current is not None else self.committed
         if dirty is None or self.current is None:
             found = self.scanner.scan(known)
         else:
             found = self.scanner.rescan(self.current, dirty, self.state.refused)
-        committed = self.state.committed()
+        committed = self.committed
         for path in found.unstable:  # keep what the server has until the file holds still
             if path in committed:
                 found.entries[path] = committed[path]
@@ -128,42 +148,72 @@ class SyncDaemon:
         return found
 
     def _send(self, workspace: str, found: Scan) -> Report:
-        changes, deleted = diff(self.state.committed(), found.entries)
+        # A partial rescan names what it read: the change is found among those paths alone,
+        # so a save costs in proportion to the change, not to the tree.
+        paths = None if found.touched is None else found.touched | set(found.unstable)
+        changes, deleted = diff(self.committed, found.entries, paths)
         report = Report(version=self.state.version)
+        pending = bool(self.state.pending.paths or self.state.pending.error)
         if changes or deleted:
-            self._upload(changes, report)
+            self._upload(changes, report, save=found.touched is not None)
             try:
                 report.version = self._commit(workspace, changes, deleted)
             except StaleVersion:
                 # Someone else moved the workspace on: the local tree wins, against their head.
                 head, tree = self.remote.manifest(workspace)
                 self.state.version = head
-                self.state.remember({p: Local(e) for p, e in tree.items()})
-                changes, deleted = diff(self.state.committed(), found.entries)
+                self.committed = {p: Local(e) for p, e in tree.items()}
+                changes, deleted = diff(self.committed, found.entries)
                 self._upload(changes, report)
                 report.version = self._commit(workspace, changes, deleted)
             report.changed = [e.path for e in changes]
             report.deleted = deleted
             self.state.last_change = utcnow()
         self.state.version = report.version
-        self.state.remember(found.entries)
+        self.committed = found.entries
         self.state.last_sync = utcnow()
         self.state.pending = Pending(paths=sorted(found.unstable))
-        self.save()
+        if found.touched is None or pending or found.unstable:
+            self.save()  # a whole scan, or what `autan sync status` shows changed: now
+        elif changes or deleted:
+            self._sent_at = time.monotonic()
+            self._unsaved_since = self._unsaved_since or self._sent_at
         return report
 
-    def _upload(self, changes: list[Entry], report: Report) -> None:
+    def _upload(self, changes: list[Entry], report: Report, *, save: bool = False) -> None:
         paths: dict[str, Entry] = {}
         for entry in changes:
             if entry.kind == "file" and entry.hash:
                 paths.setdefault(entry.hash, entry)
-        for digest in self.remote.missing(list(paths)):
-            try:
-                self.remote.upload(digest, self.root / paths[digest].path)
-            except OSError as exc:  # it went away or changed type between scan and send
-                raise BlobHashMismatch(f"{paths[digest].path}: {exc}") from exc
+        small = save and sum(e.size for e in paths.values()) <= ASK_ABOVE and len(paths) <= 16
+        # An editor's save goes straight up: asking first would cost a round trip more than
+        # sending the few bytes the server might already hold (stored once all the same).
+        lacking = list(paths) if small else self.remote.missing(list(paths))
+        batch: list[tuple[str, Path]] = []
+        size = 0
+        for digest in lacking:
+            entry = paths[digest]
+            if entry.size > MAX_RECORD:
+                self._send_blobs([(digest, self.root / entry.path)], alone=True)
+            else:
+                batch.append((digest, self.root / entry.path))
+                size += entry.size
+                if len(batch) >= BATCH_BLOBS or size >= BATCH_BYTES:
+                    self._send_blobs(batch)
+                    batch, size = [], 0
             report.uploaded += 1
-            report.uploaded_bytes += paths[digest].size
+            report.uploaded_bytes += entry.size
+        if batch:
+            self._send_blobs(batch)
+
+    def _send_blobs(self, blobs: list[tuple[str, Path]], alone: bool = False) -> None:
+        try:
+            if alone:
+                self.remote.upload(*blobs[0])
+            else:
+                self.remote.upload_many(blobs)
+        except OSError as exc:  # it went away or changed type between scan and send
+            raise BlobHashMismatch(f"{exc}: reading the tree again") from exc
 
     def _commit(self, workspace: str, changes: list[Entry], deleted: list[str]) -> int:
         """One commit; a change larger than the API takes goes as several, in order."""
@@ -177,14 +227,27 @@ class SyncDaemon:
                 return version
 
     def _pending(self, found: Scan, error: str) -> None:
-        changes, deleted = diff(self.state.committed(), found.entries)
+        changes, deleted = diff(self.committed, found.entries)
         paths = sorted({e.path for e in changes} | set(deleted) | set(found.unstable))
         since = self.state.pending.since or utcnow()
         self.state.pending = Pending(paths=paths, error=error, since=since)
         self.save()
 
     def save(self) -> None:
+        self.state.remember(self.committed)
         state_file.save(self.state, self.path)
+        self._unsaved_since = None
+
+    def flush(self, idle_s: float = 1.0, max_age_s: float = 10.0) -> None:
+        """Write the state once changes have paused for `idle_s`, or have waited `max_age_s`
+        (a large tree's state takes tens of milliseconds to write: not on every save). A
+        daemon killed before that resends nothing: the server's head is newer than the file's
+        version, so it gets a stale-parent answer and sends only what the head lacks."""
+        since, now = self._unsaved_since, time.monotonic()
+        if since is None:
+            return
+        if now - self._sent_at >= idle_s or now - since >= max_age_s:
+            self.save()
 
     # -- the daemon ------------------------------------------------------------------
 
@@ -226,12 +289,13 @@ class SyncDaemon:
                     wait = min(wait * 2, self.config.retry_max_s)
                     continue
                 wait = self.config.retry_s
+                self.flush()
                 if report.changed or report.deleted:
                     log.info(
                         "version %d: %d changed, %d deleted, %d blob(s) uploaded",
                         report.version, len(report.changed), len(report.deleted), report.uploaded,
                     )  # fmt: skip
-                if not changes.wait(stop, self.config, observer.is_alive):
+                if not changes.wait(stop, self.config, self._tick):
                     break
                 if not observer.is_alive():
                     log.error("the file watcher stopped; starting another, reading the tree again")
@@ -242,4 +306,11 @@ class SyncDaemon:
         finally:
             observer.stop()
             observer.join(timeout=10)
+            self.flush(0, 0)
             self.release()
+
+    def _tick(self) -> bool:
+        """Called while waiting for changes: writes a state that is due; False when the
+        watcher has died."""
+        self.flush()
+        return self.observer is not None and self.observer.is_alive()

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 import httpx
 
+from sync.batches import encode
 from sync.errors import (
     BlobHashMismatch,
     BlobsMissing,
@@ -17,7 +18,7 @@ from sync.errors import (
     StaleVersion,
     WorkspaceNotFound,
 )
-from sync.hashing import CHUNK, new_hasher
+from sync.hashing import CHUNK, hash_bytes, new_hasher
 from sync.manifests import Entry
 from sync.schemas import (
     MAX_BATCH,
@@ -81,6 +82,17 @@ class HttpRemote:
 
     def upload(self, digest: str, path: Path) -> None:
         self._call("PUT", f"/api/blobs/{digest}", content=_chunks(path))
+
+    def upload_many(self, blobs: list[tuple[str, Path]]) -> None:
+        """Small files in one request; raises BlobHashMismatch (nothing sent) for a file that
+        changed since it was hashed."""
+        records = []
+        for digest, path in blobs:
+            data = path.read_bytes()
+            if hash_bytes(data) != digest:
+                raise BlobHashMismatch(f"{path} changed since it was hashed")
+            records.append((digest, data))
+        self._call("POST", "/api/blobs", content=encode(records))
 
     def commit(
         self, workspace_id: str, *, parent: int, changes: list[Entry], deleted: list[str]

@@ -33,6 +33,8 @@ class Scan:
     entries: dict[str, Local] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
     unstable: list[str] = field(default_factory=list)
+    touched: set[str] | None = None
+    """The paths a partial rescan read or dropped (None: a whole scan, anything may differ)."""
 
 
 class Scanner:
@@ -52,14 +54,17 @@ class Scanner:
         if any(os.path.basename(path) in IGNORE_FILES for path in paths):
             return self.scan(current)  # the rules changed: everything may have
         found = Scan(entries=dict(current), refused=[r for r in refused if r not in paths])
+        found.touched = set()
         for path in sorted(paths):
             if ".git" in path.split("/"):
                 continue
+            found.touched.add(path)
             old = found.entries.pop(path, None)
             if old is not None and old.entry.kind == "dir":
                 prefix = path + "/"
                 for gone in [p for p in found.entries if p.startswith(prefix)]:
                     del found.entries[gone]
+                    found.touched.add(gone)
             self._one(path, current, found)
         return found
 
@@ -95,6 +100,8 @@ class Scanner:
             self._add(path, st, known, found)
 
     def _add(self, path: str, st: os.stat_result, known: dict[str, Local], found: Scan) -> None:
+        if found.touched is not None:
+            found.touched.add(path)
         if len(path.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
             log.warning("%s: path longer than %d bytes, not synced", path, MAX_PATH_BYTES)
         elif stat_mode.S_ISDIR(st.st_mode):

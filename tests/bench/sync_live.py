@@ -36,7 +36,7 @@ from tests.bench.stats import summary_ms
 from tests.waiting import wait_until
 from tests.workers import ROOT, settings_env
 
-FILES = 500
+FILES = 10_000
 
 
 def _poll(done: Callable[[], bool], timeout: float = 10.0) -> float:
@@ -58,9 +58,10 @@ def _reads(read: Callable[[], bytes], want: bytes) -> Callable[[], bool]:
 def bench_live(database: str, *, saves: int = 200) -> list[dict[str, Any]]:
     with bench_env(database, "none") as bench, api_process(bench) as base:
         checkout = bench.workdir / "project"
-        (checkout / "src").mkdir(parents=True)
-        for i in range(FILES):
-            (checkout / "src" / f"m{i}.py").write_text(f"VALUE = {i}\n" * 20)
+        for i in range(FILES):  # 100 folders of 100 modules
+            if i % 100 == 0:
+                (checkout / "src" / f"d{i // 100}").mkdir(parents=True)
+            (checkout / "src" / f"d{i // 100}" / f"m{i}.py").write_text(f"VALUE = {i}\n" * 20)
         git(checkout, "init", "-q", "-b", "main")
         git(checkout, "add", "-A")
         git(checkout, "commit", "-q", "-m", "start")
@@ -148,7 +149,7 @@ def _local_to_sandbox(
     """Each save's latency, and the part of it until the server had the new version."""
     latencies, to_server = [], []
     for i in range(saves):
-        path = f"src/m{i % 20}.py"
+        path = f"src/d0/m{i % 20}.py"
         content = f"VALUE = {i}  # saved\n".encode()
         wall, start = time.time(), time.perf_counter()
         (checkout / path).write_bytes(content)

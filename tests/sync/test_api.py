@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from orchestrator.models import WorkspaceEntry, WorkspaceVersion
 from orchestrator.services import Services
+from sync.batches import MAX_RECORD, encode
 from sync.blobs import BlobStore
 from sync.hashing import hash_bytes
 
@@ -61,6 +62,7 @@ def test_every_route_wants_the_bearer_token(api: TestClient) -> None:
         ("GET", "/api/workspaces"),
         ("POST", "/api/blobs/missing"),
         ("PUT", f"/api/blobs/{hash_bytes(A)}"),
+        ("POST", "/api/blobs"),
         ("POST", f"/api/workspaces/{workspace_id}/versions"),
         ("GET", f"/api/workspaces/{workspace_id}/manifest"),
     ]:
@@ -89,6 +91,35 @@ def test_upload_only_what_is_missing_and_refuse_a_wrong_hash(
     ).json() == {"missing": [hash_bytes(B)]}
     assert api.put("/api/blobs/not-a-hash", content=A).status_code == 422
     assert api.post("/api/blobs/missing", json={"hashes": ["../x"]}).status_code == 422
+
+
+def test_a_batch_of_small_blobs_is_stored_whole_or_not_at_all(
+    api: TestClient, services: Services
+) -> None:
+    blobs = blobs_of(services)
+    C = b""
+    good = b"".join(encode([(hash_bytes(A), A), (hash_bytes(B), B), (hash_bytes(C), C)]))
+    one_byte_at_a_time = (good[i : i + 1] for i in range(len(good)))
+    stored = api.post("/api/blobs", content=one_byte_at_a_time)
+    assert stored.status_code == 201, stored.text
+    assert stored.json() == {"blobs": 3, "created": 3, "bytes": len(A) + len(B)}
+    assert all(blobs.path(hash_bytes(x)).read_bytes() == x for x in (A, B, C))
+    assert api.post("/api/blobs", content=good).json()["created"] == 0  # held already
+
+    D, E = b"delta\n", b"echo\n"
+    bad_bodies = {
+        "a wrong hash": b"".join(encode([(hash_bytes(D), D), (hash_bytes(D), E)])),
+        "cut off": b"".join(encode([(hash_bytes(D), D)])) + f"{hash_bytes(E)} 99\n".encode() + E,
+        "no header": b"not a header\n" + D,
+        "a path for a hash": f"../../etc/passwd {len(D)}\n".encode() + D,
+        "too large": f"{hash_bytes(D)} {MAX_RECORD + 1}\n".encode(),
+        "a header without end": b"x" * 200,
+    }
+    for why, body in bad_bodies.items():
+        refused = api.post("/api/blobs", content=body)
+        assert refused.status_code == 422, why
+        assert not blobs.has(hash_bytes(D)) and not blobs.has(hash_bytes(E)), why
+    assert blobs.partials() == []
 
 
 def test_a_manifest_naming_missing_blobs_is_refused(api: TestClient, services: Services) -> None:

@@ -11,7 +11,8 @@ from orchestrator import workspace_commits as commits
 from orchestrator import workspace_store as store
 from orchestrator.models import utcnow
 from orchestrator.workspace_feed import announce
-from sync.blobs import BlobStore
+from sync.batches import BadBatch, BatchParser
+from sync.blobs import BlobStore, BlobWriter
 from sync.errors import (
     BlobHashMismatch,
     BlobsMissing,
@@ -120,6 +121,31 @@ async def upload_blob(
         writer.abort()
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return {"hash": digest, "size": writer.size, "created": created}
+
+
+@router.post("/blobs", status_code=status.HTTP_201_CREATED)
+async def upload_batch(request: Request, blobs: BlobsDep, _: CurrentToken) -> dict[str, Any]:
+    """Many small blobs in one body (records `<hash> <size>\n<content>`, each at most
+    1 MiB): all stored, or none when one is malformed or hashes to another name (422)."""
+    parser = BatchParser()
+    writers: list[BlobWriter] = []
+    try:
+        async for chunk in request.stream():
+            for kind, value in parser.feed(chunk):
+                if kind == "start":
+                    writers.append(blobs.writer(str(value)))
+                elif kind == "data":
+                    writers[-1].write(bytes(value))  # type: ignore[arg-type]
+        parser.finish()
+        created = blobs.commit_many(writers)
+    except (BadBatch, BlobHashMismatch) as exc:
+        raise HTTPException(422, str(exc)) from exc
+    except ClientDisconnect:
+        raise HTTPException(400, "the upload was cut off; nothing was stored") from None
+    finally:
+        for writer in writers:
+            writer.abort()
+    return {"blobs": len(writers), "created": created, "bytes": parser.total}
 
 
 @router.post(

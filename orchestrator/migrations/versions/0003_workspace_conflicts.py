@@ -1,4 +1,4 @@
-"""workspace conflicts, and entries found by the version they were born in (two-way sync)
+"""workspace conflicts; entries found by the version they were born in, and by kind
 
 Revision ID: 0003
 Revises: 0002
@@ -37,11 +37,24 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("workspace_entries", schema=None) as batch_op:
         batch_op.create_index("ix_workspace_entries_since", ["workspace_id", "since"], unique=False)
+        # A path's live row, found by path: with (workspace_id, until) alone to choose from,
+        # SQLite walked every live row of the workspace for each commit.
+        batch_op.drop_index("ix_workspace_entries_path")
+        batch_op.create_index(
+            "ix_workspace_entries_path", ["workspace_id", "path", "until"], unique=False
+        )
+        # A commit checks every symlink of the workspace: found by kind, not by a walk.
+        batch_op.create_index(
+            "ix_workspace_entries_kind", ["workspace_id", "kind", "until"], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("workspace_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_workspace_entries_kind")
         batch_op.drop_index("ix_workspace_entries_since")
+        batch_op.drop_index("ix_workspace_entries_path")
+        batch_op.create_index("ix_workspace_entries_path", ["workspace_id", "path"], unique=False)
     with op.batch_alter_table("workspace_conflicts", schema=None) as batch_op:
         batch_op.drop_index("ix_workspace_conflicts_open")
     op.drop_table("workspace_conflicts")

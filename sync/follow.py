@@ -208,17 +208,15 @@ class TaskFollower:
             shutil.rmtree(self.cache, ignore_errors=True)
         self.line.applied.update(delta)
         copies: dict[str, str | None] = {c.path: None for c in conflicts}
-        for copy in applier.copies:
-            copies[copy.removesuffix(f".autan-{self.line.task_id}")] = copy
-        known = {c.path for c in self.line.conflicts}
-        self.line.conflicts += [
-            ConflictCopy(path=p, copy_path=c) for p, c in copies.items() if p not in known
-        ]
+        copies.update(applier.copies)
+        # A newer conflict at a path replaces the older (its copy is the newer version).
+        kept = [c for c in self.line.conflicts if c.path not in copies]
+        self.line.conflicts = kept + [ConflictCopy(path=p, copy_path=c) for p, c in copies.items()]
         if copies:
             log.warning("task %s: conflicts at %s", self.line.task_id, sorted(copies))
             self._report()
         if self.line.mode == "branch":
-            paths = sorted(set(delta) | set(applier.copies))
+            paths = sorted(set(delta) | set(applier.copies.values()))
             self._commit(f"autan: {self.line.task_id}: {len(delta)} path(s) from {what}", paths)
 
     def _download(self, digest: str) -> Path:
@@ -229,11 +227,13 @@ class TaskFollower:
         return dest
 
     def _resolve_gone(self) -> None:
-        """A conflict whose copy the developer removed is resolved."""
+        """A conflict the developer has dealt with is resolved."""
         target = self._target_path()
         if target is None:
             return
-        kept = [c for c in self.line.conflicts if c.copy_path and (target / c.copy_path).exists()]
+        # One with a copy ends when the copy is deleted; one without (the agent deleted what
+        # the developer changed) when the developer deletes it too.
+        kept = [c for c in self.line.conflicts if os.path.lexists(target / (c.copy_path or c.path))]
         if len(kept) != len(self.line.conflicts):
             self.line.conflicts = kept
             self._report()

@@ -67,7 +67,8 @@ class Applier:
         self.source = source
         self.label = label
         self.conflicts: list[Conflict] = []
-        self.copies: list[str] = []
+        self.copies: dict[str, str] = {}
+        """Each conflicting path and where theirs was kept beside it."""
 
     def apply(self, plan: Plan, ours: Tree) -> list[Conflict]:
         """Apply `plan`; returns the conflicts, including changes that met a newer local edit."""
@@ -91,9 +92,22 @@ class Applier:
         self.conflicts.append(conflict)
         theirs = conflict.theirs
         if theirs is not None and theirs.kind != "dir":
-            copy = copy_path(conflict.path, self.label)
-            self._write(copy, theirs.model_copy(update={"path": copy}))
-            self.copies.append(copy)
+            copy = self._free_copy(conflict.path, theirs)
+            if not self._unchanged(copy, theirs.model_copy(update={"path": copy})):
+                self._write(copy, theirs.model_copy(update={"path": copy}))
+            self.copies[conflict.path] = copy
+
+    def _free_copy(self, path: str, theirs: Entry) -> str:
+        """`PATH.autan-<label>`; if that holds an earlier, different conflict copy, the next
+        free `PATH.autan-<label>-N` (a newer conflict never overwrites an older copy)."""
+        first = copy_path(path, self.label)
+        candidate, n = first, 1
+        while os.path.lexists(self._target(candidate)):
+            if self._unchanged(candidate, theirs.model_copy(update={"path": candidate})):
+                return candidate
+            n += 1
+            candidate = f"{first}-{n}"
+        return candidate
 
     def _target(self, path: str) -> Path:
         """`root/path`, refused when it or a folder on the way leaves the tree."""

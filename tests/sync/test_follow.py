@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sync.blobs import BlobStore
-from sync.errors import UnsafePath
+from sync.errors import ServerUnreachable, UnsafePath
 from sync.follow import TaskFollower, TaskLine, line_path, load_line
 from sync.manifests import Entry
 from sync.schemas import AgentChange, ConflictCopy, TaskChanges
@@ -172,3 +172,41 @@ def test_a_forged_path_from_the_server_writes_nothing(tmp_path: Path, blobs: Blo
                 task_id=TASK, version=1, finished=False, chosen=None, changes=[bad], last=1
             ))  # fmt: skip
     assert not (tmp_path / "evil").exists()
+
+
+def test_a_follower_that_dies_mid_apply_leaves_no_partial_file_and_resumes(
+    tmp_path: Path, blobs: BlobStore
+) -> None:
+    root = tmp_path / "checkout"
+    root.mkdir()
+    remote = StoreRemote(blobs, {})
+    follow = follower(root, remote, tmp_path, "inplace")
+    change = changes(7, 1, *(entry(blobs, f"f{i}.txt", f"file {i}\n".encode()) for i in range(5)))
+
+    downloads = 0
+    real = remote.download
+
+    def dies_on_the_third(digest: str, dest: Path) -> None:
+        nonlocal downloads
+        downloads += 1
+        if downloads == 3:
+            raise ServerUnreachable("the process died here")
+        real(digest, dest)
+
+    remote.download = dies_on_the_third  # type: ignore[method-assign]
+    with pytest.raises(ServerUnreachable):
+        follow.take(change)
+    written = sorted(p.name for p in root.iterdir())
+    assert written == ["f0.txt", "f1.txt"]  # whole files, and no temporary left behind
+    assert load_line(line_path(tmp_path / "lines", TASK)) is None  # nothing recorded as done
+
+    remote.download = real  # type: ignore[method-assign]
+    again = TaskFollower(
+        root,
+        remote,
+        TaskLine(task_id=TASK, workspace_id="w" * 32, version=1, mode="inplace"),
+        tmp_path / "lines",
+    )
+    again.take(change)
+    assert sorted(p.name for p in root.iterdir()) == [f"f{i}.txt" for i in range(5)]
+    assert (root / "f4.txt").read_text() == "file 4\n" and again.line.seq == 7

@@ -22,6 +22,7 @@ from sync.errors import (
     AlreadySyncing,
     BlobHashMismatch,
     BlobsMissing,
+    ServerRefused,
     ServerUnreachable,
     StaleVersion,
 )
@@ -127,7 +128,7 @@ class SyncDaemon:
             except (BlobHashMismatch, BlobsMissing) as exc:
                 log.info("%s; reading the tree again", exc)
                 dirty = None
-            except ServerUnreachable as exc:
+            except (ServerUnreachable, ServerRefused) as exc:
                 self._pending(found, str(exc))
                 raise
         found = self._scan(None)
@@ -282,8 +283,12 @@ class SyncDaemon:
             while not stop.is_set():
                 try:
                     report = self.sync(dirty)
-                except ServerUnreachable as exc:
+                except (ServerUnreachable, ServerRefused) as exc:
+                    # Refused (a tree caught mid-change, say): the watcher must not die of it;
+                    # the change waits, and the whole tree is read again before the next try.
                     log.warning("%s; retrying in %.1fs", exc, wait)
+                    if isinstance(exc, ServerRefused):
+                        self.current = None
                     dirty = None  # a full (stamp-cached) scan on the next try
                     stop.wait(wait)
                     wait = min(wait * 2, self.config.retry_max_s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from orchestrator.services import Services
@@ -14,7 +15,7 @@ from sync.manifests import Entry
 from sync.remote import HttpRemote
 from sync.state import SyncState, load, state_file
 from tests.live import free_port
-from tests.sync.conftest import Daemons, Server
+from tests.sync.conftest import CountingTransport, Daemons, Server
 from tests.waiting import wait_until
 
 A, B = b"alpha\n" * 100, b"beta\n" * 100
@@ -50,6 +51,37 @@ def test_a_watcher_that_dies_is_replaced_and_nothing_is_missed(
         what="the change made while the watcher was dead",
     )
     assert daemon.observer is not dead and daemon.observer.is_alive()
+
+
+class RefusesACommit(CountingTransport):
+    """The real transport, but the server's answer to the next commit is a 422."""
+
+    refuse = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.refuse and request.url.path.endswith("/versions"):
+            self.refuse = False
+            return httpx.Response(422, json={"detail": "refused (a fault the test injects)"})
+        return super().handle_request(request)
+
+
+def test_a_refused_commit_does_not_stop_the_daemon(daemons: Daemons, checkout: Path) -> None:
+    (checkout / "first.txt").write_text("first")
+    daemon = daemons.make(checkout, settle_s=0.01, retry_s=0.05, retry_max_s=0.2)
+    transport = RefusesACommit()
+    daemon.remote = HttpRemote(daemons.url, daemons.token, transport=transport)
+    daemons.remotes.append(daemon.remote)  # type: ignore[arg-type]
+    daemons.start(daemon)
+    wait_until(lambda: daemon.state.version >= 1, what="the first sync")
+    transport.refuse = True
+    (checkout / "second.txt").write_text("second")
+    workspace_id = daemon.state.workspace_id or ""
+    wait_until(
+        lambda: "second.txt" in server_tree(daemons.url, daemons.token, workspace_id),
+        what="the change sent again after the refusal",
+    )
+    assert not transport.refuse  # it was refused once, and sent again
+    assert daemon.state.pending.error is None
 
 
 def test_first_sync_sends_only_missing_blobs_and_a_restart_sends_nothing(

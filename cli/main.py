@@ -54,6 +54,7 @@ COMMANDS: list[tuple[str, Callable[..., None]]] = [
     ("up", server.up),
     ("worker", server.worker),
     ("migrate", server.migrate),
+    ("gc", server.gc),
     ("demo", demo.demo),
     ("sync", sync_cli.sync),
     ("pull", sync_cli.pull),

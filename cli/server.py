@@ -82,6 +82,45 @@ def migrate() -> None:
     )
 
 
+def gc(
+    keep_versions: Annotated[
+        int, typer.Option(min=1, help="Versions of each workspace to keep (at least 1).")
+    ] = 100,
+    grace_hours: Annotated[
+        float,
+        typer.Option(
+            min=1, help="Keep anything younger, and agents' edits of tasks that ended since."
+        ),
+    ] = 24.0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")
+    ] = False,
+) -> None:
+    """Collect workspace garbage: old versions, blobs and snapshots nothing names any more."""
+    from datetime import timedelta
+
+    from orchestrator.models import utcnow
+    from orchestrator.workspace_gc import collect
+    from sync.blobs import BlobStore
+
+    with _migrated() as services, services.sessions.begin() as session:
+        data = services.settings.data_dir
+        report = collect(
+            session, blobs=BlobStore(data / "blobs"), snapshots_dir=data / "snapshots",
+            keep_versions=keep_versions, grace=timedelta(hours=grace_hours), now=utcnow(),
+            dry_run=dry_run,
+        )  # fmt: skip
+        if dry_run:
+            session.rollback()
+    verb = "would remove" if dry_run else "removed"
+    render.console().print(
+        f"{verb} {report.versions_pruned} version(s) ({report.entries_pruned} entry rows), "
+        f"{report.blobs_removed} blob(s) ({report.bytes_freed} bytes), "
+        f"{report.snapshots_removed} snapshot(s)",
+        markup=False,
+    )
+
+
 def token_create(
     name: Annotated[str, typer.Argument(help="Who or what the token is for.")],
     admin: Annotated[bool, typer.Option("--admin", help="An admin token.")] = False,

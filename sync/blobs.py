@@ -108,8 +108,15 @@ class BlobStore:
         return self.path(digest).is_file()
 
     def missing(self, digests: Iterable[str]) -> list[str]:
-        """The hashes of `digests` the store lacks, each once, in the order given."""
-        return [d for d in dict.fromkeys(digests) if not self.has(d)]
+        """The hashes of `digests` the store lacks, each once, in the order given. Those it
+        holds are touched: named again, they are young to garbage collection."""
+        lacking = []
+        for digest in dict.fromkeys(digests):
+            try:
+                os.utime(self.path(digest))
+            except FileNotFoundError:
+                lacking.append(digest)
+        return lacking
 
     def writer(self, digest: str) -> BlobWriter:
         self.path(digest)  # refuses a malformed name before a byte is written

@@ -81,6 +81,11 @@ class Scanner:
             self._one(parent, known, found)  # a new directory: its walk finds `path` too
             if path in found.entries:
                 return
+        folder = found.entries.get(parent) if parent else None
+        if parent and (folder is None or folder.entry.kind != "dir"):
+            # The folder went (or changed kind) between the two looks: renamed away mid-scan.
+            # Its own event brings it back; an entry without its folder would be refused.
+            return
         self._add(path, st, known, found)
 
     def _walk(self, directory: str, known: dict[str, Local], found: Scan) -> None:

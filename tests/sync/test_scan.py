@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sync.hashing import hash_bytes
-from sync.scan import Scanner
+from sync.scan import Local, Scan, Scanner
 
 
 def write(root: Path, path: str, data: str = "x", mode: int = 0o644) -> Path:
@@ -133,3 +133,27 @@ def test_a_changed_ignore_file_rescans_everything(checkout: Path, ignore_file: s
     again = scanner.rescan(first.entries, {ignore_file}, [])
 
     assert sorted(again.entries) == [ignore_file, "b.txt"]
+
+
+class RenamingScanner(Scanner):
+    """Renames `one/` to `two/` just as the rescan turns to `one` (as an editor or `git
+    checkout` running beside the daemon can), after it has already seen `one/sub`."""
+
+    def _one(self, path: str, known: dict[str, Local], found: Scan) -> None:
+        if path == "one" and (self.root / "one").exists():
+            (self.root / "one").rename(self.root / "two")
+        super()._one(path, known, found)
+
+
+def test_a_folder_renamed_away_mid_rescan_leaves_no_orphans(checkout: Path) -> None:
+    write(checkout, "one/sub/deep.txt")
+    write(checkout, "keep.txt")
+    known = Scanner(checkout).scan({}).entries
+    del known["one"], known["one/sub"], known["one/sub/deep.txt"]  # as if `one/` was new
+
+    found = RenamingScanner(checkout).rescan(known, {"one/sub/deep.txt", "one/sub"}, [])
+
+    assert sorted(found.entries) == ["keep.txt"]  # its renaming's own event brings `two/`
+    for path in found.entries:  # every entry's folder is in the tree (the server insists)
+        folder = os.path.dirname(path)
+        assert not folder or found.entries[folder].entry.kind == "dir"

@@ -22,19 +22,43 @@ from web.app import create_app
 from web.config import WebSettings
 
 
+class _CountedBody(httpx.SyncByteStream):
+    """A request body that adds the length of each chunk to `sizes[index]` as it goes out."""
+
+    def __init__(self, body: httpx.SyncByteStream, sizes: list[int], index: int) -> None:
+        self._body, self._sizes, self._index = body, sizes, index
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._body:
+            self._sizes[self._index] += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        self._body.close()
+
+
 class CountingTransport(httpx.HTTPTransport):
-    """The real HTTP transport, keeping a list of the requests it sent (method and path)."""
+    """The real HTTP transport, keeping a list of the requests it sent (method and path) and
+    the bytes of each one's body as it went out (JSON, or a streamed upload)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.sent: list[tuple[str, str]] = []
+        self.body_bytes: list[int] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.sent.append((request.method, request.url.path))
+        self.body_bytes.append(0)
+        assert isinstance(request.stream, httpx.SyncByteStream)
+        request.stream = _CountedBody(request.stream, self.body_bytes, len(self.sent) - 1)
         return super().handle_request(request)
 
     def count(self, method: str, prefix: str) -> int:
         return sum(1 for m, p in self.sent if m == method and p.startswith(prefix))
+
+    def clear(self) -> None:
+        self.sent.clear()
+        self.body_bytes.clear()
 
 
 @dataclass

@@ -13,6 +13,7 @@ from sync.errors import AlreadySyncing
 from sync.hashing import hash_bytes
 from sync.manifests import Entry
 from sync.remote import HttpRemote
+from sync.scan import Scanner
 from sync.state import SyncState, load, state_file
 from tests.live import free_port
 from tests.sync.conftest import CountingTransport, Daemons, Server
@@ -232,3 +233,50 @@ def test_a_workspace_moved_on_by_someone_else_gets_the_local_tree(
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_a_file_and_a_folder_renamed_back_and_forth_end_as_on_disk(
+    daemons: Daemons, checkout: Path
+) -> None:
+    (checkout / "a.txt").write_bytes(A)
+    (checkout / "one" / "sub").mkdir(parents=True)
+    (checkout / "one" / "sub" / "deep.txt").write_bytes(B)
+    (checkout / "one" / "top.txt").write_text("top")
+    daemon = daemons.make(checkout, settle_s=0.005, max_settle_s=0.05)
+    daemons.start(daemon)
+    wait_until(lambda: daemon.state.version >= 1, what="the first sync")
+    workspace_id = daemon.state.workspace_id or ""
+
+    def flip(n: int) -> None:  # a.txt <-> b.txt and one/ <-> two/, as fast as the disk goes
+        old, new = ("a.txt", "one"), ("b.txt", "two")
+        src, dst = (old, new) if n % 2 == 0 else (new, old)
+        for here, there in zip(src, dst, strict=True):
+            (checkout / here).rename(checkout / there)
+
+    # At least 50 round trips; then on, while the daemon has read the tree fewer than five
+    # times since, so that its reads race the renames. Bounded: the watcher works through
+    # every event, and a flood it cannot keep up with would only make the test slow.
+    rounds: set[object] = set()
+    flips = 0
+    while flips < 100 or (len(rounds) < 6 and flips < 2_000):
+        flip(flips)
+        flips += 1
+        rounds.add(daemon.state.last_sync)
+    if flips % 2 == 0:
+        flip(flips)  # end on b.txt and two/
+    (checkout / "two" / "sub" / "later.txt").write_text("written in the moved folder")
+    (checkout / "done.txt").write_text("last")  # its round takes everything seen before it
+
+    wait_until(
+        lambda: "done.txt" in server_tree(daemons.url, daemons.token, workspace_id),
+        timeout=60, what="the last change on the server",
+    )  # fmt: skip
+    tree = server_tree(daemons.url, daemons.token, workspace_id)
+    local = {p: found.entry for p, found in Scanner(checkout).scan({}).entries.items()}
+    assert tree == local
+    assert sorted(tree) == [
+        "b.txt", "done.txt", "two", "two/sub", "two/sub/deep.txt", "two/sub/later.txt",
+        "two/top.txt",
+    ]  # fmt: skip
+    assert tree["b.txt"].hash == hash_bytes(A) and tree["two/sub/deep.txt"].hash == hash_bytes(B)
+    assert daemon.state.pending.paths == [] and daemon.state.refused == []

@@ -60,6 +60,12 @@ def _dashboard(args: argparse.Namespace) -> Figures:
         yield bench_event_to_browser(database, events=200)
 
 
+def _sync(args: argparse.Namespace) -> Figures:
+    from tests.bench.sync import bench_sync
+
+    return bench_sync(args.databases.split(","))
+
+
 def _sync_live(args: argparse.Namespace) -> Figures:
     from tests.bench.sync_live import bench_live
 
@@ -78,6 +84,7 @@ AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
     "agent": _agent,
     "webhooks": _webhooks,
     "dashboard": _dashboard,
+    "sync": _sync,
     "sync-live": _sync_live,
 }
 

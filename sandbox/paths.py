@@ -137,16 +137,20 @@ def replace_beneath(
         os.close(fd)
 
 
-def remove_beneath(root_fd: int, path: str) -> None:
-    """Remove the file or symlink `path` (absent already is fine); never follows a symlink."""
+def remove_beneath(root_fd: int, path: str, *, folder: bool = False) -> None:
+    """Remove the file or symlink `path`, or with `folder` the empty folder (absent already,
+    or a folder that is not empty, is fine); never follows a symlink."""
     try:
         fd, name = _parent(root_fd, path, make=False)
-    except (FileNotFoundError, NotADirectoryError):
+    except (FileNotFoundError, NotADirectoryError, PathOutsideSandbox):
         return
     try:
-        os.unlink(name, dir_fd=fd)
-    except FileNotFoundError:
-        pass
+        if folder:
+            with suppress(OSError):  # gone, or it holds something
+                os.rmdir(name, dir_fd=fd)
+        else:
+            with suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=fd)
     finally:
         os.close(fd)
 

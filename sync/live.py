@@ -22,9 +22,7 @@ from sandbox.base import Sandbox
 from sandbox.diff import lstat_beneath
 from sandbox.errors import SandboxError
 from sandbox.paths import (
-    IN_ROOT,
     open_file_beneath,
-    openat2,
     read_beneath,
     readlink_beneath,
     remove_beneath,
@@ -134,7 +132,7 @@ class SandboxLink:
             if theirs is not None and theirs.kind == "dir":
                 write_parents(fd, path)
             elif theirs is None and path not in self.known and path not in self.apart:
-                _rmdir_beneath(fd, path)  # a folder: gone once empty (the agent's files stay)
+                remove_beneath(fd, path, folder=True)  # a folder: gone once empty
             else:
                 self._take(fd, path, theirs, conflicts)
         except (OSError, SandboxError) as exc:
@@ -276,20 +274,6 @@ def _chunks(path: Path) -> Iterator[bytes]:
     with open(path, "rb") as file:
         while chunk := file.read(CHUNK):
             yield chunk
-
-
-def _rmdir_beneath(fd: int, path: str) -> None:
-    parent, _, name = path.rpartition("/")
-    try:
-        sub = openat2(fd, parent or ".", os.O_PATH | os.O_DIRECTORY, resolve=IN_ROOT)
-    except (OSError, SandboxError):
-        return
-    try:
-        os.rmdir(name, dir_fd=sub)
-    except OSError:
-        pass
-    finally:
-        os.close(sub)
 
 
 class LiveSync:

@@ -139,3 +139,18 @@ class Server:
             self.server.should_exit = True
             self.thread.join(timeout=15)
             self.server = self.thread = None
+
+
+def git_checkout(root: Path, committed: dict[str, str], uncommitted: dict[str, str]) -> Path:
+    """A git repository at `root` with `committed` in its one commit and `uncommitted` beside."""
+    from tests.agent.bugs import git
+
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in committed.items():
+        (root / name).write_text(text)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "start")
+    for name, text in uncommitted.items():
+        (root / name).write_text(text)
+    return root

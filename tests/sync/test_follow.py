@@ -15,6 +15,7 @@ from sync.follow import TaskFollower, TaskLine, line_path, load_line
 from sync.manifests import Entry
 from sync.schemas import AgentChange, ConflictCopy, TaskChanges
 from tests.agent.bugs import git
+from tests.sync.conftest import git_checkout
 
 TASK = "0123456789abcdef0123456789abcdef"
 
@@ -119,13 +120,7 @@ def test_in_place_takes_untouched_files_and_keeps_both_versions_of_a_conflict(
 
 
 def test_a_branch_gets_the_base_then_the_kept_attempt(tmp_path: Path, blobs: BlobStore) -> None:
-    root = tmp_path / "repo"
-    root.mkdir()
-    (root / "a.txt").write_text("committed\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "start")
-    (root / "wip.txt").write_text("uncommitted\n")
+    root = git_checkout(tmp_path / "repo", {"a.txt": "committed\n"}, {"wip.txt": "uncommitted\n"})
     base = {
         "a.txt": entry(blobs, "a.txt", b"committed\n"),
         "wip.txt": entry(blobs, "wip.txt", b"uncommitted\n"),

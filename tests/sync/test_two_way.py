@@ -21,6 +21,7 @@ from tests.agent.bugs import git
 from tests.agent.workers import AgentWorkers, runner_env
 from tests.cli.conftest import Autan, task_id_in
 from tests.live import LiveApi
+from tests.sync.conftest import git_checkout
 from tests.sync.test_cli import cli_env
 from tests.waiting import wait_until
 from tests.workers import ROOT
@@ -76,13 +77,9 @@ def test_a_local_save_reaches_the_agent_and_its_edits_land_on_a_branch(
     model: ScriptedServer,
     tmp_path: Path,
 ) -> None:
-    checkout = tmp_path / "project"
-    checkout.mkdir()
-    (checkout / "a.txt").write_text("committed\n")
-    git(checkout, "init", "-q", "-b", "main")
-    git(checkout, "add", "-A")
-    git(checkout, "commit", "-q", "-m", "start")
-    (checkout / "wip.txt").write_text("uncommitted work\n")
+    checkout = git_checkout(
+        tmp_path / "project", {"a.txt": "committed\n"}, {"wip.txt": "uncommitted work\n"}
+    )
     env = cli_env(settings, live_api, tmp_path)
     autan = Autan(env)
     daemon = subprocess.Popen(

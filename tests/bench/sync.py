@@ -91,9 +91,9 @@ def sync_once(env: dict[str, str], root: Path, log: Path, timeout: float = 600) 
     return {"s": round(ended.wall_s, 3), "peak_rss_mib": round(ended.peak_rss_mib, 1)}
 
 
-def rsync(source: Path, targets: Path, runs: int = 3) -> float:
-    """Median seconds of `rsync -a` of `source` to a fresh directory under `targets`, each
-    run starting with nothing dirty in the page cache (as the daemon's run does)."""
+def rsync(source: Path, targets: Path, runs: int = 3) -> list[float]:
+    """Seconds of each `rsync -a` of `source` to a fresh directory under `targets`, each run
+    starting with nothing dirty in the page cache (as the daemon's run does)."""
     if shutil.which("rsync") is None:
         raise RuntimeError("rsync is not installed (apt-get install rsync): the baseline needs it")
     targets.mkdir()
@@ -103,7 +103,7 @@ def rsync(source: Path, targets: Path, runs: int = 3) -> float:
         started = time.perf_counter()
         subprocess.run(["rsync", "-a", f"{source}/", f"{targets}/{run}/"], check=True)
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return times
 
 
 def bench_first_sync_and_restart(
@@ -115,7 +115,8 @@ def bench_first_sync_and_restart(
     with bench_env(database, "none") as bench, api_process(bench) as base:
         tree = bench.workdir / "tree"
         sizes = make_tree(tree, files, total_mb * MIB, rng)
-        rsync_s = rsync(tree, bench.workdir / "rsync-copies")
+        rsync_runs = rsync(tree, bench.workdir / "rsync-copies")
+        rsync_s = statistics.median(rsync_runs)
         env = cli_env(bench, base)
         os.sync()  # the copies' writes are not the daemon's to wait for
         first = sync_once(env, tree, bench.workdir / "sync-once.log")
@@ -127,6 +128,7 @@ def bench_first_sync_and_restart(
                 **shape,
                 "sync_s": first["s"],
                 "rsync_s": round(rsync_s, 3),  # the median of three
+                "rsync_runs_s": [round(t, 3) for t in rsync_runs],
                 "ratio_sync_to_rsync": round(first["s"] / rsync_s, 2),
                 "sync_mib_per_s": round(total / MIB / first["s"], 2),
                 "daemon_peak_rss_mib": first["peak_rss_mib"],

@@ -45,9 +45,10 @@ has_postgres_server || lack wanted postgresql -- "PostgreSQL server"
 has_venv || lack wanted python3-venv -- "python3 >= 3.11 with venv"
 [[ -e /etc/ssl/certs/ca-certificates.crt ]] || lack wanted ca-certificates -- "CA certificates"
 has_chromium || lack wanted CHROMIUM -- "Chromium (browser tests)"
+has rsync || lack wanted rsync -- "rsync (the sync benchmark's yardstick)"
 
 if [[ ${#hand[@]} -eq 0 ]]; then
-    echo "system packages: all present (redis-server, bubblewrap, util-linux, git, ripgrep, postgresql, python3-venv, chromium)"
+    echo "system packages: all present (redis-server, bubblewrap, util-linux, git, ripgrep, postgresql, python3-venv, chromium, rsync)"
     exit 0
 fi
 

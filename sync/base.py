@@ -26,9 +26,16 @@ class Remote(Protocol):
         ...
 
     def commit(
-        self, workspace_id: str, *, parent: int, changes: list[Entry], deleted: list[str]
+        self,
+        workspace_id: str,
+        *,
+        parent: int,
+        changes: list[Entry],
+        deleted: list[str],
+        inline: dict[str, bytes] | None = None,
     ) -> int:
-        """Make the next version from `parent`; returns the new head."""
+        """Make the next version from `parent` (with small new content `inline`, by hash);
+        returns the new head."""
         ...
 
     def manifest(self, workspace_id: str) -> tuple[int, dict[str, Entry]]:

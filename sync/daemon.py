@@ -26,6 +26,7 @@ from sync.errors import (
     ServerUnreachable,
     StaleVersion,
 )
+from sync.hashing import hash_bytes
 from sync.manifests import Entry
 from sync.scan import Local, Scan, Scanner
 from sync.schemas import MAX_COMMIT
@@ -37,8 +38,8 @@ log = logging.getLogger(__name__)
 TRIES = 3  # a file that changes between hashing and upload is read again, this many times
 BATCH_BLOBS, BATCH_BYTES = 2000, 8 << 20
 """Small blobs go up in requests of at most this many, or this many bytes."""
-ASK_ABOVE = 64 << 10
-"""Changes with more new content than this ask the server which blobs it lacks first."""
+INLINE_FILES, INLINE_BYTES = 16, 64 << 10
+"""A change with at most this many new files and bytes sends them inside its commit."""
 
 
 def utcnow() -> datetime:
@@ -156,9 +157,14 @@ class SyncDaemon:
         report = Report(version=self.state.version)
         pending = bool(self.state.pending.paths or self.state.pending.error)
         if changes or deleted:
-            self._upload(changes, report, save=found.touched is not None)
+            inline = self._inline(changes) if found.touched is not None else {}
+            if inline:
+                report.uploaded = len(inline)
+                report.uploaded_bytes = sum(len(data) for data in inline.values())
+            else:
+                self._upload(changes, report)
             try:
-                report.version = self._commit(workspace, changes, deleted)
+                report.version = self._commit(workspace, changes, deleted, inline)
             except StaleVersion:
                 # Someone else moved the workspace on: the local tree wins, against their head.
                 head, tree = self.remote.manifest(workspace)
@@ -181,15 +187,29 @@ class SyncDaemon:
             self._unsaved_since = self._unsaved_since or self._sent_at
         return report
 
-    def _upload(self, changes: list[Entry], report: Report, *, save: bool = False) -> None:
+    def _inline(self, changes: list[Entry]) -> dict[str, bytes]:
+        """An editor's save (a few small files) rides in the commit itself: one round trip,
+        where asking first and uploading would be three. Empty when the change is larger."""
+        files = {e.hash: e for e in changes if e.kind == "file" and e.hash}
+        if len(files) > INLINE_FILES or sum(e.size for e in files.values()) > INLINE_BYTES:
+            return {}
+        inline = {}
+        for digest, entry in files.items():
+            try:
+                data = (self.root / entry.path).read_bytes()
+            except OSError as exc:
+                raise BlobHashMismatch(f"{entry.path}: {exc}") from exc
+            if hash_bytes(data) != digest:
+                raise BlobHashMismatch(f"{entry.path} changed since it was hashed")
+            inline[digest] = data
+        return inline
+
+    def _upload(self, changes: list[Entry], report: Report) -> None:
         paths: dict[str, Entry] = {}
         for entry in changes:
             if entry.kind == "file" and entry.hash:
                 paths.setdefault(entry.hash, entry)
-        small = save and sum(e.size for e in paths.values()) <= ASK_ABOVE and len(paths) <= 16
-        # An editor's save goes straight up: asking first would cost a round trip more than
-        # sending the few bytes the server might already hold (stored once all the same).
-        lacking = list(paths) if small else self.remote.missing(list(paths))
+        lacking = self.remote.missing(list(paths))
         batch: list[tuple[str, Path]] = []
         size = 0
         for digest in lacking:
@@ -216,14 +236,22 @@ class SyncDaemon:
         except OSError as exc:  # it went away or changed type between scan and send
             raise BlobHashMismatch(f"{exc}: reading the tree again") from exc
 
-    def _commit(self, workspace: str, changes: list[Entry], deleted: list[str]) -> int:
+    def _commit(
+        self,
+        workspace: str,
+        changes: list[Entry],
+        deleted: list[str],
+        inline: dict[str, bytes] | None = None,
+    ) -> int:
         """One commit; a change larger than the API takes goes as several, in order."""
         version = self.state.version
         while True:
             gone, deleted = deleted[:MAX_COMMIT], deleted[MAX_COMMIT:]
             room = MAX_COMMIT - len(gone)
             batch, changes = changes[:room], changes[room:]
-            version = self.remote.commit(workspace, parent=version, changes=batch, deleted=gone)
+            version = self.remote.commit(
+                workspace, parent=version, changes=batch, deleted=gone, inline=inline
+            )
             if not changes and not deleted:
                 return version
 

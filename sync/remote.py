@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,12 +96,19 @@ class HttpRemote:
         self._call("POST", "/api/blobs", content=encode(records))
 
     def commit(
-        self, workspace_id: str, *, parent: int, changes: list[Entry], deleted: list[str]
+        self,
+        workspace_id: str,
+        *,
+        parent: int,
+        changes: list[Entry],
+        deleted: list[str],
+        inline: dict[str, bytes] | None = None,
     ) -> int:
         body = {
             "parent": parent,
             "changes": [e.model_dump() for e in changes],
             "deleted": deleted,
+            "inline": {d: base64.b64encode(data).decode() for d, data in (inline or {}).items()},
         }
         answer = self._call("POST", f"/api/workspaces/{workspace_id}/versions", json=body)
         return parent if answer is None else int(answer["number"])

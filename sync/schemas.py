@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, field_validator
 
-from sync.hashing import is_digest
+from sync.hashing import hash_bytes, is_digest
 from sync.manifests import Entry, check_path
 
 MAX_BATCH = 10_000
 """Most hashes one `missing` question may carry."""
+
+MAX_INLINE = 256 << 10
+"""Most content a commit may carry inline."""
 
 MAX_COMMIT = 200_000
 """Most entries and deletions one commit may carry (a first sync of a large tree)."""
@@ -83,11 +86,23 @@ class CommitRequest(BaseModel):
     parent: int = Field(ge=0)
     changes: list[Entry] = Field(default_factory=list, max_length=MAX_COMMIT)
     deleted: list[str] = Field(default_factory=list, max_length=MAX_COMMIT)
+    inline: dict[str, Base64Bytes] = Field(default_factory=dict, max_length=16)
+    """Content of a few small new blobs (base64, by hash), so an editor's save is one request."""
 
     @field_validator("deleted")
     @classmethod
     def _paths(cls, deleted: list[str]) -> list[str]:
         return [check_path(p) for p in deleted]
+
+    @field_validator("inline")
+    @classmethod
+    def _inline(cls, inline: dict[str, bytes]) -> dict[str, bytes]:
+        if sum(len(data) for data in inline.values()) > MAX_INLINE:
+            raise ValueError(f"at most {MAX_INLINE} bytes inline; upload larger content first")
+        for digest, data in inline.items():
+            if not is_digest(digest) or hash_bytes(data) != digest:
+                raise ValueError(f"inline content sent as {digest[:70]!r} does not hash to it")
+        return inline
 
 
 class ManifestView(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -120,6 +121,29 @@ def test_a_batch_of_small_blobs_is_stored_whole_or_not_at_all(
         assert refused.status_code == 422, why
         assert not blobs.has(hash_bytes(D)) and not blobs.has(hash_bytes(E)), why
     assert blobs.partials() == []
+
+
+def test_a_commit_can_carry_small_content_inline(api: TestClient, services: Services) -> None:
+    blobs = blobs_of(services)
+    workspace_id = register(api)
+    versions = f"/api/workspaces/{workspace_id}/versions"
+    forged = {"parent": 0, "changes": [file("a.txt", A)],
+              "inline": {hash_bytes(A): base64.b64encode(B).decode()}}  # fmt: skip
+    refused = api.post(versions, json=forged)
+    assert refused.status_code == 422 and "does not hash to it" in refused.text
+    assert not blobs.has(hash_bytes(A)) and not blobs.has(hash_bytes(B))
+    assert counts(services) == (0, 0)
+    big = b"x" * (300 << 10)
+    too_big = {"parent": 0, "inline": {hash_bytes(big): base64.b64encode(big).decode()}}
+    assert api.post(versions, json=too_big).status_code == 422
+    not_base64 = {"parent": 0, "inline": {hash_bytes(A): "%%%"}}
+    assert api.post(versions, json=not_base64).status_code == 422
+
+    good = {"parent": 0, "changes": [file("a.txt", A)],
+            "inline": {hash_bytes(A): base64.b64encode(A).decode()}}  # fmt: skip
+    made = api.post(versions, json=good)
+    assert made.status_code == 201 and made.json()["number"] == 1
+    assert blobs.path(hash_bytes(A)).read_bytes() == A
 
 
 def test_a_manifest_naming_missing_blobs_is_refused(api: TestClient, services: Services) -> None:

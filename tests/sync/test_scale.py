@@ -146,12 +146,9 @@ def test_100_000_files_sync_then_one_change_is_one_small_commit(
     (checkout / paths[4321]).write_bytes(CHANGE)
     wait_until(lambda: daemon.state.version == 2, what="the change to be committed")
 
-    # An editor's save: its few bytes straight up, then the commit; no question first.
-    assert sent.sent == [
-        ("POST", "/api/blobs"),
-        ("POST", f"/api/workspaces/{workspace_id}/versions"),
-    ]
-    assert sent.body_bytes[0] < 200 and sent.body_bytes[1] < 1_000  # the one file, not the tree
+    # An editor's save: one request, the content inside the commit; no question first.
+    assert sent.sent == [("POST", f"/api/workspaces/{workspace_id}/versions")]
+    assert sent.body_bytes[0] < 1_000  # the one file, not the tree
     second = remote.workspace(workspace_id).version
     assert second is not None and (second.number, second.changed) == (2, 1)
     assert second.files == MANY

@@ -162,7 +162,10 @@ def commit_version(
     _: CurrentToken,
     response: Response,
 ) -> VersionView | None:
-    """Make the next version from `parent` and a change; 409 when stale or blobs are missing."""
+    """Make the next version from `parent` and a change; 409 when stale or blobs are missing.
+    Content sent inline (checked against its hash when the body was read) is stored first."""
+    for data in body.inline.values():
+        blobs.put_bytes(data)
     try:
         row = commits.commit(
             session, workspace_id=workspace_id, parent=body.parent, changes=body.changes,

@@ -176,7 +176,13 @@ def set_conflicts(
 
 
 def open_conflicts(session: Session, *, workspace_id: str | None = None) -> list[WorkspaceConflict]:
-    query = select(WorkspaceConflict).where(WorkspaceConflict.resolved_at.is_(None))
+    """Conflicts not resolved; one met in a sandbox lasts only while its task runs (after, it
+    is the daemon's to report: the agent's version came home beside the developer's)."""
+    ended = select(Task.id).where(Task.finished_at.is_not(None))
+    query = select(WorkspaceConflict).where(
+        WorkspaceConflict.resolved_at.is_(None),
+        or_(WorkspaceConflict.side != "sandbox", WorkspaceConflict.task_id.not_in(ended)),
+    )
     if workspace_id is not None:
         query = query.where(WorkspaceConflict.workspace_id == workspace_id)
     return list(session.scalars(query.order_by(WorkspaceConflict.created_at)))

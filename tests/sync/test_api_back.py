@@ -161,3 +161,18 @@ def test_a_quiet_long_poll_keeps_its_redis_stream(
         got = httpx.get(url, params={"wait": 6}, headers=headers, timeout=30)
     assert got.status_code == 200 and got.json()["changes"] == []
     assert "lost Redis" not in caplog.text
+
+
+def test_a_sandbox_conflict_shows_while_its_task_runs(api: TestClient, services: Services) -> None:
+    workspace_id = register(api)
+    first_version(api, workspace_id)
+    task_id = submit_from(api, workspace_id)
+    with services.sessions.begin() as session:  # as the worker's LiveAttempt records it
+        workspace_store.set_conflicts(
+            session, workspace_id=workspace_id, task_id=task_id, side="sandbox",
+            conflicts=[("a.txt", None)], now=utcnow(),
+        )  # fmt: skip
+    url = f"/api/workspaces/{workspace_id}/conflicts"
+    assert [(c["path"], c["side"]) for c in api.get(url).json()] == [("a.txt", "sandbox")]
+    assert api.post(f"/api/tasks/{task_id}/cancel").status_code == 200
+    assert api.get(url).json() == []  # the daemon reports it from here on, if it still is one

@@ -15,7 +15,7 @@ from sandbox.base import Sandbox
 from sync import snapshots
 from sync.blobs import BlobStore
 from sync.live import ChangeSet, LiveSync, SandboxConflict, SandboxLink
-from sync.manifests import Entry
+from sync.manifests import row
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ class LiveAttempt:
                 "attempt": self.ctx.number,
                 "workspace": self.workspace_id,
                 "version": self.link.version,
-                "changes": [_dump(e) for e in out.changes],
-                "bases": {p: _dump(e) if e else None for p, e in out.bases.items()},
+                "changes": [row(e) for e in out.changes],
+                "bases": {p: row(e) if e else None for p, e in out.bases.items()},
                 "deleted": out.deleted,
                 "refused": out.refused,
             },
@@ -91,7 +91,3 @@ class LiveAttempt:
         self._stopped = True
         self._unlisten()
         self.live.stop()
-
-
-def _dump(entry: Entry) -> dict[str, Any]:
-    return entry.model_dump(exclude_defaults=True) | {"path": entry.path, "kind": entry.kind}

@@ -35,6 +35,7 @@ class Followers:
         self.poll_s = poll_s
         self.threads: dict[str, threading.Thread] = {}
         self.failed: dict[str, str] = {}
+        self.done: set[str] = set()
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -49,17 +50,21 @@ class Followers:
     def round(self, stop: threading.Event) -> None:
         for task in self.remote.tasks(self.workspace_id):
             running = self.threads.get(task.id)
-            if task.id in self.failed or (running is not None and running.is_alive()):
+            if task.id in self.failed or task.id in self.done:
+                continue
+            if running is not None and running.is_alive():
                 continue
             line = load_line(line_path(self.state_dir, task.id))
             if line is None:
                 if task.finished:
-                    continue  # ended before this daemon saw it: `autan pull` brings it home
+                    self.done.add(task.id)  # ended before this daemon saw it: `autan pull`
+                    continue
                 line = TaskLine(
                     task_id=task.id, workspace_id=self.workspace_id, version=task.version,
                     mode=self.mode,
                 )  # fmt: skip
             if line.done:
+                self.done.add(task.id)  # its state file is not read again every round
                 continue
             follower = TaskFollower(self.root, self.remote, line, self.state_dir)
             thread = threading.Thread(

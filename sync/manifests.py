@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -112,10 +112,15 @@ def check_tree(entries: Mapping[str, Entry]) -> None:
     check_links({p: e.target for p, e in entries.items() if e.kind == "symlink" and e.target})
 
 
+def row(entry: Entry) -> dict[str, Any]:
+    """An entry as JSON wants it: the fields that differ from their defaults, path and kind."""
+    return entry.model_dump(exclude_defaults=True) | {"path": entry.path, "kind": entry.kind}
+
+
 def canonical(entries: Iterable[Entry]) -> bytes:
     """The manifest as bytes that hash the same for the same tree (sorted, compact JSON)."""
     ordered = sorted(entries, key=lambda e: e.path)
-    rows = [e.model_dump(exclude_defaults=True) | {"path": e.path, "kind": e.kind} for e in ordered]
+    rows = [row(e) for e in ordered]
     return json.dumps(rows, sort_keys=True, separators=(",", ":")).encode()
 
 

@@ -73,9 +73,10 @@ def _read_text(env: ToolEnv, path: str) -> str:
         raise ToolFailed(f"cannot read {path}: {exc}") from exc
 
 
-def _write_text(env: ToolEnv, path: str, text: str) -> None:
+def _write_text(env: ToolEnv, path: str, text: str, mode: int | None = None) -> None:
+    """Write `path`; with no `mode`, an existing file keeps its own and a new one is 0644."""
     try:
-        env.sandbox.write_file(path, text.encode())
+        env.sandbox.write_file(path, text.encode(), mode)
     except (OSError, SandboxError) as exc:
         raise ToolFailed(f"cannot write {path}: {exc}") from exc
 
@@ -124,6 +125,10 @@ def read_file(args: ReadArgs, env: ToolEnv) -> Observation:
 class WriteArgs(Args):
     path: str = Field(description="File path, relative to the repository root.")
     content: str = Field(description="The whole new content of the file.")
+    executable: bool | None = Field(
+        default=None,
+        description="true: 0755, false: 0644; unset: keep the mode.",
+    )
 
 
 def write_file(args: WriteArgs, env: ToolEnv) -> Observation:
@@ -132,7 +137,8 @@ def write_file(args: WriteArgs, env: ToolEnv) -> Observation:
         status = "modified"
     except (OSError, SandboxError):
         status = "added"
-    _write_text(env, args.path, args.content)
+    mode = None if args.executable is None else 0o755 if args.executable else 0o644
+    _write_text(env, args.path, args.content, mode)
     text = f"wrote {args.path} ({len(args.content.splitlines())} lines)"
     return Observation(text, changes=((args.path, status),))
 

@@ -214,7 +214,7 @@ class BwrapSandbox:
         finally:
             os.close(fd)
 
-    def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+    def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
         fd = self._fd("merged")
         try:
             write_beneath(fd, clean(path), data, mode)

@@ -114,7 +114,7 @@ class LocalSandbox:
         finally:
             os.close(fd)
 
-    def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+    def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
         fd = self._root_fd()
         try:
             write_beneath(fd, clean(path), data, mode)

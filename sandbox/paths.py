@@ -60,16 +60,27 @@ def read_beneath(dir_fd: int, path: str, resolve: int = RESOLVEIN_ROOT) -> bytes
         return b"".join(chunks)
 
 
-def write_beneath(root_fd: int, path: str, data: bytes, mode: int) -> None:
-    """Create parent directories and write `path`, never leaving the root through a symlink."""
+def write_beneath(root_fd: int, path: str, data: bytes, mode: int | None = None) -> None:
+    """Create parent directories and write `path`, never leaving the root through a symlink.
+
+    With no `mode`, an existing file keeps its own (an executable stays executable) and a
+    new one is made 0644."""
     resolve = RESOLVEIN_ROOT | RESOLVE_NO_MAGICLINKS
     write_parents(root_fd, path.rpartition("/")[0])
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    with opened(root_fd, path, flags, mode=mode, resolve=resolve) as fd:
+    try:
+        fd = openat2(root_fd, path, os.O_WRONLY | os.O_TRUNC, resolve=resolve)
+    except FileNotFoundError:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        fd = openat2(root_fd, path, flags, mode=0o644, resolve=resolve)
+        mode = 0o644 if mode is None else mode  # the umask must not decide a new file's mode
+    try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fchmod(fd, mode)
+        if mode is not None:
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def list_beneath(root_fd: int, path: str) -> list[str]:

@@ -6,8 +6,11 @@ SandboxError
  +-- SandboxClosed
  +-- SandboxStartFailed
  +-- PathOutsideSandbox
+ +-- NotRegularFile
+ +-- FileTooLarge
  +-- TreeError
       +-- TreeNotFound
+           +-- RefNotFound
 """
 
 from __future__ import annotations
@@ -37,9 +40,21 @@ class PathOutsideSandbox(SandboxError):
     """Raised when a file path given to a sandbox would resolve outside its workspace."""
 
 
+class NotRegularFile(SandboxError):
+    """Raised when a host-side read meets a FIFO, socket, device or directory, not a file."""
+
+
+class FileTooLarge(SandboxError):
+    """Raised when a host-side read meets a file over the configured size bound."""
+
+
 class TreeError(SandboxError):
     """Raised when a base tree cannot be fetched, checked out or snapshotted."""
 
 
 class TreeNotFound(TreeError):
     """Raised when a remote, commit or local path named as a base does not exist."""
+
+
+class RefNotFound(TreeNotFound):
+    """Raised when a remote has no branch, tag or commit of the name a task gave as its ref."""

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -16,7 +17,11 @@ import git
 from pydantic import BaseModel, Field
 
 from sandbox.config import default_root
-from sandbox.errors import TreeError, TreeNotFound
+from sandbox.errors import RefNotFound, TreeError, TreeNotFound
+
+_HASH = re.compile(r"[0-9a-f]{7,64}")
+# What git says when the remote answered but has no such ref (or the name is no ref at all).
+_MISSING = ("couldn't find remote ref", "not our ref", "invalid refspec", "not a valid ref")
 
 
 class TreesConfig(BaseModel):
@@ -69,6 +74,47 @@ class TreeStore:
             tmp.rename(path)
         except git.GitCommandError as exc:
             raise TreeError(f"could not fetch {url}: {exc.stderr.strip()}") from exc
+
+    def resolve(self, url: str, ref: str | None) -> str:
+        """The full hash `ref` names on the remote now (its default branch when None).
+
+        Fetches only that ref into the mirror (cloning it the first time); a full hash
+        already in the mirror needs no fetch, and an abbreviated one a full fetch when the
+        mirror lacks it. Raises RefNotFound when the remote has no such ref."""
+        wanted = ref or "HEAD"
+        mirror = self.root / "mirrors" / f"{_key(url)}.git"
+        with _locked(mirror.with_suffix(".lock")):
+            sha = (
+                self._resolve(mirror, wanted)
+                if _HASH.fullmatch(wanted) and mirror.exists()
+                else None
+            )
+            if sha is not None and sha.startswith(wanted):
+                return sha  # a commit never changes: nothing to fetch
+            if not mirror.exists():
+                self._fetch(url, mirror)  # a fresh clone has every ref as the remote has it now
+                sha = self._resolve(mirror, wanted)
+            else:
+                sha = self._fetch_ref(url, mirror, wanted)
+        if sha is None:
+            raise RefNotFound(f"ref {wanted!r} not found in {url}")
+        return sha
+
+    def _fetch_ref(self, url: str, mirror: Path, ref: str) -> str | None:
+        # Its own ref in the mirror, so that the commit stays reachable until it is checked out.
+        dest = f"refs/autan/{_key(ref)}"
+        try:
+            git.Repo(mirror).git.fetch("--no-tags", "origin", f"+{ref}:{dest}")
+            return self._resolve(mirror, dest)
+        except git.GitCommandError as exc:
+            if not any(marker in exc.stderr for marker in _MISSING):
+                raise TreeError(
+                    f"could not fetch {ref!r} from {url}: {exc.stderr.strip()}"
+                ) from exc
+        if _HASH.fullmatch(ref):  # a hash the remote does not advertise: fetch everything
+            self._fetch(url, mirror)
+            return self._resolve(mirror, ref)
+        return None
 
     def checkout(self, url: str, commit: str) -> Path:
         """The tree of `commit` (with its .git), made once and shared by every sandbox."""

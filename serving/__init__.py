@@ -9,16 +9,18 @@ from serving.errors import (
     BadResponse,
     EndpointError,
     EndpointUnreachable,
+    ModelOutage,
     ModelTimeout,
     NoEndpointAvailable,
-    NoStrongerModel,
     RateLimited,
     RequestRejected,
     ScriptInvalid,
     ServerFailed,
     ServingError,
     VllmNotInstalled,
+    WaitStopped,
 )
+from serving.outage import OutageConfig, PatientModel
 from serving.router import EndpointConfig, Router, RouterConfig
 
 __all__ = [
@@ -32,10 +34,12 @@ __all__ = [
     "EndpointUnreachable",
     "Message",
     "Meter",
+    "ModelOutage",
     "ModelTimeout",
     "NoEndpointAvailable",
-    "NoStrongerModel",
     "OpenAIClient",
+    "OutageConfig",
+    "PatientModel",
     "Price",
     "PriceTable",
     "RateLimited",
@@ -51,4 +55,5 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "VllmNotInstalled",
+    "WaitStopped",
 ]

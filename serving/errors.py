@@ -9,7 +9,8 @@ ServingError
  |    +-- RequestRejected
  +-- BadResponse
  +-- NoEndpointAvailable
- +-- NoStrongerModel
+ +-- ModelOutage
+ +-- WaitStopped
  +-- VllmNotInstalled
  +-- ScriptInvalid
 """
@@ -54,11 +55,15 @@ class BadResponse(ServingError):
 
 
 class NoEndpointAvailable(ServingError):
-    """Raised when every endpoint of the router's tier is down or failed the request."""
+    """Raised when every endpoint of the router is down or failed the request."""
 
 
-class NoStrongerModel(ServingError):
-    """Raised when an escalation is asked for and no tier above the current one exists."""
+class ModelOutage(ServingError):
+    """Raised when no endpoint answered for longer than the caller's outage limit."""
+
+
+class WaitStopped(ServingError):
+    """Raised when the caller's stop signal ends a wait for the model to come back."""
 
 
 class VllmNotInstalled(ServingError):

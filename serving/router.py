@@ -1,48 +1,47 @@
-"""Ordered endpoints by tier: health checks, fail-over with a cool-off, escalation upwards."""
+"""Endpoints of one model behind one ChatModel: health, fail-over, spreading by load."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from serving.base import Completion, Message, ToolChoice, ToolSpec
 from serving.client import ClientConfig, OpenAIClient
 from serving.errors import (
     EndpointUnreachable,
     NoEndpointAvailable,
-    NoStrongerModel,
     RateLimited,
     ServerFailed,
     ServingError,
 )
 
 FAILING_OVER = (EndpointUnreachable, ServerFailed, RateLimited)
-"""What makes the router try the next endpoint; a refused request would be refused anywhere."""
+"""What makes the router try another endpoint (timeouts are EndpointUnreachable too); a refused
+request (other 4xx) would be refused anywhere, so it goes to the caller."""
 
 
 class EndpointConfig(BaseModel):
     """One endpoint the router may use."""
 
     name: str
-    """Short name for logs and events (`gpu1`, `mistral-api`)."""
-
-    tier: int = 0
-    """0 for the everyday model; escalation moves to the next higher tier configured."""
+    """Short name for logs and events (`gpu1:8000`, `mistral-api`)."""
 
     client: ClientConfig
     """How to reach it."""
 
 
 class RouterConfig(BaseModel):
-    """The endpoints, in order of preference within each tier."""
+    """The endpoints, and how long a failed one is left alone."""
 
     endpoints: list[EndpointConfig] = Field(min_length=1)
-    """Tried in this order within a tier."""
+    """Endpoints serving the same model; each call goes to the least loaded healthy one."""
 
     cool_off_s: float = Field(default=30.0, ge=0)
     """How long an endpoint that failed stays skipped before a health probe may bring it back."""
@@ -50,66 +49,70 @@ class RouterConfig(BaseModel):
     probe_timeout_s: float = Field(default=3.0, gt=0)
     """Timeout of each health probe."""
 
+    @field_validator("endpoints")
+    @classmethod
+    def _names_differ(cls, endpoints: list[EndpointConfig]) -> list[EndpointConfig]:
+        names = [e.name for e in endpoints]
+        if len(set(names)) != len(names):
+            raise ValueError(f"endpoint names must differ: {names}")
+        return endpoints
+
 
 @dataclass
-class _Shared:
-    """Health state shared by a router and the routers its escalations return."""
-
-    clients: dict[str, OpenAIClient]
-    down_until: dict[str, float]
-    last_error: dict[str, str]
-    lock: threading.Lock
-    clock: Callable[[], float]
+class _Endpoint:
+    name: str
+    client: OpenAIClient
+    outstanding: int = 0
+    """Calls and probes in flight on it, from every thread of this process."""
+    picked: int = 0
+    """When it was last picked (a sequence number): ties of load go to the one idle longest."""
+    down_until: float | None = None
+    """Set when it failed: skipped until then, probed before it is trusted again."""
+    last_error: str | None = None
 
 
 class Router:
-    """Implements ChatModel over the endpoints of one tier; `escalate()` gives the next tier."""
+    """Implements ChatModel over endpoints of one model; thread-safe, so one serves a process."""
 
     def __init__(
         self,
         config: RouterConfig,
         *,
-        tier: int | None = None,
         clock: Callable[[], float] = time.monotonic,
-        _shared: _Shared | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.config = config
-        self.tiers = sorted({e.tier for e in config.endpoints})
-        self.tier = self.tiers[0] if tier is None else tier
-        self._shared = _shared or _Shared(
-            clients={e.name: OpenAIClient(e.client) for e in config.endpoints},
-            down_until={},
-            last_error={},
-            lock=threading.Lock(),
-            clock=clock,
-        )
-        self.endpoints = [e for e in config.endpoints if e.tier == self.tier]
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._endpoints = {
+            e.name: _Endpoint(e.name, OpenAIClient(e.client)) for e in config.endpoints
+        }
+        # A fresh process starts its ties at a random endpoint, so that worker processes,
+        # each with its own router, do not all send their first call to the same one.
+        order = list(self._endpoints.values())
+        (rng or random.Random()).shuffle(order)
+        for i, endpoint in enumerate(order):
+            endpoint.picked = i - len(order)
+        self._sequence = 0
 
     def close(self) -> None:
-        for client in self._shared.clients.values():
-            client.close()
-
-    def escalate(self) -> Router:
-        """A router over the next stronger tier, sharing this one's health state."""
-        higher = [t for t in self.tiers if t > self.tier]
-        if not higher:
-            raise NoStrongerModel(
-                f"tier {self.tier} is the strongest configured; none to escalate to"
-            )
-        return Router(self.config, tier=higher[0], _shared=self._shared)
+        for endpoint in self._endpoints.values():
+            endpoint.client.close()
 
     def is_down(self, name: str) -> bool:
-        with self._shared.lock:
-            return self._shared.down_until.get(name, 0.0) > self._shared.clock()
+        with self._lock:
+            until = self._endpoints[name].down_until
+            return until is not None and until > self._clock()
 
     def mark_down(self, name: str, reason: str) -> None:
-        with self._shared.lock:
-            self._shared.down_until[name] = self._shared.clock() + self.config.cool_off_s
-            self._shared.last_error[name] = reason
+        with self._lock:
+            endpoint = self._endpoints[name]
+            endpoint.down_until = self._clock() + self.config.cool_off_s
+            endpoint.last_error = reason
 
     def probe(self, name: str) -> bool:
         """Healthy when `/health` is 200 (or absent, 404) and `/v1/models` lists the model."""
-        client = self._shared.clients[name]
+        client = self._endpoints[name].client
         timeout = self.config.probe_timeout_s
         try:
             if client.health(timeout) not in (200, 404):
@@ -118,50 +121,35 @@ class Router:
         except ServingError:
             return False
 
-    def status(self) -> list[dict[str, Any]]:
-        """Each endpoint of every tier: up or down, and the last error that took it down."""
-        return [
-            {
-                "name": e.name,
-                "tier": e.tier,
-                "up": not self.is_down(e.name),
-                "last_error": self._shared.last_error.get(e.name),
-            }
-            for e in self.config.endpoints
-        ]
+    def recover(self) -> bool:
+        """Probe every endpoint marked down, cool-off or not; True when any endpoint is up.
 
-    def _usable(self, name: str) -> bool:
-        with self._shared.lock:
-            was_marked = name in self._shared.down_until
-            cooling = self._shared.down_until.get(name, 0.0) > self._shared.clock()
-        if cooling:
-            return False
-        if was_marked:  # its cool-off is over: probe before trusting it again
-            if not self.probe(name):
+        For a caller that waits out an outage: it should not wait for the cool-off to end
+        to learn that an endpoint came back."""
+        with self._lock:
+            marked = [e.name for e in self._endpoints.values() if e.down_until is not None]
+            anything_up = len(marked) < len(self._endpoints)
+        for name in marked:
+            if self.probe(name):
+                self._mark_up(name)
+                anything_up = True
+            else:
                 self.mark_down(name, "still failing its health probe")
-                return False
-            with self._shared.lock:
-                self._shared.down_until.pop(name, None)
-        return True
+        return anything_up
 
-    def _call(self, do: Callable[[OpenAIClient], Completion]) -> Completion:
-        reasons: list[str] = []
-        for endpoint in self.endpoints:
-            if not self._usable(endpoint.name):
-                reasons.append(
-                    f"{endpoint.name}: down ({self._shared.last_error.get(endpoint.name)})"
-                )
-                continue
-            try:
-                completion = do(self._shared.clients[endpoint.name])
-            except FAILING_OVER as exc:
-                self.mark_down(endpoint.name, str(exc))
-                reasons.append(f"{endpoint.name}: {exc}")
-                continue
-            return replace(completion, endpoint=endpoint.name)
-        raise NoEndpointAvailable(
-            f"no endpoint of tier {self.tier} answered: " + "; ".join(reasons)
-        )
+    def status(self) -> list[dict[str, Any]]:
+        """Each endpoint: up or down, calls in flight, and the last error that took it down."""
+        with self._lock:
+            now = self._clock()
+            return [
+                {
+                    "name": e.name,
+                    "up": e.down_until is None or e.down_until <= now,
+                    "outstanding": e.outstanding,
+                    "last_error": e.last_error,
+                }
+                for e in self._endpoints.values()
+            ]
 
     def complete(
         self,
@@ -192,3 +180,65 @@ class Router:
                 on_text=on_text,
             )
         )  # fmt: skip
+
+    def _call(self, do: Callable[[OpenAIClient], Completion]) -> Completion:
+        tried: set[str] = set()
+        reasons: list[str] = []
+        while True:
+            with self._take(tried) as endpoint:
+                if endpoint is None:
+                    break
+                tried.add(endpoint.name)
+                if endpoint.down_until is not None and not self._revive(endpoint):
+                    reasons.append(f"{endpoint.name}: still failing its health probe")
+                    continue
+                try:
+                    completion = do(endpoint.client)
+                except FAILING_OVER as exc:
+                    self.mark_down(endpoint.name, str(exc))
+                    reasons.append(f"{endpoint.name}: {exc}")
+                    continue
+                return replace(completion, endpoint=endpoint.name)
+        with self._lock:
+            reasons += [
+                f"{e.name}: down ({e.last_error})"
+                for e in self._endpoints.values()
+                if e.name not in tried
+            ]
+        raise NoEndpointAvailable("no model endpoint answered: " + "; ".join(reasons))
+
+    @contextmanager
+    def _take(self, tried: set[str]) -> Iterator[_Endpoint | None]:
+        """The least loaded endpoint not tried yet and not cooling off, counted as in flight."""
+        with self._lock:
+            now = self._clock()
+            ready = [
+                e
+                for e in self._endpoints.values()
+                if e.name not in tried and (e.down_until is None or e.down_until <= now)
+            ]
+            if not ready:
+                endpoint = None
+            else:
+                endpoint = min(ready, key=lambda e: (e.outstanding, e.picked))
+                self._sequence += 1
+                endpoint.picked = self._sequence
+                endpoint.outstanding += 1
+        try:
+            yield endpoint
+        finally:
+            if endpoint is not None:
+                with self._lock:
+                    endpoint.outstanding -= 1
+
+    def _revive(self, endpoint: _Endpoint) -> bool:
+        """Its cool-off is over: probe it before trusting it again."""
+        if self.probe(endpoint.name):
+            self._mark_up(endpoint.name)
+            return True
+        self.mark_down(endpoint.name, "still failing its health probe")
+        return False
+
+    def _mark_up(self, name: str) -> None:
+        with self._lock:
+            self._endpoints[name].down_until = None

@@ -1,4 +1,5 @@
-"""A stand-in model endpoint on loopback that fails as planned (5xx, 429, reset) before answering."""
+"""A stand-in model endpoint on loopback that fails as planned (5xx, 429, reset, death) before
+answering, itself or by relaying to a real model server."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+import httpx
 
 MODEL = "flaky"
 
@@ -38,7 +41,9 @@ class Received:
 class FlakyServer:
     """Each chat request takes the next step of `plan`: an HTTP status, or "reset"; then answers.
 
-    With `down` set, every connection is reset, health checks included.
+    With `down` set, every connection is reset, health checks included. With `upstream` (a
+    base URL ending in `/v1`) set, requests are relayed there instead of answered here.
+    `die_after` chat replies, it goes down (for `down_for_s` seconds, or for good).
     """
 
     name: str = "flaky"
@@ -46,6 +51,16 @@ class FlakyServer:
     retry_after: str | None = None
     down: bool = False
     received: list[Received] = field(default_factory=list)
+    upstream: str | None = None
+    die_after: int | None = None
+    down_for_s: float | None = None
+    answered: int = 0
+    """Chat requests answered with 200."""
+    came_back: threading.Event = field(default_factory=threading.Event)
+    """Set when a planned outage ends."""
+    hold: threading.Event | None = None
+    """When given, each chat request waits for it to be set before it is answered."""
+    _timer: threading.Timer | None = None
     _server: socketserver.ThreadingTCPServer | None = None
 
     @property
@@ -73,6 +88,10 @@ class FlakyServer:
         return self
 
     def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.hold is not None:
+            self.hold.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -91,16 +110,44 @@ class FlakyServer:
         self.received.append(Received(method, path, headers, body))
         if self.down:
             return self._reset(conn)
+        if self.upstream is not None:
+            return self._relay(conn, method, path, raw)
         if path == "/health":
             return self._send(conn, 200, b"")
         if path == "/v1/models":
             return self._json(conn, 200, {"object": "list", "data": [{"id": MODEL}]})
+        if self.hold is not None:
+            self.hold.wait(timeout=30)
         step = self.plan.popleft() if self.plan else None
         if step == "reset":
             return self._reset(conn)
         if isinstance(step, int):
             return self._json(conn, step, {"object": "error", "message": f"planned {step}"})
-        return self._json(conn, 200, completion(f"ok from {self.name}"))
+        self._answered()  # before the reply goes: the next request already meets the outage
+        self._json(conn, 200, completion(f"ok from {self.name}"))
+
+    def _relay(self, conn: socket.socket, method: str, path: str, raw: bytes) -> None:
+        assert self.upstream is not None
+        root = self.upstream.removesuffix("/v1")
+        reply = httpx.request(
+            method, root + path, content=raw, headers={"content-type": "application/json"}
+        )
+        if path == "/v1/chat/completions" and reply.status_code == 200:
+            self._answered()
+        self._send(conn, reply.status_code, reply.content, "application/json")
+
+    def _answered(self) -> None:
+        self.answered += 1
+        if self.die_after is not None and self.answered >= self.die_after:
+            self.die_after = None
+            self.down = True
+            if self.down_for_s is not None:
+                self._timer = threading.Timer(self.down_for_s, self._come_back)
+                self._timer.start()
+
+    def _come_back(self) -> None:
+        self.down = False
+        self.came_back.set()
 
     def _reset(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -16,7 +16,7 @@ from pathlib import Path
 from sandbox import cgroups, process
 from sandbox.base import Change, ExecResult, OnOutput
 from sandbox.config import SandboxConfig
-from sandbox.diff import overlay_changes, read_entry, unified_diff
+from sandbox.diff import Budget, Changes, overlay_changes, read_entry, unified_diff
 from sandbox.errors import (
     BackendUnavailable,
     LimitsUnavailable,
@@ -210,7 +210,7 @@ class BwrapSandbox:
     def read_file(self, path: str) -> bytes:
         fd = self._fd("merged")
         try:
-            return read_beneath(fd, clean(path))
+            return read_beneath(fd, clean(path), limit=self.config.max_file_bytes)
         finally:
             os.close(fd)
 
@@ -232,16 +232,25 @@ class BwrapSandbox:
         return self._fd("merged")
 
     def changed_paths(self) -> list[Change]:
+        return self._changes().changes
+
+    def _budget(self) -> Budget:
+        return Budget(self.config.max_file_bytes, self.config.max_diff_bytes)
+
+    def _changes(self) -> Changes:
         os.close(self._fd("upper"))
-        return overlay_changes(f"{self._view}/upper", str(self.base), set(self.config.exclude))
+        upper, exclude = f"{self._view}/upper", set(self.config.exclude)
+        return overlay_changes(upper, str(self.base), exclude, self._budget())
 
     def diff(self) -> str:
-        changes = self.changed_paths()
+        changes, budget = self._changes(), self._budget()
         lower = os.open(self.base, os.O_PATH | os.O_DIRECTORY)
         upper = self._fd("upper")
         try:
             return unified_diff(
-                changes, lambda p: read_entry(lower, p), lambda p: read_entry(upper, p)
+                changes,
+                lambda p: read_entry(lower, p, budget),
+                lambda p: read_entry(upper, p, budget),
             )
         finally:
             os.close(lower)

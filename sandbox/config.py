@@ -20,6 +20,10 @@ def parse_size(value: str | int) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
+MAX_FILE_BYTES = 10 << 20
+"""The default bound on one file the host reads out of a sandbox."""
+
+
 def default_root() -> Path:
     return Path.home() / ".local" / "share" / "autan" / "sandboxes"
 
@@ -74,3 +78,16 @@ class SandboxConfig(BaseModel):
 
     exclude: list[str] = Field(default_factory=lambda: [".git"])
     """Top-level names left out of `changed_paths()` and `diff()`."""
+
+    max_file_bytes: int = MAX_FILE_BYTES
+    """Largest file the host reads out of a sandbox (`read_file`, `diff`, live sync), by its
+    apparent size (a sparse file counts in full); a diff marks a bigger one `file too large`."""
+
+    max_diff_bytes: int = 50 << 20
+    """Bytes of file content one `diff()` or `changed_paths()` reads in all; past it, the
+    remaining files are marked `file too large` too."""
+
+    @field_validator("max_file_bytes", "max_diff_bytes", mode="before")
+    @classmethod
+    def _bounds(cls, value: str | int) -> int:
+        return parse_size(value)

@@ -6,6 +6,7 @@ import fcntl
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import threading
 import uuid
@@ -16,21 +17,22 @@ from sandbox import process
 from sandbox.base import Change, ExecResult, OnOutput
 from sandbox.bwrap import BASE_ENV
 from sandbox.config import SandboxConfig
-from sandbox.diff import read_entry, unified_diff
+from sandbox.diff import Budget, Changes, prune, read_entry, same_entry, unified_diff
 from sandbox.errors import SandboxClosed, SandboxStartFailed
 from sandbox.paths import clean, list_beneath, read_beneath, write_beneath
 
 log = logging.getLogger(__name__)
 
 
-def _files(root: Path, exclude: set[str]) -> Iterator[str]:
+def _files(root: Path, exclude: set[str], git_names: list[str]) -> Iterator[str]:
+    """Regular files and symlinks under `root`, without `exclude` (top level) and git's names."""
     for dirpath, dirnames, files in os.walk(root):
-        if Path(dirpath) == root:
-            dirnames[:] = [d for d in dirnames if d not in exclude]
-            files = [f for f in files if f not in exclude]
         rel = os.path.relpath(dirpath, root)
-        for name in files:
-            yield name if rel == "." else f"{rel}/{name}"
+        prefix = "" if rel == "." else f"{rel}/"
+        for name in prune(prefix, dirnames, files, exclude, git_names):
+            mode = os.lstat(os.path.join(dirpath, name)).st_mode
+            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                yield prefix + name
 
 
 class LocalSandbox:
@@ -110,7 +112,7 @@ class LocalSandbox:
     def read_file(self, path: str) -> bytes:
         fd = self._root_fd()
         try:
-            return read_beneath(fd, clean(path))
+            return read_beneath(fd, clean(path), limit=self.config.max_file_bytes)
         finally:
             os.close(fd)
 
@@ -133,32 +135,43 @@ class LocalSandbox:
 
     def changed_paths(self) -> list[Change]:
         """Compares every file of both trees: its cost grows with the repository."""
+        return self._changes().changes
+
+    def _budget(self) -> Budget:
+        return Budget(self.config.max_file_bytes, self.config.max_diff_bytes)
+
+    def _changes(self) -> Changes:
         exclude = set(self.config.exclude)
-        new, old = set(_files(self.workspace, exclude)), set(_files(self.base, exclude))
+        names: list[str] = []
+        base_names: list[str] = []
+        new = set(_files(self.workspace, exclude, names))
+        old = set(_files(self.base, exclude, base_names))
         lower, upper = self._fds()
+        budget = self._budget()
         try:
             found = [Change(p, "added") for p in new - old]
             found += [Change(p, "deleted") for p in old - new]
             found += [
-                Change(p, "modified")
-                for p in new & old
-                if read_entry(lower, p) != read_entry(upper, p)
+                Change(p, "modified") for p in new & old if not same_entry(lower, upper, p, budget)
             ]
         finally:
             os.close(lower)
             os.close(upper)
-        return sorted(found, key=lambda c: c.path)
+        git_names = sorted(set(names) - set(base_names))
+        return Changes(sorted(found, key=lambda c: c.path), git_names)
 
     def _fds(self) -> tuple[int, int]:
         upper = self._root_fd()
         return os.open(self.base, os.O_PATH | os.O_DIRECTORY), upper
 
     def diff(self) -> str:
-        changes = self.changed_paths()
+        changes, budget = self._changes(), self._budget()
         lower, upper = self._fds()
         try:
             return unified_diff(
-                changes, lambda p: read_entry(lower, p), lambda p: read_entry(upper, p)
+                changes,
+                lambda p: read_entry(lower, p, budget),
+                lambda p: read_entry(upper, p, budget),
             )
         finally:
             os.close(lower)

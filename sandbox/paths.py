@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 
-from sandbox.errors import PathOutsideSandbox
+from sandbox.errors import FileTooLarge, NotRegularFile, PathOutsideSandbox
 
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
@@ -52,12 +53,62 @@ def opened(dir_fd: int, path: str, flags: int, *, mode: int = 0, resolve: int) -
         os.close(fd)
 
 
-def read_beneath(dir_fd: int, path: str, resolve: int = RESOLVEIN_ROOT) -> bytes:
-    with opened(dir_fd, path, os.O_RDONLY, resolve=resolve | RESOLVE_NO_MAGICLINKS) as fd:
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
+def open_regular(
+    dir_fd: int, path: str, resolve: int, *, nofollow: bool = False
+) -> tuple[int, os.stat_result]:
+    """A read fd of `path` and its fstat, only when it is a regular file.
+
+    The first open is O_PATH, which neither blocks on a FIFO nor wakes a device; the file is
+    opened for reading only after fstat says what it is, through that same fd (so a rename in
+    between cannot swap it). O_NONBLOCK besides, should anything else ever get through."""
+    flags = os.O_PATH | (os.O_NOFOLLOW if nofollow else 0)
+    with opened(dir_fd, path, flags, resolve=resolve) as probe:
+        st = os.fstat(probe)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(f"{path!r} is {kind(st.st_mode)}, not a regular file")
+        fd = os.open(f"/proc/self/fd/{probe}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    return fd, st
+
+
+def kind(mode: int) -> str:
+    """What a stat mode is, in words, for messages."""
+    for test, name in KINDS:
+        if test(mode):
+            return name
+    return "an unknown kind of file"
+
+
+KINDS = [
+    (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symlink"), (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+]  # fmt: skip
+
+
+def read_fd(fd: int, path: str, limit: int) -> bytes:
+    """At most `limit` bytes of the open file `fd`; FileTooLarge when there is more (it may grow
+    while it is read, whatever fstat said)."""
+    chunks, size = [], 0
+    while chunk := os.read(fd, min(1 << 20, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise FileTooLarge(f"{path!r} is larger than {limit} bytes: file too large")
+    return b"".join(chunks)
+
+
+def read_beneath(dir_fd: int, path: str, *, limit: int, resolve: int = RESOLVEIN_ROOT) -> bytes:
+    """The regular file `path` beneath `dir_fd`, of at most `limit` bytes (by its apparent
+    size, so a sparse file counts in full, and that is checked before anything is read)."""
+    fd, st = open_regular(dir_fd, path, resolve | RESOLVE_NO_MAGICLINKS)
+    try:
+        if st.st_size > limit:
+            raise FileTooLarge(
+                f"{path!r} has {st.st_size} bytes, over the {limit}-byte limit: file too large"
+            )
+        return read_fd(fd, path, limit)
+    finally:
+        os.close(fd)
 
 
 def write_beneath(root_fd: int, path: str, data: bytes, mode: int | None = None) -> None:
@@ -174,10 +225,7 @@ def readlink_beneath(root_fd: int, path: str) -> str:
         os.close(fd)
 
 
-def open_file_beneath(root_fd: int, path: str) -> int:
-    """A read fd of the regular file `path`; a symlink at `path` itself is refused (ELOOP)."""
-    fd, name = _parent(root_fd, path, make=False)
-    try:
-        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-    finally:
-        os.close(fd)
+def open_file_beneath(root_fd: int, path: str) -> tuple[int, os.stat_result]:
+    """A read fd of the regular file `path` and its fstat; a symlink at `path` itself, a FIFO,
+    a socket or a device is refused (NotRegularFile), never opened for reading."""
+    return open_regular(root_fd, path, IN_ROOT, nofollow=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox.base import Sandbox
+from sandbox.config import MAX_FILE_BYTES
 from sandbox.diff import lstat_beneath
 from sandbox.errors import SandboxError
 from sandbox.paths import (
@@ -56,13 +57,14 @@ class ChangeSet:
         return bool(self.changes or self.deleted)
 
     def batches(self, size: int = MAX_SET) -> Iterator[ChangeSet]:
-        changes, deleted = list(self.changes), list(self.deleted)
+        changes, deleted, refused = list(self.changes), list(self.deleted), list(self.refused)
         while changes or deleted:
             gone, deleted = deleted[:size], deleted[size:]
             room = size - len(gone)
             batch, changes = changes[:room], changes[room:]
             paths = [e.path for e in batch] + gone
-            yield ChangeSet(batch, gone, bases={p: self.bases.get(p) for p in paths})
+            yield ChangeSet(batch, gone, refused, bases={p: self.bases.get(p) for p in paths})
+            refused = []  # said once, in the first batch
 
 
 @dataclass(frozen=True)
@@ -77,14 +79,17 @@ class SandboxConflict:
 class _SandboxIgnore(IgnoreRules):
     """The workspace's ignore rules as the sandbox holds them, read beneath its root."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, limit: int) -> None:
         super().__init__(Path("/nonexistent"))
         self.fd = fd
+        self.limit = limit
 
     def read_lines(self, directory: str, name: str) -> list[str]:
         path = f"{directory}/{name}" if directory else name
         try:
-            return read_beneath(self.fd, path).decode(errors="replace").splitlines()
+            return (
+                read_beneath(self.fd, path, limit=self.limit).decode(errors="replace").splitlines()
+            )
         except (OSError, SandboxError):
             return []
 
@@ -94,9 +99,18 @@ class SandboxLink:
     agent's edits out. Not thread-safe: one thread calls both (see `LiveSync`)."""
 
     def __init__(
-        self, sandbox: Sandbox, blobs: BlobStore, base: dict[str, Entry], version: int
+        self,
+        sandbox: Sandbox,
+        blobs: BlobStore,
+        base: dict[str, Entry],
+        version: int,
+        *,
+        max_file_bytes: int = MAX_FILE_BYTES,
     ) -> None:
         self.sandbox = sandbox
+        self.max_file_bytes = max_file_bytes
+        self.too_large: set[str] = set()
+        """Files of the agent's left where they are, over `max_file_bytes` (each logged once)."""
         self.blobs = blobs
         self.version = version
         self.base = {p: e for p, e in base.items() if e.kind != "dir"}
@@ -180,7 +194,8 @@ class SandboxLink:
         out = ChangeSet()
         fd = self.sandbox.open_tree()
         try:
-            rules = _SandboxIgnore(fd)
+            rules = _SandboxIgnore(fd, self.max_file_bytes)
+            large = set(self.too_large)
             paths = {c.path for c in self.sandbox.changed_paths()} | self.apart
             now: dict[str, Entry | None] = {}
             for path in sorted(paths):
@@ -209,6 +224,7 @@ class SandboxLink:
                     out.changes.append(entry)
                 out.bases[path] = self.known.get(path)
                 self._agree(path, entry)
+            out.refused += sorted(self.too_large - large)
         finally:
             os.close(fd)
         return out
@@ -238,16 +254,18 @@ class SandboxLink:
     def _read(self, fd: int, path: str, *, store: bool) -> Entry | None:
         for _ in range(3):  # a file written while it is read is read again
             try:
-                file = open_file_beneath(fd, path)
-            except OSError:
+                file, before = open_file_beneath(fd, path)
+            except (OSError, SandboxError):  # gone, or no longer a regular file
                 return None
             try:
-                before = os.fstat(file)
+                if before.st_size > self.max_file_bytes:
+                    return self._too_large(path, before.st_size)
+                chunks = _fd_chunks(file, before.st_size)  # growing, it is read again
                 if store:
-                    digest, size = self.blobs.put_chunks(_fd_chunks(file))
+                    digest, size = self.blobs.put_chunks(chunks)
                 else:
                     hasher, size = new_hasher(), 0
-                    for chunk in _fd_chunks(file):
+                    for chunk in chunks:
                         hasher.update(chunk)
                         size += len(chunk)
                     digest = hasher.hexdigest()
@@ -255,9 +273,21 @@ class SandboxLink:
             finally:
                 os.close(file)
             if stamp(before) == stamp(after) and size == after.st_size:
+                self.too_large.discard(path)
                 mode = 0o755 if after.st_mode & stat_mode.S_IXUSR else 0o644
                 return Entry(path=path, kind="file", hash=digest, mode=mode, size=size)
         log.info("%s keeps changing while it is read: left for the next round", path)
+        return self.known.get(path)
+
+    def _too_large(self, path: str, size: int) -> Entry | None:
+        """A file over the bound stays in the sandbox, and out of sync; what was known of the
+        path stands (so it is not taken for a deletion)."""
+        if path not in self.too_large:
+            log.warning(
+                "%s: %d bytes, over the %d-byte limit: file too large, not synced",
+                path, size, self.max_file_bytes,
+            )  # fmt: skip
+            self.too_large.add(path)
         return self.known.get(path)
 
 
@@ -265,8 +295,11 @@ def _hash(seen: tuple[Stamp, Entry]) -> str:
     return seen[1].hash or ""
 
 
-def _fd_chunks(fd: int) -> Iterator[bytes]:
-    while chunk := os.read(fd, CHUNK):
+def _fd_chunks(fd: int, size: int) -> Iterator[bytes]:
+    """At most `size` bytes of `fd`, a chunk at a time."""
+    left = size
+    while left > 0 and (chunk := os.read(fd, min(CHUNK, left))):
+        left -= len(chunk)
         yield chunk
 
 

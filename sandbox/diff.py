@@ -223,7 +223,7 @@ def overlay_changes(upper: str, lower: str, exclude: set[str], budget: Budget) -
         os.close(lower_fd)
         os.close(upper_fd)
     changes = [Change(path, status) for path, status in sorted(found.items())]  # type: ignore[arg-type]
-    return Changes(changes, git_names)
+    return Changes(changes, sorted(git_names))
 
 
 def _classify(

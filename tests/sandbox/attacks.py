@@ -75,6 +75,25 @@ TIOCSTI = TRY + (
     "attempt(lambda: fcntl.ioctl(os.open('/dev/tty', os.O_RDWR), termios.TIOCSTI, b'x'))"
 )
 
+SPARSE = (
+    "truncate -s 3G big3 && truncate -s 50G big50 && truncate -s 50G README.md && echo ok > small"
+)
+
+SPECIAL = TRY + (
+    "os.mkfifo('pipe')\n"
+    "os.remove('docs/guide.md'); os.mkfifo('docs/guide.md')\n"
+    "socket.socket(socket.AF_UNIX).bind('sock')\n"
+    "os.symlink('pipe', 'link')\n"
+    "attempt(lambda: os.mknod('chr', 0o20644, os.makedev(1, 3)))\n"
+    "attempt(lambda: os.mknod('blk', 0o60644, os.makedev(7, 0)))"
+)
+
+GIT_NAMES = (
+    "mkdir -p .GIT/hooks sub/.git a .git && echo x > .GIT/hooks/post-checkout && "
+    "echo '[core]' > sub/.git/config && echo z > a/.Git && echo top > .git/config && "
+    "echo ok > fine.txt"
+)
+
 
 def cli(root: Path, base: Path, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     """`autan sandbox run` in a child process (the way an operator runs it)."""

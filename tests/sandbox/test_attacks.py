@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import os
+import resource
+import shutil
 import socket
+import stat
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from sandbox import create_sandbox
 from sandbox.bwrap import BwrapSandbox
 from sandbox.config import LimitsConfig, SandboxConfig
+from sandbox.diff import left_out
+from sandbox.errors import FileTooLarge, NotRegularFile
 from tests.sandbox import attacks
 from tests.sandbox.attacks import cli
 
@@ -197,3 +204,121 @@ def test_tiocsti_cannot_reach_a_terminal(
         os.close(slave)
     assert done.returncode == 0
     assert seen.split() == ["ENOTTY", "ENOTTY", "ENOTTY", "ENXIO"]
+
+
+def applied(base: Path, diff: str, tmp_path: Path) -> Path:
+    """A git repository of `base` with `diff` applied by `git apply`, as a push would."""
+    repo = tmp_path / "applied"
+    shutil.copytree(base, repo, symlinks=True)
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "base"]):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
+                       check=True, capture_output=True)  # fmt: skip
+    subprocess.run(["git", "apply", "--index", "-"], cwd=repo, input=diff.encode(), check=True)
+    return repo
+
+
+def peak_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def test_sparse_files_are_named_too_large_never_read(
+    sbx: BwrapSandbox, base: Path, config: SandboxConfig, tmp_path: Path
+) -> None:
+    assert sbx.exec(attacks.SPARSE).exit_code == 0
+    before = peak_kib()
+    changes = [(c.path, c.status) for c in sbx.changed_paths()]
+    diff = sbx.diff()
+
+    assert peak_kib() - before < 64 << 10  # none of the 53 GB was read into memory
+    assert changes == [
+        ("README.md", "modified"), ("big3", "added"), ("big50", "added"), ("small", "added"),
+    ]  # fmt: skip
+    assert left_out(diff) == {"file too large": ["README.md", "big3", "big50"]}
+    assert "file too large: big50 (53687091200 bytes), not in this diff\n" in diff
+    repo = applied(base, diff, tmp_path)
+    assert (repo / "small").read_text() == "ok\n"
+    assert (repo / "README.md").read_text() == "# demo\nline two\n"
+    assert not (repo / "big3").exists() and not (repo / "big50").exists()
+    with pytest.raises(FileTooLarge, match="file too large"):
+        sbx.read_file("big3")
+    via_cli = cli(config.root, base, "--diff", "--", "sh", "-c", attacks.SPARSE)
+    assert via_cli.returncode == 0
+    assert "file too large: big3 (3221225472 bytes), not in this diff\n" in via_cli.stdout
+
+
+def test_the_diff_budget_marks_what_is_past_it(
+    make_sandbox: Callable[..., BwrapSandbox], config: SandboxConfig
+) -> None:
+    small = config.model_copy(update={"max_file_bytes": 2048, "max_diff_bytes": 3072})
+    sbx = make_sandbox(small)
+    sbx.exec("yes | head -c 1500 > a && cp a b && cp a c && yes | head -c 3000 > d")
+
+    diff = sbx.diff()
+    assert left_out(diff) == {"file too large": ["c", "d"]}  # a and b fill the 3K budget
+    assert diff.count("diff --git") == 2
+    with pytest.raises(FileTooLarge):
+        sbx.read_file("d")
+    assert sbx.read_file("c") == b"y\n" * 750
+
+
+@pytest.mark.timeout(60)
+def test_fifos_and_sockets_never_block_host_side_reads(
+    sbx: BwrapSandbox, base: Path, config: SandboxConfig
+) -> None:
+    assert sbx.exec(["python3", "-c", attacks.SPECIAL]).stdout == "EPERM\nEPERM\n"
+
+    for path in ("pipe", "docs/guide.md", "sock", "link"):
+        with pytest.raises(NotRegularFile):
+            sbx.read_file(path)
+    assert [(c.path, c.status) for c in sbx.changed_paths()] == [
+        ("docs/guide.md", "deleted"), ("link", "added"),
+    ]  # fmt: skip
+    diff = sbx.diff()
+    assert diff.startswith("diff --git a/docs/guide.md b/docs/guide.md\ndeleted file mode 100644\n")
+    assert "diff --git a/link b/link\nnew file mode 120000\n" in diff
+    via_cli = cli(config.root, base, "--diff", "--", "python3", "-c", attacks.SPECIAL)
+    assert via_cli.returncode == 0 and via_cli.stdout == "EPERM\nEPERM\n" + diff
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root makes device nodes")
+def test_device_nodes_are_never_opened_host_side(
+    make_sandbox: Callable[..., BwrapSandbox], base: Path, config: SandboxConfig
+) -> None:
+    os.mknod(base / "chr", stat.S_IFCHR | 0o666, os.makedev(1, 3))  # /dev/null's numbers
+    os.mkfifo(base / "pipe")
+    sbx = make_sandbox()
+    assert sbx._holder is not None
+    os.mknod(f"{sbx._view}/upper/made", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    local = create_sandbox(base, config.model_copy(update={"backend": "local"}))
+    try:
+        os.mknod(local.workspace / "made", stat.S_IFCHR | 0o666, os.makedev(1, 3))  # type: ignore[attr-defined]
+        for each in (sbx, local):
+            for path in ("chr", "pipe", "made"):
+                with pytest.raises(NotRegularFile, match=r"device|FIFO"):
+                    each.read_file(path)
+            assert each.changed_paths() == [] and each.diff() == ""
+    finally:
+        local.close()
+
+
+def test_git_names_in_any_case_and_at_any_depth_stay_out_of_the_diff(
+    sbx: BwrapSandbox, base: Path, config: SandboxConfig, tmp_path: Path
+) -> None:
+    local = create_sandbox(base, config.model_copy(update={"backend": "local"}))
+    try:
+        for each in (sbx, local):
+            assert each.exec(attacks.GIT_NAMES).exit_code == 0
+            assert [(c.path, c.status) for c in each.changed_paths()] == [("fine.txt", "added")]
+            diff = each.diff()
+            # Named once each, by the folder (not every file in it); the top .git is expected.
+            assert left_out(diff) == {"git's own name": [".GIT", "a/.Git", "sub/.git"]}
+            assert [line for line in diff.splitlines() if line.startswith("diff --git")] == [
+                "diff --git a/fine.txt b/fine.txt"
+            ]
+    finally:
+        local.close()
+    repo = applied(base, diff, tmp_path)
+    assert (repo / "fine.txt").read_text() == "ok\n"
+    assert not (repo / "sub").exists() and not (repo / "a").exists()
+    assert sorted(p.name for p in repo.iterdir() if p.name.casefold() == ".git") == [".git"]

@@ -46,9 +46,12 @@ class PatientModel:
         on_wait: Callable[[str], None] = _no_callback,
         on_resume: Callable[[float], None] = _no_callback,
         stop: threading.Event | None = None,
+        prefer: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.router = router
+        self.prefer = prefer
+        """The endpoint this caller uses whenever it is up (see Router.complete)."""
         self.config = config or OutageConfig()
         self.on_wait = on_wait
         self.on_resume = on_resume
@@ -65,7 +68,11 @@ class PatientModel:
     ) -> Completion:
         return self._patiently(
             lambda: self.router.complete(
-                messages, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens
+                messages,
+                tools=tools,
+                tool_choice=tool_choice,
+                max_tokens=max_tokens,
+                prefer=self.prefer,
             )
         )
 
@@ -81,7 +88,7 @@ class PatientModel:
         return self._patiently(
             lambda: self.router.stream(
                 messages, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens,
-                on_text=on_text,
+                on_text=on_text, prefer=self.prefer,
             )
         )  # fmt: skip
 

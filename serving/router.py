@@ -158,11 +158,14 @@ class Router:
         tools: Sequence[ToolSpec] = (),
         tool_choice: ToolChoice = "auto",
         max_tokens: int | None = None,
+        prefer: str | None = None,
     ) -> Completion:
+        """`prefer` names an endpoint to use whenever it is up, whatever its load."""
         return self._call(
             lambda c: c.complete(
                 messages, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens
-            )
+            ),
+            prefer,
         )
 
     def stream(
@@ -173,19 +176,23 @@ class Router:
         tool_choice: ToolChoice = "auto",
         max_tokens: int | None = None,
         on_text: Callable[[str], None] | None = None,
+        prefer: str | None = None,
     ) -> Completion:
         return self._call(
             lambda c: c.stream(
                 messages, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens,
                 on_text=on_text,
-            )
+            ),
+            prefer,
         )  # fmt: skip
 
-    def _call(self, do: Callable[[OpenAIClient], Completion]) -> Completion:
+    def _call(self, do: Callable[[OpenAIClient], Completion], prefer: str | None) -> Completion:
+        if prefer is not None and prefer not in self._endpoints:
+            raise ValueError(f"no endpoint {prefer!r}: the router has {list(self._endpoints)}")
         tried: set[str] = set()
         reasons: list[str] = []
         while True:
-            with self._take(tried) as endpoint:
+            with self._take(tried, prefer) as endpoint:
                 if endpoint is None:
                     break
                 tried.add(endpoint.name)
@@ -208,8 +215,9 @@ class Router:
         raise NoEndpointAvailable("no model endpoint answered: " + "; ".join(reasons))
 
     @contextmanager
-    def _take(self, tried: set[str]) -> Iterator[_Endpoint | None]:
-        """The least loaded endpoint not tried yet and not cooling off, counted as in flight."""
+    def _take(self, tried: set[str], prefer: str | None) -> Iterator[_Endpoint | None]:
+        """The preferred endpoint, else the least loaded one, among those not tried yet and not
+        cooling off; counted as in flight until released."""
         with self._lock:
             now = self._clock()
             ready = [
@@ -220,7 +228,7 @@ class Router:
             if not ready:
                 endpoint = None
             else:
-                endpoint = min(ready, key=lambda e: (e.outstanding, e.picked))
+                endpoint = min(ready, key=lambda e: (e.name != prefer, e.outstanding, e.picked))
                 self._sequence += 1
                 endpoint.picked = self._sequence
                 endpoint.outstanding += 1

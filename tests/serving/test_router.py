@@ -172,3 +172,14 @@ def test_endpoint_names_must_differ(flaky: Flaky) -> None:
         RouterConfig(endpoints=[endpoint(a), endpoint(a)])
     with pytest.raises(ValidationError):
         RouterConfig(endpoints=[])
+
+
+def test_a_preferred_endpoint_is_used_while_it_is_up(flaky: Flaky) -> None:
+    a, b = flaky(name="a"), flaky(name="b", down=True)
+    r = router(a, b, cool_off_s=0)
+    assert [r.complete(HI, prefer="b").endpoint for _ in range(2)] == ["a", "a"]
+    b.down = False
+    assert [r.stream(HI, prefer="b").endpoint for _ in range(3)] == ["b", "b", "b"]
+    with pytest.raises(ValueError, match="no endpoint 'c': the router has"):
+        r.complete(HI, prefer="c")
+    r.close()

@@ -66,7 +66,9 @@ def worker(
     )
     settings = load(OrchestratorSettings)
     init_sentry_from_env()
-    run_worker(Services(settings), concurrency=concurrency or settings.worker_concurrency)
+    raise typer.Exit(
+        run_worker(Services(settings), concurrency=concurrency or settings.worker_concurrency)
+    )
 
 
 def migrate() -> None:

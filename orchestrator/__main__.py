@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from orchestrator.config import OrchestratorSettings
 from orchestrator.services import Services
@@ -13,4 +14,4 @@ if __name__ == "__main__":
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = OrchestratorSettings()
-    run_worker(Services(settings), concurrency=settings.worker_concurrency)
+    sys.exit(run_worker(Services(settings), concurrency=settings.worker_concurrency))

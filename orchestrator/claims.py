@@ -136,21 +136,50 @@ class Claims:
             raise LeaseLost(f"attempt {claim.attempt_id} is no longer held by this worker")
 
     def set_phase(self, claim: Claim, state: AttemptState) -> None:
-        with self.lifecycle.write() as (session, events):
-            self._update_held(session, claim, state=state)
-            self.lifecycle.event(
-                session,
-                events,
-                claim.task_id,
-                "attempt.state",
-                {"state": str(state), "number": claim.number},
-                claim.attempt_id,
-            )
+        self.write_many(claim, [("phase", state)])
 
     def emit(self, claim: Claim, kind: str, data: dict[str, Any]) -> EventView:
+        """Store one event of the run, refused (LeaseLost) once another run holds the attempt."""
+        return self.write_many(claim, [("event", (kind, data))])[0]
+
+    def write_many(self, claim: Claim, writes: list[tuple[str, Any]]) -> list[EventView]:
+        """Store a run's events ("event", (kind, data)) and phases ("phase", state) in order,
+        in one transaction fenced by the lease: all of them, or none and LeaseLost."""
         with self.lifecycle.write() as (session, events):
-            self.lifecycle.event(session, events, claim.task_id, kind, data, claim.attempt_id)
-            return event_view(events[0])
+            # The guarded UPDATE locks the attempt's row until commit: a takeover waits
+            # for these writes, or these writes see the new lease and are refused.
+            self._update_held(session, claim, lease=claim.lease)
+            for what, value in writes:
+                if what == "phase":
+                    self._update_held(session, claim, state=value)
+                    kind, data = "attempt.state", {"state": str(value), "number": claim.number}
+                else:
+                    kind, data = value
+                self.lifecycle.event(session, events, claim.task_id, kind, data, claim.attempt_id)
+            return [event_view(e) for e in events]
+
+    def release(self, claim: Claim, reason: str) -> bool:
+        """Give a held attempt back to the queue (a run that stopped itself); False if not held."""
+        with self.lifecycle.write() as (session, events):
+            released = store.changed(
+                session,
+                update(Attempt)
+                .where(Attempt.id == claim.attempt_id, Attempt.lease == claim.lease)
+                .where(Attempt.state.in_(LIVE_ATTEMPT_STATES))
+                .values(state=AttemptState.QUEUED, lease=None, enqueued_at=self.lifecycle.clock()),
+            )
+            if released:
+                self.lifecycle.event(
+                    session,
+                    events,
+                    claim.task_id,
+                    "attempt.state",
+                    {"state": "queued", "number": claim.number, "reason": reason},
+                    claim.attempt_id,
+                )
+        if released:
+            self.lifecycle.enqueue(claim.attempt_id, first=True)
+        return bool(released)
 
     def finish(
         self,
@@ -161,6 +190,18 @@ class Claims:
         outcome: AttemptOutcome | None = None,
     ) -> None:
         """Record how the attempt ended, then end the task if it was the last."""
+        self.record_end(claim, state, reason=reason, outcome=outcome)
+        self.lifecycle.finalize(claim.task_id)
+
+    def record_end(
+        self,
+        claim: Claim,
+        state: AttemptState,
+        *,
+        reason: str | None = None,
+        outcome: AttemptOutcome | None = None,
+    ) -> None:
+        """Record how the attempt ended and its result, fenced by the lease (LeaseLost)."""
         now = self.lifecycle.clock()
         with self.lifecycle.write() as (session, events):
             # Clearing the lease under its own guard is what makes this worker the one
@@ -175,7 +216,6 @@ class Claims:
                     **outcome.__dict__,
                 )
             self._end_attempt(session, events, attempt, state, reason, now=now)
-        self.lifecycle.finalize(claim.task_id)
 
     def _end_attempt(
         self,

@@ -44,8 +44,21 @@ class OrchestratorSettings(BaseSettings):
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     """How often a running attempt proves its worker alive (and learns of a cancel)."""
 
-    heartbeat_timeout_s: float = Field(default=30.0, gt=0)
-    """Silence after which an attempt's worker counts as dead and the attempt runs again."""
+    heartbeat_timeout_s: float = Field(default=60.0, gt=0)
+    """The lease: silence after which an attempt's worker counts as dead and the attempt runs
+    again elsewhere. Longer than the self-stop deadline (`self_stop_s`), so a run cut off from
+    the store has stopped and killed its sandbox before another worker takes its attempt."""
+
+    store_outage_s: float = Field(default=40.0, gt=0)
+    """How long a run keeps going without the store: its events wait in memory (in order) and
+    its end is retried. Past it (or past `self_stop_s`, if sooner) the run stops itself."""
+
+    event_buffer: int = Field(default=10_000, ge=1)
+    """Most events one run holds in memory while the store is unreachable; one more stops it."""
+
+    schedule_to_start_s: float = Field(default=900.0, gt=0)
+    """Age of a queued attempt that no worker has claimed after which it is queued again
+    whatever its job marker says (a job that failed before its claim, a marker left behind)."""
 
     reconcile_interval_s: float = Field(default=10.0, gt=0)
     """How often each worker looks for attempts that lost their job or their worker."""
@@ -70,6 +83,15 @@ class OrchestratorSettings(BaseSettings):
                 "or a live worker would be taken for dead"
             )
         return self
+
+    @property
+    def self_stop_s(self) -> float:
+        """Time without a heartbeat after which a run stops itself and kills its sandbox.
+
+        The store outage it rides out, cut short where needed to leave two heartbeat
+        intervals (and a quarter of the lease at least) before the lease runs out."""
+        margin = max(2 * self.heartbeat_interval_s, self.heartbeat_timeout_s / 4)
+        return min(self.store_outage_s, self.heartbeat_timeout_s - margin)
 
     @property
     def resolved_database_url(self) -> str:

@@ -5,45 +5,78 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Literal
 
+import redis
 from celery.exceptions import SoftTimeLimitExceeded
 
 from orchestrator.base import AttemptContext, AttemptFailed, AttemptOutcome, Runner
 from orchestrator.claims import Claim
-from orchestrator.errors import LeaseLost, OrchestratorError
+from orchestrator.errors import LeaseLost, OrchestratorError, StoreUnavailable
 from orchestrator.lifecycle import Lifecycle
+from orchestrator.outbox import STORE_DOWN, Outbox, first_line
 from orchestrator.states import AttemptState
 
 log = logging.getLogger(__name__)
 
-StopReason = Literal["cancelled", "timed_out", "lease_lost"]
+StopReason = Literal["cancelled", "timed_out", "lease_lost", "store_lost"]
+
+RETRY_S = 1.0
+"""Pause between tries of a write the store refused for being unreachable."""
 
 
 class Watchdog(threading.Thread):
-    """Beats the heartbeat and sets the attempt's stop signal on cancel, deadline or lost lease."""
+    """Beats the heartbeat and sets the attempt's stop signal on cancel, deadline, lost lease,
+    or a store unreachable past the self-stop deadline."""
 
-    def __init__(self, lifecycle: Lifecycle, claim: Claim, stop: threading.Event) -> None:
+    def __init__(
+        self, lifecycle: Lifecycle, claim: Claim, stop: threading.Event, outbox: Outbox
+    ) -> None:
         super().__init__(name=f"heartbeat-{claim.attempt_id}", daemon=True)
         self._lifecycle = lifecycle
         self._claim = claim
         self._signal = stop
+        self._outbox = outbox
         self._done = threading.Event()
         self._deadline = time.monotonic() + lifecycle.settings.attempt_time_limit_s
         self.reason: StopReason | None = None
 
     def run(self) -> None:
-        interval = self._lifecycle.settings.heartbeat_interval_s
-        while not self._done.wait(interval):
+        settings = self._lifecycle.settings
+        failing = False
+        while not self._done.wait(settings.heartbeat_interval_s):
             try:
                 cancelled = self._lifecycle.claims.heartbeat(self._claim)
+                self._outbox.reached()
             except LeaseLost:
                 self._halt("lease_lost")
                 return
-            except Exception:
-                # A database blip: keep trying; the heartbeat timeout is the real judge.
-                log.exception("heartbeat of attempt %s failed", self._claim.attempt_id)
+            except Exception as exc:
+                # A blip is ridden out; only past the self-stop deadline does the run end,
+                # before its lease runs out and another worker may take the attempt.
+                silent = time.monotonic() - self._outbox.last_ok
+                if not failing:
+                    failing = True
+                    log.warning(
+                        "heartbeat of attempt %s failed (%s); the run goes on for up to %gs",
+                        self._claim.attempt_id,
+                        first_line(exc),
+                        settings.self_stop_s,
+                    )
+                if silent > settings.self_stop_s:
+                    log.warning(
+                        "attempt %s: no heartbeat for %.0fs; stopping the run and its sandbox "
+                        "before its lease runs out",
+                        self._claim.attempt_id,
+                        silent,
+                    )
+                    self._halt("store_lost")
+                    return
                 continue
+            if failing:
+                failing = False
+                log.info("heartbeat of attempt %s is back", self._claim.attempt_id)
             if cancelled:
                 self._halt("cancelled")
             elif time.monotonic() > self._deadline:
@@ -67,59 +100,136 @@ class AttemptExecutor:
 
     def execute(self, attempt_id: str) -> str:
         """Run the attempt if it is there to take; returns what happened, for the log."""
-        claim = self.lifecycle.claims.claim(attempt_id, worker=self.worker_name)
+        try:
+            claim = self.lifecycle.claims.claim(attempt_id, worker=self.worker_name)
+        except STORE_DOWN as exc:
+            # The job ends without a claim: clear its marker so the reconciler queues the
+            # attempt again once the store is back, instead of waiting on a job that is gone.
+            self._forget_job(attempt_id)
+            log.warning("could not claim attempt %s: %s", attempt_id, first_line(exc))
+            return "not taken: the store is unreachable"
         if claim is None:
+            self._forget_job(attempt_id)
             return "not taken: ended, cancelled, or held by a live worker"
+        outbox = Outbox(self.lifecycle.claims, claim, limit=self.lifecycle.settings.event_buffer)
         ctx = AttemptContext(
             task=claim.task,
             attempt_id=claim.attempt_id,
             number=claim.number,
-            emit=lambda kind, data: self._emit(claim, kind, data),
-            phase=lambda state: self.lifecycle.claims.set_phase(claim, AttemptState(state)),
+            emit=outbox.event,
+            phase=lambda state: outbox.phase(AttemptState(state)),
         )
-        watchdog = Watchdog(self.lifecycle, claim, ctx.stop)
+        watchdog = Watchdog(self.lifecycle, claim, ctx.stop, outbox)
         watchdog.start()
         try:
-            state, reason, outcome = self._run(ctx, claim)
+            state, reason, outcome = self._run(ctx, outbox)
+            stopped = watchdog.reason
+            if stopped in ("lease_lost", "store_lost") or reason == STORE_LOST:
+                return self._give_back(claim, outbox, stopped)
+            if stopped == "cancelled":
+                state, reason, outcome = AttemptState.CANCELLED, "the task was cancelled", None
+            elif stopped == "timed_out":
+                limit = self.lifecycle.settings.attempt_time_limit_s
+                state, reason, outcome = (
+                    AttemptState.TIMED_OUT,
+                    f"ran past the limit of {limit:g}s",
+                    None,
+                )
+            # The watchdog keeps beating while the end is retried, so an end that waits
+            # out a short outage still holds its lease.
+            return self._end(claim, outbox, state, reason, outcome)
         finally:
             watchdog.finish()
-        if watchdog.reason == "lease_lost":
-            log.warning("attempt %s was taken over; dropping this run's outcome", attempt_id)
-            return "lease lost"
-        if watchdog.reason == "cancelled":
-            state, reason, outcome = AttemptState.CANCELLED, "the task was cancelled", None
-        elif watchdog.reason == "timed_out":
-            limit = self.lifecycle.settings.attempt_time_limit_s
-            state, reason, outcome = (
-                AttemptState.TIMED_OUT,
-                f"ran past the limit of {limit:g}s",
-                None,
-            )
+
+    def _forget_job(self, attempt_id: str) -> None:
         try:
-            self.lifecycle.claims.finish(claim, state, reason=reason, outcome=outcome)
+            self.lifecycle.queue.taken(attempt_id)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("could not clear the job marker of %s: %s", attempt_id, exc)
+
+    def _end(
+        self,
+        claim: Claim,
+        outbox: Outbox,
+        state: AttemptState,
+        reason: str | None,
+        outcome: AttemptOutcome | None,
+    ) -> str:
+        """Send the kept events, then record the end; both retried across a short outage."""
+        try:
+            self._retrying(outbox, outbox.flush)
+            self._retrying(
+                outbox,
+                lambda: self.lifecycle.claims.record_end(
+                    claim, state, reason=reason, outcome=outcome
+                ),
+            )
+            # Ending the task is idempotent, so it is retried on its own: a retry of the
+            # end above would find its own lease gone and take itself for a stale run.
+            self._retrying(outbox, lambda: self.lifecycle.finalize(claim.task_id))
         except LeaseLost:
-            log.warning("attempt %s was taken over before it could finish", attempt_id)
+            log.warning("attempt %s was taken over; dropping this run's outcome", claim.attempt_id)
             return "lease lost"
+        except STORE_DOWN as exc:
+            log.warning(
+                "attempt %s: its end could not be recorded (%s); it will run again",
+                claim.attempt_id,
+                first_line(exc),
+            )
+            return "store unreachable"
         return str(state)
 
-    def _emit(self, claim: Claim, kind: str, data: dict[str, Any]) -> None:
-        self.lifecycle.claims.emit(claim, kind, data)
+    def _give_back(self, claim: Claim, outbox: Outbox, stopped: StopReason | None) -> str:
+        if stopped == "lease_lost":
+            log.warning("attempt %s was taken over; dropping this run's outcome", claim.attempt_id)
+            return "lease lost"
+        # Stopped itself without the store: queue it again now if the store is back before
+        # the lease runs out; otherwise the reconciler does when the lease has run out.
+        reason = "its worker could not reach the store; running it again"
+        try:
+            self.lifecycle.claims.release(claim, reason)
+        except STORE_DOWN as exc:
+            log.warning(
+                "attempt %s stopped without the store (%s); the reconciler will queue it again",
+                claim.attempt_id,
+                first_line(exc),
+            )
+        return "stopped: the store is unreachable"
+
+    def _retrying(self, outbox: Outbox, write: Callable[[], object]) -> None:
+        """Try `write` until it goes through or the run's self-stop deadline has passed."""
+        while True:
+            try:
+                write()
+                return
+            except STORE_DOWN:
+                silent = time.monotonic() - outbox.last_ok
+                if silent > self.lifecycle.settings.self_stop_s:
+                    raise
+                time.sleep(RETRY_S)
 
     def _run(
-        self, ctx: AttemptContext, claim: Claim
+        self, ctx: AttemptContext, outbox: Outbox
     ) -> tuple[AttemptState, str | None, AttemptOutcome | None]:
         try:
-            self.lifecycle.claims.set_phase(claim, AttemptState.RUNNING)
+            outbox.phase(AttemptState.RUNNING)
             outcome = self.runner.run(ctx)
         except AttemptFailed as exc:
-            return AttemptState.FAILED, str(exc) or "the runner gave no reason", None
+            return AttemptState.FAILED, str(exc) or "the runner gave no reason", exc.outcome
         except SoftTimeLimitExceeded:
             return AttemptState.TIMED_OUT, "stopped by the worker's time limit", None
         except LeaseLost:
+            ctx.stop.set()
             return AttemptState.FAILED, "lease lost", None
+        except StoreUnavailable:
+            ctx.stop.set()
+            return AttemptState.FAILED, STORE_LOST, None
         except OrchestratorError as exc:
             return AttemptState.FAILED, str(exc), None
         except Exception as exc:
-            log.exception("runner crashed on attempt %s", claim.attempt_id)
+            log.exception("runner crashed on attempt %s", ctx.attempt_id)
             return AttemptState.FAILED, f"the runner crashed: {type(exc).__name__}: {exc}", None
         return AttemptState.SUCCEEDED, None, outcome
+
+
+STORE_LOST = "the store was unreachable for too long"

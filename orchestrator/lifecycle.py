@@ -124,9 +124,10 @@ class Lifecycle:
                 )
             return TaskView.model_validate(task)
 
-    def enqueue(self, attempt_id: str) -> None:
+    def enqueue(self, attempt_id: str, *, first: bool = False) -> None:
+        """Queue a job for the attempt; `first`: ahead of the backlog (one that ran before)."""
         try:
-            self.queue.enqueue(attempt_id)
+            self.queue.enqueue(attempt_id, first=first)
         except (redis.RedisError, OSError) as exc:
             # The attempt is stored as queued: the reconciler queues it when Redis is back.
             log.warning("could not queue attempt %s now (%s); the reconciler will", attempt_id, exc)

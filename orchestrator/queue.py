@@ -21,6 +21,18 @@ It lives in the broker's Redis, so if Redis loses the queue it loses the markers
 and the reconciler sees which queued attempts have no job any more."""
 
 
+FIRST, BEHIND = 0, 3
+"""Priorities of attempt jobs. On Redis, kombu keeps one list per priority step and a worker
+pops from the lowest number first; 0 is the queue's own list, 3 the one beside it."""
+PRIORITY_SEP = "\x06\x16"
+"""Kombu's separator between a queue's name and its priority step in a list's key."""
+
+
+def priority_lists(queue_name: str) -> list[str]:
+    """The Redis lists that hold a queue's jobs, first popped first."""
+    return [queue_name, f"{queue_name}{PRIORITY_SEP}{BEHIND}"]
+
+
 def broker_url(redis_url: str) -> str:
     """Kombu spells a Unix socket `redis+socket://`; redis-py spells it `unix://`."""
     if redis_url.startswith("unix://"):
@@ -48,7 +60,10 @@ def make_celery(settings: OrchestratorSettings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+            "priority_steps": [FIRST, BEHIND],
+        },
         # Backstops behind the worker's own deadline (which ends an attempt cleanly).
         task_soft_time_limit=limit + settings.attempt_hard_grace_s / 2,
         task_time_limit=limit + settings.attempt_hard_grace_s,
@@ -75,11 +90,18 @@ class AttemptQueue:
         self.report_queue = report_queue(queue_name)
         self.intake_queue = intake_queue(queue_name)
 
-    def enqueue(self, attempt_id: str) -> None:
+    def enqueue(self, attempt_id: str, *, first: bool = False) -> None:
+        """Queue a job for the attempt: behind the others, or `first`, ahead of them (an
+        attempt that lost its job or its worker must not wait out the whole backlog)."""
         # Marker first: a job in the queue always has one, so the reconciler never
         # takes a queued job for a lost one.
         self._redis.hset(JOBS_KEY, attempt_id, str(time.time()))
-        self._celery.send_task(RUN_ATTEMPT, args=[attempt_id], queue=self._queue)
+        self._celery.send_task(
+            RUN_ATTEMPT,
+            args=[attempt_id],
+            queue=self._queue,
+            priority=FIRST if first else BEHIND,
+        )
 
     def enqueue_report(self, task_id: str) -> None:
         self._celery.send_task(REPORT_TASK, args=[task_id], queue=self.report_queue)
@@ -99,5 +121,28 @@ class AttemptQueue:
         marks = self._redis.hmget(JOBS_KEY, ids)
         return [attempt_id for attempt_id, mark in zip(ids, marks, strict=True) if mark is None]
 
+    def refusal(self) -> str | None:
+        """Why Redis refuses writes now (a failed save on a full disk, a read-only replica,
+        out of memory), or None when it takes them; connection errors are raised."""
+        return write_refusal(self._redis)
+
     def depth(self) -> int:
-        return int(self._redis.llen(self._queue))
+        return sum(int(self._redis.llen(key)) for key in priority_lists(self._queue))
+
+
+REFUSALS = ("MISCONF", "READONLY", "NOREPLICAS", "OOM")
+"""Redis's error codes for a server that is up but takes no writes."""
+
+
+def write_refusal(client: redis.Redis) -> str | None:
+    """Try a small write; say why Redis refuses it, or None when it takes it."""
+    try:
+        client.set(PROBE_KEY, str(time.time()), ex=60)
+    except redis.ResponseError as exc:
+        if str(exc).startswith(REFUSALS) or isinstance(exc, redis.exceptions.ReadOnlyError):
+            return str(exc).splitlines()[0]
+        raise
+    return None
+
+
+PROBE_KEY = "autan:write-probe"

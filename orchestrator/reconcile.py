@@ -71,30 +71,42 @@ def _requeue_silent_attempts(lifecycle: Lifecycle) -> int:
                 )
         if moved:
             log.warning("attempt %s lost its worker; queued again", attempt_id)
-            lifecycle.enqueue(attempt_id)
+            lifecycle.enqueue(attempt_id, first=True)
             requeued += 1
     return requeued
 
 
 def _requeue_lost_jobs(lifecycle: Lifecycle) -> int:
+    """Queue again what waits with no job: a missing marker past the grace, or, whatever the
+    marker says, no claim past the schedule-to-start deadline (a job that failed before its
+    claim and left its marker, a marker whose job Redis lost)."""
+    settings = lifecycle.settings
     now = lifecycle.clock()
-    old = now - timedelta(seconds=lifecycle.settings.requeue_grace_s)
+    old = now - timedelta(seconds=settings.requeue_grace_s)
+    overdue = now - timedelta(seconds=settings.schedule_to_start_s)
     with lifecycle.sessions() as session:
-        waiting = session.scalars(
-            select(Attempt.id)
+        waiting = session.execute(
+            select(Attempt.id, Attempt.enqueued_at)
             .where(Attempt.state == AttemptState.QUEUED, Attempt.enqueued_at < old)
+            .order_by(Attempt.enqueued_at)
             .limit(BATCH)
         ).all()
-    lost = lifecycle.queue.without_job(waiting)
-    for attempt_id in lost:
+    unmarked = set(lifecycle.queue.without_job([attempt_id for attempt_id, _ in waiting]))
+    lost = [
+        (attempt_id, "had no job in the queue" if attempt_id in unmarked else "was never claimed")
+        for attempt_id, enqueued_at in waiting
+        if attempt_id in unmarked or (enqueued_at is not None and enqueued_at < overdue)
+    ]
+    for attempt_id, why in lost:
         with lifecycle.write() as (session, _):
+            # enqueued_at restarts both clocks: one more job per deadline at most.
             session.execute(
                 update(Attempt)
                 .where(Attempt.id == attempt_id, Attempt.state == AttemptState.QUEUED)
                 .values(enqueued_at=now)
             )
-        log.warning("attempt %s had no job in the queue; queued again", attempt_id)
-        lifecycle.enqueue(attempt_id)
+        log.warning("attempt %s %s; queued again", attempt_id, why)
+        lifecycle.enqueue(attempt_id, first=True)
     return len(lost)
 
 

@@ -5,13 +5,23 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
+import time
 from typing import Any
 
+import redis
 from celery import Celery, Task
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from orchestrator.executor import AttemptExecutor
-from orchestrator.queue import INTAKE, REPORT_TASK, RUN_ATTEMPT, intake_queue, report_queue
+from orchestrator.queue import (
+    INTAKE,
+    REPORT_TASK,
+    RUN_ATTEMPT,
+    AttemptQueue,
+    intake_queue,
+    report_queue,
+)
 from orchestrator.reconcile import Reconciler
 from orchestrator.runners import make_runner
 from orchestrator.services import Services
@@ -69,8 +79,13 @@ def register_jobs(services: Services) -> Celery:
     return app
 
 
-def run_worker(services: Services, *, concurrency: int, loglevel: str = "INFO") -> None:
-    """Run a worker in this process until it is stopped (blocks)."""
+def run_worker(services: Services, *, concurrency: int, loglevel: str = "INFO") -> int:
+    """Run a worker in this process until it is stopped (blocks); returns its exit status.
+
+    A Redis that refuses writes (a full disk) stops Celery's consumer; the worker then
+    waits until Redis takes writes again and starts afresh in the same process, so a
+    supervisor sees it alive and its log says why it waits."""
+    wait_for_writes(services.queue)
     services.migrate()
     reaped = reap_orphans(services.settings.sandboxes_dir)
     if reaped:
@@ -92,7 +107,9 @@ def run_worker(services: Services, *, concurrency: int, loglevel: str = "INFO") 
         reconciler.stop()
 
     queue = services.settings.queue_name
-    app.worker_main(
+    # app.start, not app.worker_main: it returns the worker's exit status, which
+    # worker_main drops (an unrecoverable error would otherwise exit with 0).
+    status = app.start(
         [
             "worker",
             f"--concurrency={concurrency}",
@@ -104,3 +121,42 @@ def run_worker(services: Services, *, concurrency: int, loglevel: str = "INFO") 
             "--pool=prefork",
         ]
     )
+    status = int(status or 0)
+    if status != 0 and _refused(services.queue):
+        wait_for_writes(services.queue)
+        log.warning("Redis takes writes again; starting the worker afresh")
+        services.close()
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    if status != 0:
+        log.error("the worker stopped on an unrecoverable error (status %d); see above", status)
+    return status
+
+
+def _refused(queue: AttemptQueue) -> bool:
+    try:
+        return queue.refusal() is not None
+    except (redis.RedisError, OSError):
+        return False
+
+
+def wait_for_writes(queue: AttemptQueue) -> None:
+    """Block while Redis refuses writes, saying why once; a Redis that cannot be reached
+    is left to Celery, which retries its connection by itself."""
+    said = None
+    while True:
+        try:
+            why = queue.refusal()
+        except (redis.RedisError, OSError):
+            return
+        if why is None:
+            return
+        if why != said:
+            log.warning(
+                "Redis refuses writes (%s): waiting for it; free disk space or fix Redis", why
+            )
+            said = why
+        time.sleep(WRITE_WAIT_S)
+
+
+WRITE_WAIT_S = 2.0
+"""Pause between checks of a Redis that refuses writes."""

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sandbox import cgroups, process
+from sandbox import cgroups, netproxy, process
 from sandbox.base import Change, ExecResult, OnOutput
 from sandbox.config import SandboxConfig
 from sandbox.diff import Budget, Changes, overlay_changes, read_entry, unified_diff
@@ -23,6 +23,7 @@ from sandbox.errors import (
     SandboxClosed,
     SandboxStartFailed,
 )
+from sandbox.network import NetworkConfig, OnConnection
 from sandbox.paths import clean, list_beneath, read_beneath, write_beneath
 
 WORKSPACE = "/workspace"
@@ -65,8 +66,14 @@ def _tool(name: str) -> str:
 class BwrapSandbox:
     """One sandbox: created in milliseconds, each `exec` a fresh bwrap in the same overlay view."""
 
-    def __init__(self, base: Path, config: SandboxConfig | None = None) -> None:
+    def __init__(
+        self,
+        base: Path,
+        config: SandboxConfig | None = None,
+        on_connection: OnConnection | None = None,
+    ) -> None:
         self.config = config or SandboxConfig()
+        self.on_connection = on_connection
         self.base = base.resolve()
         if not self.base.is_dir():
             raise SandboxStartFailed(f"base tree {self.base} is not a directory")
@@ -132,7 +139,7 @@ class BwrapSandbox:
     def _bwrap_args(self, cwd: str) -> list[str]:
         args = ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-        args += [] if self.config.network else ["--unshare-net"]
+        args += ["--unshare-net"]  # always: any network is the proxy's socket (sandbox.netproxy)
         args += ["--hostname", "sandbox", "--die-with-parent", "--new-session"]
         args += ["--ro-bind", "/usr", "/usr"]
         for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
@@ -141,7 +148,7 @@ class BwrapSandbox:
             elif os.path.isdir(top):
                 args += ["--ro-bind", top, top]
         args += ["--dir", "/etc"]
-        for name in [*_ETC, *(["resolv.conf"] if self.config.network else [])]:
+        for name in _ETC:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         args += ["--ro-bind", str(self._etc / "passwd"), "/etc/passwd"]
         args += ["--ro-bind", str(self._etc / "group"), "/etc/group"]
@@ -166,8 +173,13 @@ class BwrapSandbox:
         output_limit: int | None = None,
         on_output: OnOutput | None = None,
         stop: threading.Event | None = None,
+        network: NetworkConfig | None = None,
     ) -> ExecResult:
         argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
+        net = netproxy.plumbing(
+            network or self.config.network, allow_full=self.config.allow_full_network,
+            directory=self.dir, on_connection=self.on_connection,
+        )  # fmt: skip
         limits = self.config.limits
         with self._idle:
             if self._closing.is_set():
@@ -175,15 +187,17 @@ class BwrapSandbox:
             self._running += 1
         try:
             before = self.cgroup.counters() if self.cgroup else (0, 0)
-            outcome = process.run(
-                [*self._prefix, *self._bwrap_args(cwd), "--", *argv],
-                env={**BASE_ENV, **(env or {})},
-                stdin=stdin,
-                timeout=limits.timeout_s if timeout is None else timeout,
-                output_limit=limits.output_limit if output_limit is None else output_limit,
-                on_output=on_output,
-                stops=[self._closing, *([stop] if stop else [])],
-            )
+            with net as plumb:
+                inside = [*plumb.args, "--", *plumb.prefix, *argv]
+                outcome = process.run(
+                    [*self._prefix, *self._bwrap_args(cwd), *inside],
+                    env={**BASE_ENV, **(env or {}), **plumb.env},
+                    stdin=stdin,
+                    timeout=limits.timeout_s if timeout is None else timeout,
+                    output_limit=limits.output_limit if output_limit is None else output_limit,
+                    on_output=on_output,
+                    stops=[self._closing, *([stop] if stop else [])],
+                )
             after = self.cgroup.counters() if self.cgroup else (0, 0)
         finally:
             with self._idle:
@@ -267,12 +281,14 @@ class BwrapSandbox:
             for pipe in (self._holder.stdin, self._holder.stdout, self._holder.stderr):
                 if pipe is not None:
                     pipe.close()
-        if self.cgroup is not None:
-            self.cgroup.remove()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        if self._lock >= 0:
-            os.close(self._lock)
-            self._lock = -1
+        try:
+            if self.cgroup is not None:
+                self.cgroup.remove()
+        finally:  # a cgroup that would not go is an error, but no reason to keep the rest
+            shutil.rmtree(self.dir, ignore_errors=True)
+            if self._lock >= 0:
+                os.close(self._lock)
+                self._lock = -1
 
     def __enter__(self) -> BwrapSandbox:
         return self

@@ -162,27 +162,51 @@ class SandboxCgroup:
 
 
 def remove_cgroup(dirs: list[Path], grace_s: float = 5.0) -> None:
+    """Kill every process in each cgroup and in any cgroup made beneath it (a command inside
+    can make its own: cgroup v1 mounted in a namespace of its own, or v2 through its cgroup
+    namespace), then remove them deepest first. Raises OSError when one is still busy after
+    `grace_s` (a process that does not die)."""
     deadline = time.monotonic() + grace_s
     for directory in dirs:
-        while directory.exists():
-            try:
-                pids = [int(p) for p in (directory / "cgroup.procs").read_text().split()]
-            except OSError:
-                pids = []
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            try:
-                directory.rmdir()
-            except FileNotFoundError:
+        while tree := _deepest_first(directory):
+            for cgroup in tree:
+                _kill(cgroup)
+            busy: OSError | None = None
+            for cgroup in tree:
+                try:
+                    cgroup.rmdir()
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:  # processes still exiting, or a child made meanwhile
+                    busy = exc
+            if busy is None:
                 break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)  # the killed processes are still exiting
+            if time.monotonic() > deadline:
+                raise busy
+            time.sleep(0.01)
+
+
+def _deepest_first(directory: Path) -> list[Path]:
+    """`directory` and the cgroups beneath it, children before their parents."""
+    return [Path(path) for path, _, _ in os.walk(directory, topdown=False)]
+
+
+def _kill(cgroup: Path) -> None:
+    """SIGKILL what is in `cgroup` itself (v2's cgroup.kill takes its whole subtree at once)."""
+    with contextlib.suppress(OSError):
+        (cgroup / "cgroup.kill").write_text("1")
+        return
+    try:
+        pids = [int(p) for p in (cgroup / "cgroup.procs").read_text().split()]
+    except OSError:
+        return
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def orphan_dirs(name: str) -> list[Path]:
-    """The cgroup directories of a sandbox named `name`, wherever detection put them."""
+    """The cgroup directories of a sandbox named `name`, wherever detection put them (with
+    whatever was made beneath them: `remove_cgroup` takes those first)."""
     support = detect()
     return sorted({p / name for p in support.parents.values() if (p / name).exists()})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,32 +9,14 @@ import pytest
 from orchestrator.base import AttemptOutcome
 from orchestrator.executor import AttemptExecutor
 from orchestrator.lifecycle import Lifecycle
-from orchestrator.models import utcnow
 from orchestrator.queue import JOBS_KEY
 from orchestrator.reconcile import Reconciled, reconcile
 from orchestrator.reporting import Reporters
 from orchestrator.schemas import TaskSpec, TaskView
 from orchestrator.services import Services
 from orchestrator.states import AttemptState, TaskState
+from tests.orchestrator.conftest import Clock
 from tests.orchestrator.runners import ScriptedRunner
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self):  # type: ignore[no-untyped-def]
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock(services: Services) -> Clock:
-    clock = Clock()
-    services.lifecycle.clock = clock
-    return clock
 
 
 def submit(lifecycle: Lifecycle, **kw: object) -> TaskView:
@@ -44,7 +25,7 @@ def submit(lifecycle: Lifecycle, **kw: object) -> TaskView:
 
 def test_nothing_to_do_changes_nothing(services: Services, clock: Clock) -> None:
     submit(services.lifecycle)
-    clock.advance(3600)
+    clock.advance(services.settings.schedule_to_start_s - 1)
     assert reconcile(services.lifecycle) == Reconciled()
     assert services.queue.depth() == 1
 

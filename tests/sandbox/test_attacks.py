@@ -322,3 +322,22 @@ def test_git_names_in_any_case_and_at_any_depth_stay_out_of_the_diff(
     assert (repo / "fine.txt").read_text() == "ok\n"
     assert not (repo / "sub").exists() and not (repo / "a").exists()
     assert sorted(p.name for p in repo.iterdir() if p.name.casefold() == ".git") == [".git"]
+
+
+def test_cgroups_made_beneath_the_sandbox_go_with_it(
+    make_sandbox: Callable[..., BwrapSandbox],
+) -> None:
+    sbx = make_sandbox()
+    assert sbx.cgroup is not None
+    inside: list[subprocess.Popen[bytes]] = []
+    for directory in sbx.cgroup.dirs:  # what a command could make after mounting cgroup v1
+        for child in (directory / "a" / "b", directory / "c"):
+            child.mkdir(parents=True)
+            inside.append(subprocess.Popen(["sleep", "300"]))
+            (child / "cgroup.procs").write_text(str(inside[-1].pid))
+    assert sbx.exec("echo alive").stdout == "alive\n"
+
+    sbx.close()
+
+    assert [p.wait(timeout=30) for p in inside] == [-9] * len(inside)
+    assert not sbx.dir.exists() and not any(d.exists() for d in sbx.cgroup.dirs)

@@ -1,0 +1,28 @@
+"""A clock the test moves, in place of the lifecycle's."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from orchestrator.models import utcnow
+from orchestrator.services import Services
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(services: Services) -> Clock:
+    clock = Clock()
+    services.lifecycle.clock = clock
+    return clock

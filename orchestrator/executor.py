@@ -215,7 +215,7 @@ class AttemptExecutor:
             outbox.phase(AttemptState.RUNNING)
             outcome = self.runner.run(ctx)
         except AttemptFailed as exc:
-            return AttemptState.FAILED, str(exc) or "the runner gave no reason", exc.outcome
+            return AttemptState.FAILED, str(exc) or "the runner gave no reason", None
         except SoftTimeLimitExceeded:
             return AttemptState.TIMED_OUT, "stopped by the worker's time limit", None
         except LeaseLost:

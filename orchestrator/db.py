@@ -11,6 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from pydantic import BaseModel, Field
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
@@ -31,17 +32,42 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+class PoolConfig(BaseModel):
+    """How many connections a process keeps to the store, and how long it waits for one.
+
+    A process needs one connection per thread that touches the store at once: the API
+    holds one per worker thread (never two), a worker one per attempt plus its heartbeats.
+    """
+
+    size: int = Field(default=10, ge=1)
+    """Connections kept open."""
+
+    overflow: int = Field(default=20, ge=0)
+    """Connections opened past `size` under a burst, closed again when returned."""
+
+    timeout_s: float = Field(default=30.0, gt=0)
+    """How long a caller waits for a free connection before the pool gives up (TimeoutError)."""
+
+
+def make_engine(url: str, pool: PoolConfig | None = None) -> Engine:
+    pool = pool or PoolConfig()
+    sizing: dict[str, Any] = {
+        "pool_size": pool.size,
+        "max_overflow": pool.overflow,
+        "pool_timeout": pool.timeout_s,
+    }
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        if parsed.database in (None, "", ":memory:"):
+            sizing = {}  # one shared in-memory connection (SingletonThreadPool), nothing to size
+        engine = create_engine(url, connect_args={"timeout": 30}, **sizing)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, **sizing)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
+from kombu.exceptions import OperationalError as QueueUnreachable
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -128,7 +129,7 @@ class Lifecycle:
         """Queue a job for the attempt; `first`: ahead of the backlog (one that ran before)."""
         try:
             self.queue.enqueue(attempt_id, first=first)
-        except (redis.RedisError, OSError) as exc:
+        except (redis.RedisError, QueueUnreachable, OSError) as exc:
             # The attempt is stored as queued: the reconciler queues it when Redis is back.
             log.warning("could not queue attempt %s now (%s); the reconciler will", attempt_id, exc)
 
@@ -194,7 +195,7 @@ class Lifecycle:
     def after_end(self, task_id: str) -> None:
         try:
             self.queue.enqueue_report(task_id)
-        except (redis.RedisError, OSError) as exc:
+        except (redis.RedisError, QueueUnreachable, OSError) as exc:
             log.warning("could not queue the report of %s (%s); the reconciler will", task_id, exc)
 
     def report(self, task_id: str, reporters: Reporters) -> str:

@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, computed_field
 
 from orchestrator.states import AttemptState, TaskState
 
 ORIGIN_KINDS = ("cli", "web", "api", "github", "slack", "jira", "sentry")
+
+# C0 controls (tab, newline and carriage return allowed in text) and lone surrogates: the
+# first cannot be stored in PostgreSQL or shown safely, the second cannot be encoded at all.
+_TEXT_REFUSED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+_LINE_REFUSED = re.compile("[\x00-\x1f\ud800-\udfff]")
+
+
+def _refusing(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        found = pattern.search(value)
+        if found:
+            raise ValueError(
+                f"must not contain {what} (found U+{ord(found.group()):04X} "
+                f"at character {found.start()})"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+Text = Annotated[
+    str,
+    _refusing(_TEXT_REFUSED, "control characters other than tab and newline, or lone surrogates"),
+]
+"""Free text from outside (an instruction): what every input schema uses for such a field."""
+
+Line = Annotated[str, _refusing(_LINE_REFUSED, "control characters or lone surrogates")]
+"""One line from outside (a repository, a ref, a key): no control characters at all."""
 
 
 class OriginSpec(BaseModel):
@@ -18,7 +47,7 @@ class OriginSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["cli", "web", "api", "github", "slack", "jira", "sentry"] = "api"
-    external_id: str | None = Field(default=None, max_length=255)
+    external_id: Line | None = Field(default=None, max_length=255)
     data: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -27,18 +56,11 @@ class TaskRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    repo: str = Field(min_length=1, max_length=1024)
-    instruction: str = Field(min_length=1, max_length=100_000)
-    ref: str | None = Field(default=None, min_length=1, max_length=255)
+    repo: Line = Field(min_length=1, max_length=1024)
+    instruction: Text = Field(min_length=1, max_length=100_000)
+    ref: Line | None = Field(default=None, min_length=1, max_length=255)
     attempts: int | None = Field(default=None, ge=1)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
-
-    @field_validator("repo", "ref", "idempotency_key")
-    @classmethod
-    def _no_control_characters(cls, value: str | None) -> str | None:
-        if value is not None and any(ord(c) < 32 for c in value):
-            raise ValueError("must not contain control characters")
-        return value
+    idempotency_key: Line | None = Field(default=None, min_length=1, max_length=255)
 
 
 class TaskSpec(TaskRequest):
@@ -59,6 +81,8 @@ class ResultView(BaseModel):
     tokens_in: int
     tokens_out: int
     cost_usd: float
+    partial: bool = False
+    """The attempt ended early (a budget, a cancel, a timeout, the model): its work so far."""
 
 
 class AttemptView(BaseModel):
@@ -68,6 +92,8 @@ class AttemptView(BaseModel):
     number: int
     state: AttemptState
     reason: str | None
+    commit: str | None = None
+    """The full hash of the base the attempt worked on."""
     runs: int
     worker: str | None
     started_at: datetime | None
@@ -94,6 +120,8 @@ class TaskView(BaseModel):
     reason: str | None
     repo: str
     ref: str | None
+    commit: str | None = None
+    """The full hash `ref` named when the first attempt started; all attempts work on it."""
     instruction: str
     attempts_requested: int
     idempotency_key: str | None
@@ -122,6 +150,7 @@ class TaskSummary(BaseModel):
     reason: str | None
     repo: str
     ref: str | None
+    commit: str | None = None
     title: str
     origin: OriginView
     attempts_requested: int
@@ -141,6 +170,7 @@ class TaskSummary(BaseModel):
             reason=task.reason,
             repo=task.repo,
             ref=task.ref,
+            commit=task.commit,
             title=first_line[:TITLE_LENGTH],
             origin=OriginView.model_validate(task.origin),
             attempts_requested=task.attempts_requested,

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.config import OrchestratorSettings
-from orchestrator.db import make_engine, make_sessionmaker, migrate, write_gate
+from orchestrator.db import PoolConfig, make_engine, make_sessionmaker, migrate, write_gate
 from orchestrator.events import EventBus
 from orchestrator.lifecycle import Lifecycle
 from orchestrator.queue import AttemptQueue, make_celery
@@ -24,10 +24,12 @@ class Services:
     settings: OrchestratorSettings
     reporters: Reporters = field(default_factory=Reporters.from_entry_points)
     intakes: Intakes = field(default_factory=Intakes.from_entry_points)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    """The store's connection pool; the API sizes it from its thread count."""
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.settings.resolved_database_url)
+        return make_engine(self.settings.resolved_database_url, self.pool)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:

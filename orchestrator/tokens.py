@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.models import ApiToken
+from orchestrator.store import changed
 
 PREFIX = "autan_"
+TOUCH_EVERY = timedelta(minutes=1)
+"""How stale `last_used_at` may be: recording every use would make every request a write."""
 
 
 def hash_token(raw: str) -> str:
@@ -35,6 +38,27 @@ def authenticate(session: Session, *, raw: str) -> ApiToken | None:
     if token is None or token.revoked_at is not None:
         return None
     return token
+
+
+def touch_due(token: ApiToken, *, now: datetime) -> bool:
+    """Whether this use of `token` should be recorded (its last one is a minute old or more)."""
+    return token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY
+
+
+def touch(session: Session, *, token_id: str, now: datetime) -> bool:
+    """Record a use of the token unless one was recorded within TOUCH_EVERY.
+
+    Guarded in SQL, so concurrent requests (in every API process) write it once.
+    """
+    stale = or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - TOUCH_EVERY)
+    statement = update(ApiToken).where(ApiToken.id == token_id, stale).values(last_used_at=now)
+    return changed(session, statement) > 0
+
+
+def is_live(session: Session, *, token_id: str) -> bool:
+    """Whether the token still exists and is not revoked (streams ask this now and then)."""
+    token = session.get(ApiToken, token_id)
+    return token is not None and token.revoked_at is None
 
 
 def revoke_token(session: Session, *, name: str, now: datetime) -> int:

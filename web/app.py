@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
+from anyio.to_thread import current_default_thread_limiter
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
@@ -15,8 +16,10 @@ from integrations.telemetry import init_sentry_from_env
 from orchestrator.config import OrchestratorSettings
 from orchestrator.services import Services
 from web import errors
+from web.admission import Admission
 from web.config import WebSettings
 from web.metrics import StoreCollector
+from web.readiness import Readiness, Refresher, watch_writes
 from web.routes import (
     events,
     fleet,
@@ -36,13 +39,17 @@ def create_app(
     services: Services | None = None, web_settings: WebSettings | None = None
 ) -> FastAPI:
     """Build the app; with no arguments it reads its settings from the environment."""
-    services = services or Services(OrchestratorSettings())
     web_settings = web_settings or WebSettings()
+    services = services or Services(OrchestratorSettings(), pool=web_settings.pool())
     init_sentry_from_env()
+    readiness = Readiness(min_free_bytes=web_settings.min_free_disk_mb * 2**20)
+    watch_writes(services, readiness)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.migrate()
+        # One database connection per thread at most: the pool is sized from this number.
+        current_default_thread_limiter().total_tokens = web_settings.api_threads
         # The streams block in XREAD for up to the keep-alive interval; left unset, redis-py
         # reads with the connect timeout (5 s) and every quiet stream fell back to polling.
         app.state.live_redis = aioredis.Redis.from_url(
@@ -54,19 +61,26 @@ def create_app(
         # of the collector's sight, or every full collection walks it (a ~100 ms pause).
         gc.collect()
         gc.freeze()
+        refresher = Refresher(services, readiness, web_settings.health_interval_s)
+        refresher.start()
         try:
             yield
         finally:
+            refresher.stop()
             await app.state.live_redis.aclose()
             services.close()
 
     app = FastAPI(title="Autan", version="0.1.0", lifespan=lifespan)
     app.state.services = services
     app.state.web_settings = web_settings
+    app.state.readiness = readiness
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(services))
+    registry.register(StoreCollector(services, readiness))
     app.state.metrics = registry
-    errors.install(app)
+    errors.install(app, retry_after_s=web_settings.retry_after_s, noted=readiness.noted)
+    app.add_middleware(
+        Admission, max_waiting=web_settings.max_waiting, retry_after_s=web_settings.retry_after_s
+    )
     routers = (
         tasks,
         events,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestrator.db import PoolConfig
+
 
 class WebSettings(BaseSettings):
     """Read from the environment (prefix `AUTAN_`) by the entry points only."""
@@ -31,6 +33,33 @@ class WebSettings(BaseSettings):
 
     fleet_probe_timeout_s: float = Field(default=2.0, gt=0)
     """How long the Fleet page waits for each endpoint's /metrics before calling it unreachable."""
+
+    api_threads: int = Field(default=40, ge=1)
+    """Threads that run the API's blocking work (handlers, store reads); each holds at most
+    one database connection, so the pool holds this many plus one for the health refresher."""
+
+    max_waiting: int = Field(default=100, ge=1)
+    """Requests that may wait for a free thread; past this the API answers 503 at once."""
+
+    db_pool_timeout_s: float = Field(default=2.0, gt=0)
+    """How long a request waits for a database connection before it gets 503."""
+
+    retry_after_s: int = Field(default=2, ge=1)
+    """What a 503 or 507 tells the client to wait (the Retry-After header)."""
+
+    token_recheck_s: float = Field(default=30.0, gt=0)
+    """How often an open event stream checks that its token has not been revoked."""
+
+    health_interval_s: float = Field(default=5.0, gt=0)
+    """How often /readyz's state (workers, database, disk) is refreshed in the background."""
+
+    min_free_disk_mb: int = Field(default=1024, ge=0)
+    """Free space in the data directory below which /readyz fails and submissions get 507."""
+
+    def pool(self) -> PoolConfig:
+        """One connection per API thread and one for the health refresher; no overflow, so
+        the pool never grows past what the database was told to expect."""
+        return PoolConfig(size=self.api_threads + 1, overflow=0, timeout_s=self.db_pool_timeout_s)
 
     @property
     def model_urls(self) -> list[str]:

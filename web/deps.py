@@ -1,7 +1,13 @@
-"""Dependencies of the routes: the services, a database session, the caller's token."""
+"""Dependencies of the routes: the services, a database session, the caller's token.
+
+The caller's token is read in a session of its own, closed before the handler runs:
+a request holds at most one database connection at a time, and a stream none
+between its reads.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -9,23 +15,27 @@ from urllib.parse import parse_qs, quote
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from orchestrator.lifecycle import Lifecycle
-from orchestrator.models import ApiToken
+from orchestrator.models import ApiToken, utcnow
 from orchestrator.services import Services
-from orchestrator.tokens import authenticate
+from orchestrator.tokens import authenticate, touch, touch_due
 from web import sessions
 from web.config import WebSettings
 from web.sessions import WebSession
 
+log = logging.getLogger(__name__)
 
-def get_services(request: Request) -> Services:
+
+# The trivial dependencies are async so that they run on the loop, not on a thread.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_web_settings(request: Request) -> WebSettings:
+async def get_web_settings(request: Request) -> WebSettings:
     settings: WebSettings = request.app.state.web_settings
     return settings
 
@@ -39,11 +49,23 @@ def get_session(services: ServicesDep) -> Iterator[Session]:
         yield session
 
 
-def get_lifecycle(services: ServicesDep) -> Lifecycle:
+async def get_lifecycle(services: ServicesDep) -> Lifecycle:
     return services.lifecycle
 
 
+async def room_to_write(request: Request, web_settings: WebSettingsDep) -> None:
+    """Refuses (507) new work while the data directory's free space is below the minimum."""
+    low = request.app.state.readiness.disk_low()
+    if low:
+        raise HTTPException(
+            507,
+            f"not enough disk to take new work: {low}; free space, then retry",
+            {"Retry-After": str(web_settings.retry_after_s)},
+        )
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+RoomToWrite = Depends(room_to_write)
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 
 _bearer = HTTPBearer(auto_error=False)
@@ -58,7 +80,21 @@ class Viewer:
     token: ApiToken
 
 
-def _signed_in(request: Request, services: Services, session: Session) -> Viewer | None:
+def _used(services: Services, token: ApiToken) -> ApiToken:
+    """Record a use of the token, at most once a minute (a write, so not on every request)."""
+    now = utcnow()
+    if touch_due(token, now=now):
+        try:
+            with services.lifecycle.gate, services.sessions.begin() as session:
+                touch(session, token_id=token.id, now=now)
+        except OperationalError as exc:
+            # The caller is authenticated; a usage stamp that cannot be written now is
+            # written on a later request, and must not refuse this one.
+            log.warning("could not record a use of token %s: %s", token.name, exc.orig)
+    return token
+
+
+def _signed_in(request: Request, services: Services) -> Viewer | None:
     """The browser's session when its cookie names a live session of a live token."""
     cookie = request.cookies.get(sessions.COOKIE)
     if not cookie:
@@ -66,16 +102,16 @@ def _signed_in(request: Request, services: Services, session: Session) -> Viewer
     web = sessions.load(services.redis, cookie)
     if web is None:
         return None
-    token = session.get(ApiToken, web.token_id)
+    with services.sessions() as session:
+        token = session.get(ApiToken, web.token_id)
     if token is None or token.revoked_at is not None:
         return None
-    return Viewer(web, token)
+    return Viewer(web, _used(services, token))
 
 
 def current_token(
     request: Request,
     services: ServicesDep,
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiToken:
     """The bearer token; or, for reads only (GET, and so the SSE stream), the session cookie.
@@ -85,25 +121,26 @@ def current_token(
     """
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None and request.method in SAFE_METHODS:
-        viewer = _signed_in(request, services, session)
+        viewer = _signed_in(request, services)
         if viewer is not None:
             return viewer.token
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             401, "missing bearer token: send 'Authorization: Bearer TOKEN'", challenge
         )
-    token = authenticate(session, raw=credentials.credentials)
+    with services.sessions() as session:
+        token = authenticate(session, raw=credentials.credentials)
     if token is None:
         raise HTTPException(401, "invalid or revoked token", challenge)
-    return token
+    return _used(services, token)
 
 
 CurrentToken = Annotated[ApiToken, Depends(current_token)]
 
 
-def current_viewer(request: Request, services: ServicesDep, session: SessionDep) -> Viewer:
+def current_viewer(request: Request, services: ServicesDep) -> Viewer:
     """The signed-in dashboard user; anyone else is sent to the sign-in page."""
-    viewer = _signed_in(request, services, session)
+    viewer = _signed_in(request, services)
     if viewer is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         location = "/login" if target == "/" else f"/login?next={quote(target, safe='')}"

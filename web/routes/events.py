@@ -1,10 +1,17 @@
-"""A task's events as Server-Sent Events: the stored backlog, then live, resumable by seq."""
+"""A task's events as Server-Sent Events: the stored backlog, then live, resumable by seq.
+
+A stream holds no database connection between its reads: each read is a short
+session of its own, and the waits in between are on Redis (or a timer without it).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import redis.asyncio as aioredis
@@ -17,7 +24,9 @@ from orchestrator import store
 from orchestrator.events import END_KIND, stream_key
 from orchestrator.schemas import EventView
 from orchestrator.services import Services
+from orchestrator.tokens import is_live
 from web.deps import CurrentToken, ServicesDep, WebSettingsDep
+from web.errors import outage_of
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/tasks", tags=["events"])
@@ -26,15 +35,27 @@ StreamId = bytes | str
 POLL_WITHOUT_REDIS_S = 1.0
 
 
-def _stored_after(services: Services, task_id: str, seq: int) -> list[EventView]:
+def _stored_after(services: Services, task_id: str, seq: int) -> tuple[list[EventView], bool]:
+    """The events after `seq`, and whether the task had ended before they were read."""
     with services.sessions() as session:
+        ended = store.get_task(session, task_id=task_id).finished_at is not None
         events = store.events_after(session, task_id=task_id, seq=seq)
-        return [EventView.model_validate(e) for e in events]
+        return [EventView.model_validate(e) for e in events], ended
 
 
 def _task_ended(services: Services, task_id: str) -> bool:
     with services.sessions() as session:
         return store.get_task(session, task_id=task_id).finished_at is not None
+
+
+def _token_live(services: Services, token_id: str) -> bool:
+    with services.sessions() as session:
+        return is_live(session, token_id=token_id)
+
+
+def _closing(reason: str) -> str:
+    """The last frame of a stream the server ends early; the client knows why."""
+    return f"event: stream.closed\ndata: {json.dumps({'reason': reason})}\n\n"
 
 
 def _frame(event: EventView) -> str:
@@ -49,14 +70,37 @@ def _start_seq(last_event_id: str | None, after: int | None) -> int:
     return int(last_event_id)
 
 
+@dataclass(frozen=True)
+class Follow:
+    """What one stream follows, and for whom."""
+
+    task_id: str
+    token_id: str
+    follow: bool
+    keepalive_s: float
+    recheck_s: float
+
+
 async def _follow(
-    services: Services,
-    live: aioredis.Redis,
-    task_id: str,
-    seq: int,
-    follow: bool,
-    keepalive_s: float,
+    services: Services, live: aioredis.Redis, what: Follow, seq: int
 ) -> AsyncIterator[str]:
+    """The stream's frames; a store outage or a revoked token ends it with a last frame
+    that says why (a client reconnects with Last-Event-ID once it can)."""
+    try:
+        async for frame in _frames(services, live, what, seq):
+            yield frame
+    except Exception as exc:
+        outage = outage_of(exc)
+        if outage is None:
+            raise
+        log.warning("event stream of %s ended: %s %s", what.task_id, outage.part, outage.reason)
+        yield _closing(f"{outage.part} is unavailable: {outage.reason}")
+
+
+async def _frames(
+    services: Services, live: aioredis.Redis, what: Follow, seq: int
+) -> AsyncIterator[str]:
+    task_id = what.task_id
     key = stream_key(task_id)
     # Where the live stream stands now: anything after this is news; the store fills
     # in everything before it, so nothing falls between the two.
@@ -66,19 +110,27 @@ async def _follow(
     except RedisError:
         cursor = None
     yield "retry: 2000\n\n"
-    ended = False
+    checked = time.monotonic()
     while True:
-        for event in await run_in_threadpool(_stored_after, services, task_id, seq):
+        events, ended = await run_in_threadpool(_stored_after, services, task_id, seq)
+        for event in events:
             seq = event.seq
             ended = ended or event.kind == END_KIND
             yield _frame(event)
-        if not follow or ended or await run_in_threadpool(_task_ended, services, task_id):
+        if ended:
             # One more read closes the gap between the last read and the end.
-            for event in await run_in_threadpool(_stored_after, services, task_id, seq):
-                seq = event.seq
+            events, _ = await run_in_threadpool(_stored_after, services, task_id, seq)
+            for event in events:
                 yield _frame(event)
             return
-        moved, cursor = await wait_stream(live, key, cursor, keepalive_s)
+        if not what.follow:
+            return
+        if time.monotonic() - checked >= what.recheck_s:
+            if not await run_in_threadpool(_token_live, services, what.token_id):
+                yield _closing("the token was revoked")
+                return
+            checked = time.monotonic()
+        moved, cursor = await wait_stream(live, key, cursor, min(what.keepalive_s, what.recheck_s))
         if not moved:
             yield ": keep-alive\n\n"
 
@@ -116,16 +168,21 @@ async def task_events(
     request: Request,
     services: ServicesDep,
     web_settings: WebSettingsDep,
-    _: CurrentToken,
+    token: CurrentToken,
     after: Annotated[int | None, Query(ge=0, description="Send events after this seq")] = None,
     follow: bool = True,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     seq = _start_seq(last_event_id, after)
     await run_in_threadpool(_task_ended, services, task_id)  # 404 for an unknown task
-    stream = _follow(
-        services, request.app.state.live_redis, task_id, seq, follow, web_settings.sse_keepalive_s
+    what = Follow(
+        task_id=task_id,
+        token_id=token.id,
+        follow=follow,
+        keepalive_s=web_settings.sse_keepalive_s,
+        recheck_s=web_settings.token_recheck_s,
     )
+    stream = _follow(services, request.app.state.live_redis, what, seq)
     return StreamingResponse(
         stream,
         media_type="text/event-stream",

@@ -1,4 +1,4 @@
-"""Health and metrics: what a load balancer and Prometheus ask."""
+"""Health and metrics: what a load balancer, an orchestrator's probes and Prometheus ask."""
 
 from __future__ import annotations
 
@@ -10,13 +10,40 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from web.deps import ServicesDep
+from web.readiness import Readiness
 
 router = APIRouter(tags=["health"])
 
 
+@router.get("/livez")
+async def livez() -> JSONResponse:
+    """200 while the process serves requests at all; touches nothing else."""
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """200 when the database, Redis, a worker, the disk and the last write are all well;
+    503 naming each that is not. Read from memory: the state is refreshed in the background."""
+    readiness: Readiness = request.app.state.readiness
+    failing = readiness.failing()
+    checks = dict(readiness.checks)
+    checks["writes"] = failing.get("writes", "ok")
+    return JSONResponse(
+        {
+            "status": "failing" if failing else "ok",
+            "failing": sorted(failing),
+            "checks": checks,
+            "workers_alive": readiness.workers_alive,
+            "disk_free_bytes": readiness.disk_free_bytes,
+        },
+        status_code=503 if failing else 200,
+    )
+
+
 @router.get("/healthz")
 def healthz(services: ServicesDep) -> JSONResponse:
-    """200 when the store and Redis answer; 503 naming what does not."""
+    """200 when the store and Redis answer now; 503 naming what does not (asks both)."""
     checks: dict[str, str] = {}
     try:
         with services.engine.connect() as conn:
@@ -38,4 +65,5 @@ def healthz(services: ServicesDep) -> JSONResponse:
 
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
+    """Prometheus text; 503 naming the part when the store or Redis cannot be read."""
     return Response(generate_latest(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)

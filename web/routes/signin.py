@@ -35,8 +35,8 @@ def _secure(request: Request, public_url: str) -> bool:
 
 
 @router.get("/")
-def index(request: Request, services: ServicesDep, session: SessionDep) -> Response:
-    current_viewer(request, services, session)  # no session: to /login
+def index(request: Request, services: ServicesDep) -> Response:
+    current_viewer(request, services)  # no session: to /login
     return RedirectResponse("/tasks", status_code=303)
 
 

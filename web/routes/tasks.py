@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from orchestrator import store
 from orchestrator.schemas import OriginSpec, TaskRequest, TaskSpec, TaskSummary, TaskView
 from orchestrator.states import TaskState
-from web.deps import CurrentToken, LifecycleDep, SessionDep
+from web.deps import CurrentToken, LifecycleDep, RoomToWrite, SessionDep
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
@@ -26,7 +26,9 @@ class TaskPage(BaseModel):
     next_cursor: str | None
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskView)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=TaskView, dependencies=[RoomToWrite]
+)
 def create_task(
     body: TaskCreate, lifecycle: LifecycleDep, token: CurrentToken, response: Response
 ) -> TaskView:

@@ -32,7 +32,7 @@ from sync.schemas import (
     WorkspaceRegister,
     WorkspaceView,
 )
-from web.deps import CurrentToken, ServicesDep, SessionDep
+from web.deps import CurrentToken, RoomToWrite, ServicesDep, SessionDep
 
 router = APIRouter(prefix="/api", tags=["workspaces"])
 
@@ -97,7 +97,7 @@ def missing_blobs(body: MissingRequest, blobs: BlobsDep, _: CurrentToken) -> Mis
     return MissingResponse(missing=blobs.missing(body.hashes))
 
 
-@router.put("/blobs/{digest}")
+@router.put("/blobs/{digest}", dependencies=[RoomToWrite])
 async def upload_blob(
     digest: str, request: Request, blobs: BlobsDep, _: CurrentToken, response: Response
 ) -> dict[str, Any]:
@@ -123,7 +123,7 @@ async def upload_blob(
     return {"hash": digest, "size": writer.size, "created": created}
 
 
-@router.post("/blobs", status_code=status.HTTP_201_CREATED)
+@router.post("/blobs", status_code=status.HTTP_201_CREATED, dependencies=[RoomToWrite])
 async def upload_batch(request: Request, blobs: BlobsDep, _: CurrentToken) -> dict[str, Any]:
     """Many small blobs in one body (records `<hash> <size>\n<content>`, each at most
     1 MiB): all stored, or none when one is malformed or hashes to another name (422)."""

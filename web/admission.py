@@ -1,0 +1,42 @@
+"""Load shedding: a request that would wait behind too many others gets 503 at once, not a hang."""
+
+from __future__ import annotations
+
+from anyio.to_thread import current_default_thread_limiter
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+EXEMPT = frozenset({"/livez", "/readyz"})
+"""Answered from memory, without a thread: a probe must answer most when the API is busiest."""
+
+
+class Admission:
+    """Refuses new requests while more than `max_waiting` wait for one of the API's threads.
+
+    Every blocking step (a handler, a store read of a stream) runs on that bounded pool
+    of threads; past it, requests would only queue, each holding a client open for as
+    long as the queue is deep. Streams already open are not counted: they hold no
+    thread between reads.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_waiting: int, retry_after_s: int) -> None:
+        self.app = app
+        self.max_waiting = max_waiting
+        self.retry_after_s = retry_after_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in EXEMPT:
+            waiting = current_default_thread_limiter().statistics().tasks_waiting
+            if waiting >= self.max_waiting:
+                detail = (
+                    f"the API is overloaded: {waiting} requests wait for a thread; "
+                    f"retry in {self.retry_after_s} s"
+                )
+                response = JSONResponse(
+                    {"detail": detail, "part": "api"},
+                    status_code=503,
+                    headers={"Retry-After": str(self.retry_after_s)},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

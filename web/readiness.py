@@ -1,0 +1,140 @@
+"""What /readyz and /metrics say about the platform, kept in memory and refreshed in the background.
+
+The probes answer from this state alone, so they answer at once even when every
+thread and every database connection is busy.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
+from sqlalchemy import event, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from orchestrator.services import Services
+from web.errors import Outage, outage_of
+
+PING_TIMEOUT_S = 1.0
+"""How long a refresh waits for the workers to answer a ping."""
+
+
+@dataclass
+class Readiness:
+    """The last refresh's findings, plus the outcome of the writes this process made."""
+
+    min_free_bytes: int
+    checks: dict[str, str] = field(default_factory=lambda: {"refresh": "not run yet"})
+    workers_alive: int = 0
+    disk_free_bytes: int = -1
+    last_write_ok: float = 0.0
+    last_write_failed: float = 0.0
+    write_error: str = ""
+
+    def failing(self) -> dict[str, str]:
+        """Each part that is not ready, with why."""
+        bad = {part: why for part, why in self.checks.items() if why != "ok"}
+        if self.last_write_failed > self.last_write_ok:
+            bad["writes"] = f"the last write failed: {self.write_error}"
+        return bad
+
+    def disk_low(self) -> str | None:
+        """Why new work should be refused for lack of disk, or None."""
+        if 0 <= self.disk_free_bytes < self.min_free_bytes:
+            return (
+                f"{self.disk_free_bytes // 2**20} MiB free in the data directory, "
+                f"below the {self.min_free_bytes // 2**20} MiB minimum"
+            )
+        return None
+
+    def wrote(self) -> None:
+        self.last_write_ok = time.monotonic()
+
+    def noted(self, outage: Outage) -> None:
+        """A request met an outage: a failed write until a later one succeeds."""
+        if outage.part in ("database", "disk"):
+            self.last_write_failed = time.monotonic()
+            self.write_error = f"{outage.part}: {outage.reason}"
+
+
+def watch_writes(services: Services, readiness: Readiness) -> None:
+    """Count every commit of this process's sessions as a write that worked."""
+    event.listen(services.sessions, "after_commit", lambda _session: readiness.wrote())
+
+
+def _database(services: Services) -> str:
+    try:
+        with services.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        outage = outage_of(exc)
+        return f"{outage.reason}" if outage else f"error: {type(exc).__name__}"
+    return "ok"
+
+
+def _redis(services: Services) -> str:
+    try:
+        services.redis.ping()
+    except (RedisError, OSError) as exc:
+        return f"unreachable ({type(exc).__name__})"
+    return "ok"
+
+
+def _workers(services: Services) -> tuple[int, str]:
+    try:
+        replies = services.celery.control.ping(timeout=PING_TIMEOUT_S)
+    except (KombuOperationalError, RedisError, OSError) as exc:
+        return 0, f"cannot ask the workers ({type(exc).__name__})"
+    if not replies:
+        return 0, f"no worker answered a ping within {PING_TIMEOUT_S:g} s"
+    return len(replies), "ok"
+
+
+def _disk(directory: Path, readiness: Readiness) -> str:
+    # Before anything is written there, the data directory may not exist yet.
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent
+    try:
+        readiness.disk_free_bytes = shutil.disk_usage(directory).free
+    except OSError as exc:
+        return f"cannot read free space of {directory} ({exc.strerror})"
+    low = readiness.disk_low()
+    return low or "ok"
+
+
+def refresh(services: Services, readiness: Readiness) -> None:
+    """One round of probes (blocking: run it in a thread of its own)."""
+    workers, workers_check = _workers(services)
+    readiness.workers_alive = workers
+    readiness.checks = {
+        "database": _database(services),
+        "redis": _redis(services),
+        "workers": workers_check,
+        "disk": _disk(services.settings.data_dir, readiness),
+    }
+
+
+class Refresher:
+    """Refreshes the readiness state every `interval_s` on a thread of its own, so the
+    probes never wait for a request thread, and a slow probe never holds up shutdown."""
+
+    def __init__(self, services: Services, readiness: Readiness, interval_s: float) -> None:
+        self._services, self._readiness, self._interval_s = services, readiness, interval_s
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="autan-readiness", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            refresh(self._services, self._readiness)
+            self._stopped.wait(self._interval_s)

@@ -122,6 +122,20 @@ class Claims:
             )
         return bool(cancelled)
 
+    def pin_commit(self, claim: Claim, commit: str) -> str:
+        """Record the commit the attempt works on and return it: the task's, which the first
+        attempt to get here set, so every attempt of a task works on one commit."""
+        with self.lifecycle.write() as (session, _):
+            session.execute(
+                update(Task)
+                .where(Task.id == claim.task_id, Task.commit.is_(None))
+                .values(commit=commit)
+            )
+            pinned = session.scalar(select(Task.commit).where(Task.id == claim.task_id))
+            assert pinned is not None  # set above, or before by another attempt
+            self._update_held(session, claim, commit=pinned)
+        return pinned
+
     @staticmethod
     def _update_held(session: Session, claim: Claim, **values: Any) -> None:
         """Update the attempt only while this claim still holds it, or raise LeaseLost."""
@@ -208,12 +222,10 @@ class Claims:
             # that ends the attempt: the row stays locked until commit.
             self._update_held(session, claim, lease=None)
             attempt = session.get_one(Attempt, claim.attempt_id)
-            if outcome is not None and state == AttemptState.SUCCEEDED:
+            if outcome is not None:  # a failed attempt's partial work is kept too
+                fields = {**outcome.__dict__, "partial": outcome.partial or state != "succeeded"}
                 store.add_result(
-                    session,
-                    attempt_id=attempt.id,
-                    diff_lines=outcome.diff.count("\n"),
-                    **outcome.__dict__,
+                    session, attempt_id=attempt.id, diff_lines=outcome.diff.count("\n"), **fields
                 )
             self._end_attempt(session, events, attempt, state, reason, now=now)
 

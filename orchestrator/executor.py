@@ -118,6 +118,7 @@ class AttemptExecutor:
             number=claim.number,
             emit=outbox.event,
             phase=lambda state: outbox.phase(AttemptState(state)),
+            pin=lambda commit: self.lifecycle.claims.pin_commit(claim, commit),
         )
         watchdog = Watchdog(self.lifecycle, claim, ctx.stop, outbox)
         watchdog.start()
@@ -126,15 +127,12 @@ class AttemptExecutor:
             stopped = watchdog.reason
             if stopped in ("lease_lost", "store_lost") or reason == STORE_LOST:
                 return self._give_back(claim, outbox, stopped)
+            # What the runner kept (a partial diff, tokens, cost) stays with a stopped attempt.
             if stopped == "cancelled":
-                state, reason, outcome = AttemptState.CANCELLED, "the task was cancelled", None
+                state, reason = AttemptState.CANCELLED, "the task was cancelled"
             elif stopped == "timed_out":
                 limit = self.lifecycle.settings.attempt_time_limit_s
-                state, reason, outcome = (
-                    AttemptState.TIMED_OUT,
-                    f"ran past the limit of {limit:g}s",
-                    None,
-                )
+                state, reason = AttemptState.TIMED_OUT, f"ran past the limit of {limit:g}s"
             # The watchdog keeps beating while the end is retried, so an end that waits
             # out a short outage still holds its lease.
             return self._end(claim, outbox, state, reason, outcome)
@@ -215,7 +213,7 @@ class AttemptExecutor:
             outbox.phase(AttemptState.RUNNING)
             outcome = self.runner.run(ctx)
         except AttemptFailed as exc:
-            return AttemptState.FAILED, str(exc) or "the runner gave no reason", None
+            return AttemptState.FAILED, str(exc) or "the runner gave no reason", exc.outcome
         except SoftTimeLimitExceeded:
             return AttemptState.TIMED_OUT, "stopped by the worker's time limit", None
         except LeaseLost:

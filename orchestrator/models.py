@@ -81,6 +81,8 @@ class Task(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     repo: Mapped[str] = mapped_column(String(1024))
     ref: Mapped[str | None] = mapped_column(String(255))
+    commit: Mapped[str | None] = mapped_column(String(64))
+    """The full hash `ref` named when the first attempt started; every attempt works on it."""
     instruction: Mapped[str] = mapped_column(Text)
     attempts_requested: Mapped[int] = mapped_column(Integer, default=1)
     state: Mapped[str] = mapped_column(String(16), default="queued")
@@ -116,6 +118,8 @@ class Attempt(Base):
     number: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), default="queued")
     reason: Mapped[str | None] = mapped_column(Text)
+    commit: Mapped[str | None] = mapped_column(String(64))
+    """The full hash of the base this attempt's sandbox was made over."""
     runs: Mapped[int] = mapped_column(Integer, default=0)
     lease: Mapped[str | None] = mapped_column(String(32))
     worker: Mapped[str | None] = mapped_column(String(255))
@@ -147,6 +151,8 @@ class Result(Base):
     tokens_in: Mapped[int] = mapped_column(BigInteger, default=0)
     tokens_out: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    partial: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The attempt ended early (a budget, a cancel, a timeout, the model): its work so far."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     attempt: Mapped[Attempt] = relationship(back_populates="result")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
@@ -32,11 +33,12 @@ class LiveApi:
         self.thread.join(timeout=10)
 
 
-def serve(services: Services, token: str) -> LiveApi:
+def serve(services: Services, token: str, **settings: Any) -> LiveApi:
+    """`settings` are WebSettings fields beyond the address (a short keep-alive, say)."""
     from tests.waiting import wait_until
 
     port = free_port()
-    app = create_app(services, WebSettings(host="127.0.0.1", port=port))
+    app = create_app(services, WebSettings(host="127.0.0.1", port=port, **settings))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="live-api", daemon=True)
     thread.start()

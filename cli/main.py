@@ -1,68 +1,114 @@
-"""The `autan` command: the task commands and the server commands on one typer app."""
+"""The `autan` command: a table of its commands, each imported only when it runs."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+import importlib
+from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+from typer.main import get_command
 
-from cli import demo, model, render, server, tasks
-from cli import sandbox as sandbox_cli
-from cli import sync as sync_cli
-from cli.errors import CliError
-from orchestrator.errors import OrchestratorError
+if TYPE_CHECKING:
+    from typer._click import Command, Context
 
-P = ParamSpec("P")
-R = TypeVar("R")
+# name: (module:attribute, the one line `autan --help` shows). A function becomes one command
+# (its errors reported as one red line); a typer app becomes a group of commands.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("cli.tasks:run", "Submit a task; with --follow, exit 0 only if it succeeds."),
+    "status": (
+        "cli.tasks:status",
+        "List recent tasks, or show one task with its attempts and result.",
+    ),
+    "logs": ("cli.tasks:logs", "Print a task's events: seq, time, attempt, kind and data."),
+    "cancel": (
+        "cli.tasks:cancel",
+        "Cancel a task that has not ended; its running attempts stop within seconds.",
+    ),
+    "up": (
+        "cli.server:up",
+        "Start Autan on this machine: Redis (unless AUTAN_REDIS_URL), the API and workers.",
+    ),
+    "worker": (
+        "cli.server:worker",
+        "Run a worker in this process, taking attempts from the queue until stopped.",
+    ),
+    "migrate": ("cli.server:migrate", "Bring the database schema up to date."),
+    "gc": (
+        "cli.server:gc",
+        "Collect workspace garbage: old versions, blobs and snapshots nothing names any more.",
+    ),
+    "demo": (
+        "cli.demo:demo",
+        "Run a whole task on a small bundled repository with a real bug, on the scripted model.",
+    ),
+    "sync": (
+        "cli.sync:sync",
+        "Mirror a checkout to its workspace on the server, then send each change as it happens.",
+    ),
+    "pull": (
+        "cli.sync:pull",
+        "Bring a task's edits home once: onto branch autan/<task>, or into the working tree.",
+    ),
+    "token": ("cli.token:app", "API tokens (on the server: works on the database directly)."),
+    "model": (
+        "cli.model:app",
+        "Model serving: vLLM profiles, endpoint checks, the scripted model.",
+    ),
+    "sandbox": ("cli.sandbox:app", "Run commands in sandboxes by hand."),
+}
+
+
+class Unloaded(TyperCommand):
+    """A command not imported yet: enough to list it in `autan --help`."""
+
+
+def load(name: str) -> Command:
+    """The command `name` names in COMMANDS, imported now."""
+    module_name, _, attribute = COMMANDS[name][0].partition(":")
+    target = getattr(importlib.import_module(module_name), attribute)
+    if not isinstance(target, typer.Typer):
+        from cli.reported import reported
+
+        function = target
+        target = typer.Typer(add_completion=False)
+        target.command(name)(reported(function))
+    command = get_command(target)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """The top-level group: lists COMMANDS without importing them; imports the one that runs."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for name, (_, help_text) in COMMANDS.items():
+            self.add_command(Unloaded(name, help=help_text))
+
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name is not None and isinstance(command, Unloaded):
+            command = self.commands[name] = load(name)
+        return name, command, rest
+
 
 app = typer.Typer(
+    cls=LazyGroup,
     name="autan",
     help="Run coding agents on your own machines. Talks to AUTAN_URL with AUTAN_TOKEN.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-token_app = typer.Typer(
-    help="API tokens (on the server: works on the database directly).", no_args_is_help=True
-)
-app.add_typer(token_app, name="token")
-app.add_typer(model.app, name="model")
-app.add_typer(sandbox_cli.app, name="sandbox")
 
 
-def reported(command: Callable[P, R]) -> Callable[P, R]:
-    """Errors we can explain end the command as one red line and exit status 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except (CliError, OrchestratorError) as exc:
-            render.error(str(exc))
-            raise typer.Exit(1) from exc
-
-    return wrapper
-
-
-COMMANDS: list[tuple[str, Callable[..., None]]] = [
-    ("run", tasks.run),
-    ("status", tasks.status),
-    ("logs", tasks.logs),
-    ("cancel", tasks.cancel),
-    ("up", server.up),
-    ("worker", server.worker),
-    ("migrate", server.migrate),
-    ("gc", server.gc),
-    ("demo", demo.demo),
-    ("sync", sync_cli.sync),
-    ("pull", sync_cli.pull),
-]
-for name, command in COMMANDS:
-    app.command(name)(reported(command))
-token_app.command("create")(reported(server.token_create))
-token_app.command("revoke")(reported(server.token_revoke))
+@app.callback()
+def autan() -> None:
+    # No options of its own: typer makes a group only of an app with a callback or commands.
+    pass
 
 
 def main() -> None:

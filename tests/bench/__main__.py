@@ -34,6 +34,12 @@ def _sandbox(args: argparse.Namespace) -> Figures:
     return bench_sandbox()
 
 
+def _cli(args: argparse.Namespace) -> Figures:
+    from tests.bench.cli import bench_cli
+
+    return bench_cli()
+
+
 def _serving(args: argparse.Namespace) -> Figures:
     from tests.bench.serving import bench_client
 
@@ -80,6 +86,7 @@ AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
     "overhead": lambda a: _foundation(a, "overhead"),
     "drain": lambda a: _foundation(a, "drain"),
     "sandbox": _sandbox,
+    "cli": _cli,
     "serving": _serving,
     "agent": _agent,
     "webhooks": _webhooks,

@@ -1,0 +1,97 @@
+"""`autan` start-up figures: `autan --help` and `autan sandbox run -- true`, and start-up alone."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.bench.stats import percentile
+
+# What `autan sandbox run` does once it has started: create, exec, close, timed from inside.
+WORK = """
+import sys, time
+from pathlib import Path
+import sandbox.bwrap
+from sandbox import create_sandbox
+from sandbox.config import SandboxConfig
+config = SandboxConfig(root=Path(sys.argv[2]))
+t = time.perf_counter()
+sbx = create_sandbox(Path(sys.argv[1]), config)
+assert sbx.exec(["true"]).exit_code == 0
+sbx.close()
+print(time.perf_counter() - t)
+"""
+
+
+def autan() -> list[str]:
+    """The installed `autan` script beside this Python, as a user runs it; else `python -m cli`."""
+    script = Path(sys.executable).parent / "autan"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cli"]
+
+
+def _wall(argv: list[str]) -> tuple[float, str]:
+    t = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    return time.perf_counter() - t, done.stdout
+
+
+def _figure(name: str, values_s: list[float], **extra: Any) -> dict[str, Any]:
+    ms = [v * 1000 for v in values_s]
+    return {
+        "bench": name,
+        "n": len(ms),
+        "p50_ms": round(percentile(ms, 50), 1),
+        "p90_ms": round(percentile(ms, 90), 1),
+        **extra,
+    }
+
+
+def bench_cli(*, runs: int = 20) -> list[dict[str, Any]]:
+    """Each command's wall time, interleaved run by run so that drift hits all alike."""
+    walls: dict[str, list[float]] = {"floor": [], "help": [], "run": [], "work": []}
+    startup: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="autan-bench-cli-") as tmp_name:
+        tmp = Path(tmp_name)
+        base = tmp / "base"
+        base.mkdir()
+        (base / "README").write_text("a tree to start from\n")
+        root = str(tmp / "sandboxes")
+        run = [*autan(), "sandbox", "run", "--base", str(base), "--root", root, "--", "true"]
+        for _ in range(runs):
+            walls["floor"].append(_wall([sys.executable, "-c", "pass"])[0])
+            walls["help"].append(_wall([*autan(), "--help"])[0])
+            run_s = _wall(run)[0]
+            walls["run"].append(run_s)
+            work_s = float(_wall([sys.executable, "-c", WORK, str(base), root])[1])
+            walls["work"].append(work_s)
+            startup.append(run_s - work_s)
+    return [
+        _figure("cli_python_floor", walls["floor"], command="python -c pass"),
+        _figure("cli_help", walls["help"], command="autan --help"),
+        _figure("cli_sandbox_run", walls["run"], command="autan sandbox run --base DIR -- true"),
+        _figure(
+            "cli_sandbox_work", walls["work"], command="create + exec true + close, in-process"
+        ),
+        _figure(
+            "cli_sandbox_run_startup", startup, command="sandbox run minus its in-process work"
+        ),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.cli")
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    for result in bench_cli(runs=args.runs):
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -14,7 +14,6 @@ from pydantic import BaseModel
 
 from cli.errors import ApiError, ApiUnreachable, CliError, Conflict, NotFound, TokenRefused
 from cli.sse import Frame, SseParser
-from orchestrator.events import END_KIND
 from orchestrator.schemas import EventView, TaskSummary, TaskView
 
 STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
@@ -230,6 +229,9 @@ class _EventStream:
             time.sleep((self.parser.retry_ms or 2000) / 1000)
 
     def _connection(self) -> Iterator[EventView]:
+        # Here, not at the top: orchestrator.events brings Redis, which only a follow needs.
+        from orchestrator.events import END_KIND
+
         last = self.parser.last_id
         headers = {"Last-Event-ID": last} if last else {}
         path = f"/api/tasks/{self.task_id}/events"

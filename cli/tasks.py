@@ -15,7 +15,6 @@ from cli import render
 from cli.client import AutanClient
 from cli.config import CliSettings, load
 from cli.errors import CliError, Conflict
-from cli.sync import workspace_base
 from orchestrator.schemas import TaskView
 from orchestrator.states import TaskState
 
@@ -59,6 +58,9 @@ def run(
     if workspace is not None:
         if ref is not None:
             raise typer.BadParameter("--ref goes with --repo; a workspace starts from its head")
+        # The sync daemon (watchdog, the blob store) loads only for a task from a workspace.
+        from cli.sync import workspace_base
+
         repo, ref = workspace_base(workspace)
     else:
         repo = repo_argument(repo or "")

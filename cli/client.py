@@ -27,6 +27,15 @@ class TaskPage(BaseModel):
     next_cursor: str | None
 
 
+class AttemptDiff(BaseModel):
+    """One attempt's diff, which attempt it is, the commit it applies to, and if it is partial."""
+
+    text: str
+    attempt: int
+    commit: str | None
+    partial: bool
+
+
 class AutanClient:
     """A small client for the task API: submit, list, get, cancel and follow events."""
 
@@ -106,6 +115,25 @@ class AutanClient:
     def cancel(self, task_id: str) -> TaskView:
         response = self._request("POST", f"/api/tasks/{task_id}/cancel", task_id=task_id)
         return self._parse(TaskView, response)
+
+    def diff(self, task_id: str, *, attempt: int | None = None) -> AttemptDiff:
+        """An attempt's diff: `attempt`'s, or by default the kept one, else the best one left."""
+        params = {"attempt": attempt} if attempt is not None else {}
+        path = f"/api/tasks/{task_id}/diff"
+        try:
+            response = self._http.request("GET", path, params=params)
+        except httpx.TransportError as exc:
+            raise self.unreachable(exc) from exc
+        if response.status_code == httpx.codes.NOT_FOUND:
+            raise NotFound(_detail(response), status=response.status_code)
+        self.check(response, task_id)
+        headers = response.headers
+        return AttemptDiff(
+            text=response.text,
+            attempt=int(headers.get("X-Autan-Attempt", "0")),
+            commit=headers.get("X-Autan-Commit"),
+            partial=headers.get("X-Autan-Partial") == "true",
+        )
 
     def events(self, task_id: str, *, after: int = 0, follow: bool = True) -> Iterator[EventView]:
         """The task's events after seq `after`; with `follow`, live until the task ends.

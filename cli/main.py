@@ -25,6 +25,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.tasks:cancel",
         "Cancel a task that has not ended; its running attempts stop within seconds.",
     ),
+    "diff": (
+        "cli.diffs:diff",
+        "Print an attempt's diff: the kept attempt's, else the best one left (partial too).",
+    ),
+    "apply": (
+        "cli.diffs:apply",
+        "Apply an attempt's diff to a git checkout with `git apply --3way`.",
+    ),
     "up": (
         "cli.server:up",
         "Start Autan on this machine: Redis (unless AUTAN_REDIS_URL), the API and workers.",

@@ -73,6 +73,7 @@ def task_table(tasks: Iterable[TaskSummary], now: datetime) -> Table:
     table.add_column("id", no_wrap=True, min_width=32)
     table.add_column("state", no_wrap=True)
     table.add_column("repo", overflow="fold")
+    table.add_column("commit", no_wrap=True)
     table.add_column("attempts", justify="right", no_wrap=True)
     table.add_column("cost", justify="right", no_wrap=True)
     table.add_column("age", justify="right", no_wrap=True)
@@ -82,6 +83,7 @@ def task_table(tasks: Iterable[TaskSummary], now: datetime) -> Table:
             task.id,
             state(task.state),
             task.repo,
+            short(task.commit),
             f"{task.attempts_ended}/{task.attempts_requested}",
             f"${task.cost_usd:.2f}",
             age(task.created_at, now),
@@ -99,6 +101,8 @@ def task_details(task: TaskView, now: datetime) -> RenderableType:
         ("state", state(task.state)),
         ("reason", task.reason or ""),
         ("repo", task.repo + (f" @ {task.ref}" if task.ref else "")),
+        ("commit", task.commit or "-"),
+        ("cost", f"${task.cost_usd:.4f} (all attempts)"),
         ("origin", task.origin.kind),
         ("created", f"{_local(task.created_at)} ({age(task.created_at, now)} ago)"),
         ("started", _local(task.started_at)),
@@ -119,16 +123,35 @@ def attempts_table(attempts: Iterable[AttemptView]) -> Table:
     table.add_column("state", no_wrap=True)
     table.add_column("runs", justify="right")
     table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("commit", no_wrap=True)
+    table.add_column("cost", justify="right", no_wrap=True)
+    table.add_column("diff", justify="right", no_wrap=True)
     table.add_column("reason", overflow="fold")
     for attempt in attempts:
+        result = attempt.result
         table.add_row(
             str(attempt.number),
             state(attempt.state),
             str(attempt.runs),
             duration(attempt.duration_s),
+            short(attempt.commit),
+            f"${result.cost_usd:.4f}" if result else "-",
+            diff_size(result),
             attempt.reason or "",
         )
     return table
+
+
+def short(commit: str | None) -> str:
+    """A commit as people read it: its first 12 hex digits."""
+    return commit[:12] if commit else "-"
+
+
+def diff_size(result: ResultView | None) -> str:
+    """Lines of an attempt's diff, saying when it is partial work (`autan diff` prints it)."""
+    if result is None or not result.diff_lines:
+        return "-"
+    return f"{result.diff_lines} lines" + (" (partial)" if result.partial else "")
 
 
 def result_text(result: ResultView) -> Text:

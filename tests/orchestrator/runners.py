@@ -4,7 +4,8 @@ It runs inside real worker processes, so what it does is steered by the task
 itself. Keys (all optional): `steps` (events to emit), `record` (a file to which
 each run appends "attempt_id number pid"), `wait_for` (a path: block until it
 exists), `command` (argv run as a child process until it ends or the attempt
-stops; its pid goes to `pidfile`), `fail` (a reason), `crash` (raise a bug),
+stops; its pid goes to `pidfile`), `commit` (pinned on the task), `fail` (a reason;
+with `partial`, the diff, tokens and cost go with it), `crash` (raise a bug),
 `diff`, `summary`, `verified`, `tokens`; `by_attempt` maps an attempt number
 to keys that override the rest for that attempt.
 """
@@ -30,9 +31,22 @@ def script_of(ctx: AttemptContext) -> dict[str, Any]:
     return script
 
 
+def _partial(script: dict[str, Any]) -> AttemptOutcome:
+    tokens = script.get("tokens", 0)
+    return AttemptOutcome(
+        diff=script.get("diff", ""),
+        tokens_in=tokens,
+        tokens_out=tokens,
+        cost_usd=script.get("cost", 0.0),
+        partial=True,
+    )
+
+
 class ScriptedRunner:
     def run(self, ctx: AttemptContext) -> AttemptOutcome:
         script = script_of(ctx)
+        if commit := script.get("commit"):
+            ctx.pin(commit)
         if record := script.get("record"):
             with open(record, "a") as f:
                 f.write(f"{ctx.attempt_id} {ctx.number} {os.getpid()}\n")
@@ -45,7 +59,7 @@ class ScriptedRunner:
         if command := script.get("command"):
             self._run_command(ctx, command, script.get("pidfile"))
         if reason := script.get("fail"):
-            raise AttemptFailed(reason)
+            raise AttemptFailed(reason, _partial(script) if script.get("partial") else None)
         if script.get("crash"):
             raise ZeroDivisionError("scripted crash")
         ctx.phase("verifying")

@@ -1,4 +1,4 @@
-"""Tasks: submit, list, show, cancel."""
+"""Tasks: submit, list, show, cancel, and an attempt's diff."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel
 
 from orchestrator import store
-from orchestrator.schemas import OriginSpec, TaskRequest, TaskSpec, TaskSummary, TaskView
+from orchestrator.schemas import (
+    AttemptView,
+    OriginSpec,
+    TaskRequest,
+    TaskSpec,
+    TaskSummary,
+    TaskView,
+)
 from orchestrator.states import TaskState
 from web.deps import CurrentToken, LifecycleDep, RoomToWrite, SessionDep
 
@@ -72,3 +79,47 @@ def cancel_task(task_id: str, lifecycle: LifecycleDep, token: CurrentToken) -> T
     if task.state not in (TaskState.CANCELLED,):
         raise HTTPException(409, f"task {task_id} already ended: {task.state}")
     return task
+
+
+@router.get("/{task_id}/diff", response_class=Response)
+def get_diff(
+    task_id: str,
+    lifecycle: LifecycleDep,
+    _: CurrentToken,
+    attempt: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """An attempt's diff as text/x-diff: the attempt asked for, else the kept one, else the
+    best one left (partial work too); which one, its commit and whether it is partial are
+    in the X-Autan-* headers."""
+    task = lifecycle.get(task_id)
+    if attempt is not None:
+        chosen = next((a for a in task.attempts if a.number == attempt), None)
+        if chosen is None:
+            raise HTTPException(404, f"task {task_id} has no attempt {attempt}")
+    else:
+        chosen = _default_attempt(task)
+        if chosen is None:
+            raise HTTPException(404, f"no attempt of task {task_id} left a diff ({task.state})")
+    result = chosen.result
+    if result is None or not result.diff:
+        why = "an empty diff" if result is not None else f"no result ({chosen.state})"
+        raise HTTPException(404, f"attempt {chosen.number} of task {task_id} left {why}")
+    headers = {
+        "X-Autan-Attempt": str(chosen.number),
+        "X-Autan-Partial": "true" if result.partial else "false",
+    }
+    if chosen.commit is not None:
+        headers["X-Autan-Commit"] = chosen.commit
+    return Response(result.diff, media_type="text/x-diff", headers=headers)
+
+
+def _default_attempt(task: TaskView) -> AttemptView | None:
+    if task.result is not None:
+        return next(a for a in task.attempts if a.id == task.result.attempt_id)
+    # Nothing kept: the best work left, verified first, whole before partial, then by number.
+    ranked = [
+        (a.result.verified is not True, a.result.partial, a.number, a)
+        for a in task.attempts
+        if a.result is not None and a.result.diff
+    ]
+    return min(ranked, key=lambda r: r[:3])[-1] if ranked else None

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -21,6 +21,12 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    argv: list[str]
+    env: dict[str, str] | None
+    started: float = field(default_factory=time.monotonic)
+    """When this process started (monotonic): a child that lived long gets its back-off reset."""
+    restarts: int = 0
+    """Deaths in a row without a long enough life between them."""
 
     def tail(self, lines: int) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -38,7 +44,13 @@ def spawn(name: str, argv: list[str], log: Path, env: dict[str, str] | None = No
             process_group=0,  # its own group: Ctrl-C reaches only us, and we stop it in order
             preexec_fn=_die_with_parent,
         )
-    return Child(name, process, log)
+    return Child(name, process, log, argv, env)
+
+
+def respawn(child: Child) -> None:
+    """Start a dead child again with the same command, environment and log."""
+    again = spawn(child.name, child.argv, child.log, child.env)
+    child.process, child.started = again.process, again.started
 
 
 def terminate(children: list[Child], grace_s: float) -> None:

@@ -21,7 +21,7 @@ from rich.console import Console
 from cli import render
 from cli.config import ADMIN_TOKEN_FILE
 from cli.errors import SupervisorError
-from cli.processes import Child, spawn, terminate
+from cli.processes import Child, respawn, spawn, terminate
 from orchestrator.config import OrchestratorSettings
 from orchestrator.models import utcnow
 from orchestrator.services import Services
@@ -33,6 +33,10 @@ START_TIMEOUT_S = 60.0
 SOCKET_PATH_MAX = 100
 """Unix socket paths longer than about 107 bytes cannot be bound at all."""
 LOG_TAIL_LINES = 20
+BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+"""Waits before restarting a child that died, by deaths in a row; the last one repeats."""
+STABLE_S = 60.0
+"""A child that lived this long before dying starts its back-off again from the first wait."""
 
 
 class _Stopped(Exception):
@@ -61,6 +65,10 @@ class Supervisor:
         self.redis: Child | None = None
         self.stop_signal: str | None = None
         self._lock: int | None = None
+        self._up = False
+        """Started: from then on a child that dies is restarted, not a reason to stop."""
+        self._due: dict[str, float] = {}
+        """Dead children's names -> when (monotonic) to start them again."""
 
     @property
     def url(self) -> str:
@@ -74,7 +82,8 @@ class Supervisor:
         return f"http://{host}:{self.port}" if host else self.url
 
     def run(self) -> int:
-        """Start, supervise until a signal (0) or a child's death (SupervisorError), stop."""
+        """Start, supervise until a signal (0), stop; a child that dies once up is restarted
+        with back-off (a death while starting is a SupervisorError)."""
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             self._start()
@@ -113,6 +122,7 @@ class Supervisor:
         self._start_apps()
         self._wait_for("the API to answer /healthz", self._healthy)
         self._banner(token_file)
+        self._up = True
 
     def _take_lock(self) -> None:
         self._lock = os.open(self.data_dir / "up.lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -229,16 +239,41 @@ class Supervisor:
     # -- watching and stopping --------------------------------------------------------
 
     def _check_children(self) -> None:
+        now = time.monotonic()
         for child in self.children:
+            if child.name in self._due:
+                if now >= self._due[child.name]:
+                    del self._due[child.name]
+                    respawn(child)
+                    self._note(f"started {child.name} again (pid {child.process.pid})")
+                continue
             code = child.process.poll()
             if code is None:
                 continue
-            tail = child.tail(LOG_TAIL_LINES)
-            render.console(stderr=True).print(tail, markup=False, highlight=False)
-            raise SupervisorError(
-                f"{child.name} (pid {child.process.pid}) exited with status {code}, so "
-                f"everything was stopped; its log is {child.log}"
-            )
+            if not self._up:
+                tail = child.tail(LOG_TAIL_LINES)
+                render.console(stderr=True).print(tail, markup=False, highlight=False)
+                raise SupervisorError(
+                    f"{child.name} (pid {child.process.pid}) exited with status {code} while "
+                    f"starting, so everything was stopped; its log is {child.log}"
+                )
+            self._schedule_restart(child, code, now)
+
+    def _schedule_restart(self, child: Child, code: int, now: float) -> None:
+        child.restarts = 1 if now - child.started >= STABLE_S else child.restarts + 1
+        wait = BACKOFF_S[min(child.restarts, len(BACKOFF_S)) - 1]
+        self._due[child.name] = now + wait
+        self._note(
+            f"{child.name} (pid {child.process.pid}) exited with status {code}; starting it "
+            f"again in {wait:g}s (death {child.restarts} in a row); its log is {child.log}"
+        )
+
+    def _note(self, message: str) -> None:
+        """Say it, and keep it in DATA_DIR/logs/up.log: why a child was restarted."""
+        self._say(message)
+        stamp = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+        with (self.logs / "up.log").open("a") as log:
+            log.write(f"{stamp} {message}\n")
 
     def _stop(self) -> None:
         if any(c.process.poll() is None for c in self.children):

@@ -98,18 +98,57 @@ def test_up_serves_a_task_and_sigterm_takes_everything_down(up: Up, tmp_path: Pa
     assert not (up.data / "redis.sock").exists()
 
 
-def test_up_stops_everything_when_a_child_dies(up: Up) -> None:
+@pytest.mark.slow
+def test_up_restarts_a_killed_worker_and_api_and_says_why(up: Up, tmp_path: Path) -> None:
     up.wait_ready()
     children = descendants(up.process.pid)
     api = next(pid for pid in children if "uvicorn" in command_line(pid))
+    worker = next(p for p in children if "-m cli worker" in command_line(p) and leads(p))
+    os.killpg(worker, signal.SIGKILL)  # the worker and its pool children, no goodbye
     os.kill(api, signal.SIGKILL)
-    assert up.process.wait(timeout=60) == 1, up.output
+
+    def restarted() -> set[int]:
+        now = {p for p in descendants(up.process.pid) if alive(p)}
+        lines = {command_line(p) for p in now - children}
+        fresh = any("uvicorn" in c for c in lines) and any("-m cli worker" in c for c in lines)
+        return now if fresh else set()
+
+    wait_until(restarted, timeout=60, what="the worker and the API to be started again")
+    assert up.process.poll() is None, up.output
+    logs = up.data / "logs"
+    notes = (logs / "up.log").read_text()
     assert (
-        f"error: api (pid {api}) exited with status -9, so everything was stopped; "
-        f"its log is {up.data / 'logs' / 'api.log'}"
-    ) in up.output
-    assert [pid for pid in children if alive(pid)] == []
-    assert not (up.data / "redis.sock").exists()
+        f"worker-1 (pid {worker}) exited with status -9; starting it again in 1s "
+        f"(death 1 in a row); its log is {logs / 'worker-1.log'}"
+    ) in notes
+    assert f"api (pid {api}) exited with status -9; starting it again in 1s" in notes
+    assert "started worker-1 again (pid " in notes and "started api again (pid " in notes
+
+    wait_until(lambda: _answers(up.url), timeout=60, what="the API to answer again")
+    autan = Autan(base_env(AUTAN_URL=up.url, AUTAN_DATA_DIR=str(up.data)))
+    done = autan.process("run", '{"steps": 2}', "--repo", str(tmp_path), "--follow")
+    assert done.returncode == 0, done.stderr + up.output
+    assert "succeeded: kept attempt 1 of 1" in done.stdout
+
+    survivors = descendants(up.process.pid)
+    up.process.send_signal(signal.SIGTERM)
+    assert up.process.wait(timeout=60) == 0, up.output
+    assert [pid for pid in survivors if alive(pid)] == []
+
+
+def leads(pid: int) -> bool:
+    """Whether `pid` leads its process group (a child of `autan up`, not a pool child)."""
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def test_up_without_redis_server_says_how_to_get_it(tmp_path: Path) -> None:

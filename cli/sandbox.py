@@ -12,6 +12,7 @@ from sandbox import create_sandbox
 from sandbox.base import ExecResult
 from sandbox.config import LimitsConfig, SandboxConfig, default_root, parse_size
 from sandbox.errors import SandboxError
+from sandbox.network import NetworkConfig
 
 # Exit codes when a limit, not the command, ended the run (after the command's own 0-119).
 EXIT_SETUP = 120
@@ -51,7 +52,17 @@ def run(
     base: Annotated[
         Path, typer.Option(help="Tree to start from (read-only; changes are dropped).")
     ],
-    network: Annotated[bool, typer.Option(help="Allow network access.")] = False,
+    network: Annotated[
+        bool, typer.Option(help="Any public host over HTTP(S): --network-policy full.")
+    ] = False,
+    network_policy: Annotated[
+        Literal["none", "allowlist", "full"] | None,
+        typer.Option(help="none (default), allowlist (the --allow hosts) or full (any public)."),
+    ] = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(help="A host the allowlist lets through (`*.example.com`: subdomains)."),
+    ] = None,
     memory: Annotated[str, typer.Option(help="Memory limit, e.g. 512M, 2G.")] = "2G",
     pids: Annotated[int, typer.Option(min=1, help="Most processes at once.")] = 512,
     cpus: Annotated[float | None, typer.Option(help="CPU limit in cores.")] = None,
@@ -76,9 +87,15 @@ def run(
             disk=parse_size(disk),
             timeout_s=timeout,
         )
-        config = SandboxConfig(
-            backend=backend, root=root or default_root(), network=network, limits=limits
+        # The operator runs this command: `full` is theirs to choose.
+        policy = NetworkConfig(
+            mode=network_policy or ("full" if network else "allowlist" if allow else "none"),
+            allow=allow or [],
         )
+        config = SandboxConfig(
+            backend=backend, root=root or default_root(), network=policy,
+            allow_full_network=True, limits=limits,
+        )  # fmt: skip
         sbx = create_sandbox(base, config)
     except (SandboxError, ValueError) as exc:
         typer.echo(f"autan sandbox: {exc}", err=True)

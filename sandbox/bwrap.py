@@ -188,9 +188,10 @@ class BwrapSandbox:
         try:
             before = self.cgroup.counters() if self.cgroup else (0, 0)
             with net as plumb:
-                inside = [*plumb.args, "--", *plumb.prefix, *argv]
+                # the proxy's mount goes first: the view is read-only once `_bwrap_args` ends
+                args = [*plumb.args, *self._bwrap_args(cwd), "--", *plumb.prefix, *argv]
                 outcome = process.run(
-                    [*self._prefix, *self._bwrap_args(cwd), *inside],
+                    [*self._prefix, *args],
                     env={**BASE_ENV, **(env or {}), **plumb.env},
                     stdin=stdin,
                     timeout=limits.timeout_s if timeout is None else timeout,

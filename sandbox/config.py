@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from sandbox.network import NetworkConfig
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -67,8 +69,11 @@ class SandboxConfig(BaseModel):
     root: Path = Field(default_factory=default_root)
     """Directory of the sandboxes' own state (lock files, mount points); never seen inside."""
 
-    network: bool = False
-    """Let commands reach the network (for set-up steps); otherwise only a private loopback."""
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    """What commands may reach: by default nothing but a private loopback (`true` means `full`)."""
+
+    allow_full_network: bool = False
+    """The operator lets the `full` network policy be used; refused otherwise."""
 
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     """Resource limits of each sandbox."""
@@ -91,3 +96,22 @@ class SandboxConfig(BaseModel):
     @classmethod
     def _bounds(cls, value: str | int) -> int:
         return parse_size(value)
+
+    @field_validator("network", mode="before")
+    @classmethod
+    def _network(cls, value: object) -> object:
+        if isinstance(value, bool):  # the old switch
+            return {"mode": "full" if value else "none"}
+        return {"mode": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _full_allowed(self) -> SandboxConfig:
+        if self.network.mode == "full" and not self.allow_full_network:
+            raise ValueError(FULL_REFUSED)
+        return self
+
+
+FULL_REFUSED = (
+    "the `full` network policy is off on this platform: use `allowlist` with the hosts needed, "
+    "or have the operator set allow_full_network (AUTAN_NETWORK_FULL=true)"
+)

@@ -5,6 +5,7 @@ SandboxError
  +-- LimitsUnavailable
  +-- SandboxClosed
  +-- SandboxStartFailed
+ +-- NetworkNotAllowed
  +-- PathOutsideSandbox
  +-- NotRegularFile
  +-- FileTooLarge
@@ -34,6 +35,10 @@ class SandboxClosed(SandboxError):
 
 class SandboxStartFailed(SandboxError):
     """Raised when a sandbox's namespace or mounts could not be set up."""
+
+
+class NetworkNotAllowed(SandboxError):
+    """Raised when a command asks for a network policy the operator has not allowed (`full`)."""
 
 
 class PathOutsideSandbox(SandboxError):

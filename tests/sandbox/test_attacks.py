@@ -51,14 +51,18 @@ def test_host_loopback_is_unreachable(
     assert nobody_connected(listener)
 
 
-def test_network_switch_really_opens_the_network(
+def test_the_old_network_switch_is_full_network_and_still_not_the_host_loopback(
     make_sandbox: Callable[..., BwrapSandbox], listener: socket.socket, config: SandboxConfig
 ) -> None:
-    open_sbx = make_sandbox(config.model_copy(update={"network": True}))
+    switched = SandboxConfig.model_validate(
+        {**config.model_dump(), "network": True, "allow_full_network": True}
+    )
+    open_sbx = make_sandbox(switched)
     code = attacks.CONNECT.format(port=listener.getsockname()[1])
 
-    assert open_sbx.exec(["python3", "-c", code]).stdout == "ESCAPED\n"
-    assert not nobody_connected(listener)
+    assert switched.network.mode == "full"
+    assert open_sbx.exec(["python3", "-c", code]).stdout == "ECONNREFUSED\n"
+    assert nobody_connected(listener)
 
 
 def test_outside_addresses_neither_resolve_nor_connect(

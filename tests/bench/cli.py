@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,26 +36,38 @@ def autan() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "cli"]
 
 
-def _wall(argv: list[str]) -> tuple[float, str]:
+def _wall(argv: list[str], cpu: list[float] | None = None) -> tuple[float, str]:
+    """Seconds `argv` took, and its stdout; its CPU seconds (user + system) go into `cpu`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, check=True)
-    return time.perf_counter() - t, done.stdout
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if cpu is not None:
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return wall, done.stdout
 
 
-def _figure(name: str, values_s: list[float], **extra: Any) -> dict[str, Any]:
+def _figure(
+    name: str, values_s: list[float], cpu_s: list[float] | None = None, **extra: Any
+) -> dict[str, Any]:
     ms = [v * 1000 for v in values_s]
-    return {
+    figure: dict[str, Any] = {
         "bench": name,
         "n": len(ms),
         "p50_ms": round(percentile(ms, 50), 1),
         "p90_ms": round(percentile(ms, 90), 1),
-        **extra,
     }
+    if cpu_s:
+        # CPU time moves less than wall time when other work shares the machine.
+        figure["cpu_p50_ms"] = round(percentile([v * 1000 for v in cpu_s], 50), 1)
+    return {**figure, **extra}
 
 
 def bench_cli(*, runs: int = 20) -> list[dict[str, Any]]:
     """Each command's wall time, interleaved run by run so that drift hits all alike."""
     walls: dict[str, list[float]] = {"floor": [], "help": [], "run": [], "work": []}
+    cpus: dict[str, list[float]] = {"floor": [], "help": [], "run": []}
     startup: list[float] = []
     with tempfile.TemporaryDirectory(prefix="autan-bench-cli-") as tmp_name:
         tmp = Path(tmp_name)
@@ -64,17 +77,22 @@ def bench_cli(*, runs: int = 20) -> list[dict[str, Any]]:
         root = str(tmp / "sandboxes")
         run = [*autan(), "sandbox", "run", "--base", str(base), "--root", root, "--", "true"]
         for _ in range(runs):
-            walls["floor"].append(_wall([sys.executable, "-c", "pass"])[0])
-            walls["help"].append(_wall([*autan(), "--help"])[0])
-            run_s = _wall(run)[0]
+            walls["floor"].append(_wall([sys.executable, "-c", "pass"], cpus["floor"])[0])
+            walls["help"].append(_wall([*autan(), "--help"], cpus["help"])[0])
+            run_s = _wall(run, cpus["run"])[0]
             walls["run"].append(run_s)
             work_s = float(_wall([sys.executable, "-c", WORK, str(base), root])[1])
             walls["work"].append(work_s)
             startup.append(run_s - work_s)
     return [
-        _figure("cli_python_floor", walls["floor"], command="python -c pass"),
-        _figure("cli_help", walls["help"], command="autan --help"),
-        _figure("cli_sandbox_run", walls["run"], command="autan sandbox run --base DIR -- true"),
+        _figure("cli_python_floor", walls["floor"], cpus["floor"], command="python -c pass"),
+        _figure("cli_help", walls["help"], cpus["help"], command="autan --help"),
+        _figure(
+            "cli_sandbox_run",
+            walls["run"],
+            cpus["run"],
+            command="autan sandbox run --base DIR -- true",
+        ),
         _figure(
             "cli_sandbox_work", walls["work"], command="create + exec true + close, in-process"
         ),

@@ -18,6 +18,7 @@ STATE_STYLES = {
     "provisioning": "cyan",
     "running": "cyan",
     "verifying": "cyan",
+    "waiting_model": "yellow",
     "succeeded": "green",
     "failed": "red",
     "cancelled": "yellow",

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent import AgentConfig, AgentError, RepoInfo, find_test_command, inspect, run_tests
-from agent.errors import ModelFailed
 from agent.loop import Agent
 from agent.tools import truncate
 from agent.verify import TestRun
-from orchestrator.base import AttemptContext, AttemptFailed, AttemptOutcome
+from orchestrator.base import AttemptContext, AttemptFailed, AttemptOutcome, Emit
 from orchestrator.config import OrchestratorSettings, default_data_dir
 from orchestrator.live_link import LiveAttempt
 from orchestrator.services import Services
@@ -20,9 +22,17 @@ from orchestrator.workspace_feed import WorkspaceFeed
 from sandbox import SandboxConfig, SandboxError, create_sandbox
 from sandbox.base import Sandbox
 from sandbox.config import LimitsConfig
-from sandbox.errors import RefNotFound
 from sandbox.trees import TreesConfig, TreeStore
-from serving import ClientConfig, Meter, OpenAIClient
+from serving import (
+    ChatModel,
+    ClientConfig,
+    EndpointConfig,
+    Meter,
+    OutageConfig,
+    PatientModel,
+    Router,
+    RouterConfig,
+)
 from sync import snapshots
 from sync.errors import SyncError
 
@@ -35,7 +45,8 @@ class AgentRunnerSettings(BaseSettings):
     )
 
     model_url: str = "http://127.0.0.1:8000/v1"
-    """OpenAI base URL of the model; a comma-separated list spreads attempts over them in turn."""
+    """OpenAI base URL of the model; a comma-separated list of endpoints serving the same model
+    spreads model calls over them by load and fails over when one is down."""
 
     model_name: str = "mistralai/Mistral-Medium-3.5"
     """Model name sent with each request, as the endpoint's `/v1/models` lists it."""
@@ -44,7 +55,15 @@ class AgentRunnerSettings(BaseSettings):
     """Bearer token for the endpoint, if it wants one; never reaches the sandbox or the model."""
 
     model_read_timeout_s: float = Field(default=300.0, gt=0)
-    """Longest silence from the model before a step fails."""
+    """Longest silence from an endpoint before the call goes to another (or waits for one)."""
+
+    model_outage_s: float = Field(default=120.0, ge=0)
+    """Longest time an attempt waits, paused, for some endpoint to answer before it fails."""
+
+    model_spread: Literal["load", "attempt"] = "load"
+    """`load`: each model call goes to the least loaded healthy endpoint. `attempt`: attempt n
+    keeps to the n-th URL (round-robin) while it is up, so that the attempts of a task run on
+    different models or sampling settings; it fails over like `load` when that one is down."""
 
     sandbox_backend: str = "bwrap"
     """Sandbox backend: `bwrap` (isolated) or `local` (no isolation, development only)."""
@@ -76,11 +95,46 @@ class AgentRunnerSettings(BaseSettings):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     """Budgets, context window and tool limits of each attempt."""
 
-    def model_url_for(self, attempt: int) -> str:
+    def router_config(self) -> RouterConfig:
+        """One endpoint per URL of `model_url`, named by its host, port and path."""
         urls = [u.strip() for u in self.model_url.split(",") if u.strip()]
         if not urls:
             raise ValueError("AUTAN_MODEL_URL is empty: set it to the model's /v1 URL")
-        return urls[(attempt - 1) % len(urls)]
+        endpoints = [
+            EndpointConfig(
+                name=url.split("://", 1)[-1].rstrip("/").removesuffix("/v1"),
+                client=ClientConfig(
+                    base_url=url,
+                    model=self.model_name,
+                    api_key=self.model_api_key,
+                    read_timeout_s=self.model_read_timeout_s,
+                    # One quick retry for a dropped keep-alive connection; past that the router's
+                    # fail-over and the outage wait do better than waiting on one endpoint.
+                    max_retries=1,
+                    backoff_base_s=0.1,
+                ),
+            )
+            for url in urls
+        ]
+        return RouterConfig(endpoints=endpoints)
+
+
+_routers: dict[tuple[object, ...], Router] = {}
+_routers_lock = threading.Lock()
+
+
+def shared_router(settings: AgentRunnerSettings) -> Router:
+    """One router per endpoint list and process: every attempt a worker process runs shares
+    its endpoints' health and load. Keyed by process too, so a forked worker child makes its
+    own rather than sharing its parent's connections."""
+    key = (
+        os.getpid(), settings.model_url, settings.model_name, settings.model_read_timeout_s,
+        settings.model_api_key.get_secret_value() if settings.model_api_key else None,
+    )  # fmt: skip
+    with _routers_lock:
+        if key not in _routers:
+            _routers[key] = Router(settings.router_config())
+        return _routers[key]
 
 
 class AgentRunner:
@@ -95,8 +149,13 @@ class AgentRunner:
             TreesConfig(root=self.settings.trees_dir or self.settings.data_dir / "trees")
         )
 
+    @property
+    def router(self) -> Router:
+        """The model endpoints, shared by every attempt this process runs."""
+        return shared_router(self.settings)
+
     def base_tree(self, repo: str, ref: str | None) -> Path:
-        """The read-only checkout of `repo` at the commit `ref`, cached per commit;
+        """The read-only checkout of `repo` at `ref` (HEAD by default), cached per commit;
         or a workspace's snapshot when `repo` is `workspace:<id>@<version>`."""
         try:
             if snapshots.is_workspace(repo):
@@ -116,46 +175,23 @@ class AgentRunner:
             root=s.sandbox_root or s.data_dir / "sandboxes",
         )
 
-    def base_commit(self, ctx: AttemptContext) -> str | None:
-        """The commit the attempt works on: the task's, or its ref fetched and resolved now
-        (and pinned on the task for its other attempts); None for a workspace."""
-        if snapshots.is_workspace(ctx.task.repo):
-            return None
-        if ctx.task.commit is not None:
-            return ctx.pin(ctx.task.commit)
-        try:
-            return ctx.pin(self.trees.resolve(ctx.task.repo, ctx.task.ref))
-        except RefNotFound as exc:
-            raise AttemptFailed(str(exc)) from exc
-        except SandboxError as exc:
-            raise AttemptFailed(f"the base tree could not be made: {exc}") from exc
-
     def run(self, ctx: AttemptContext) -> AttemptOutcome:
-        base = self.base_tree(ctx.task.repo, self.base_commit(ctx) or ctx.task.ref)
+        base = self.base_tree(ctx.task.repo, ctx.task.ref)
         network = self.settings.setup_network and _has_setup(base)
         try:
             sandbox = create_sandbox(base, self.sandbox_config(network))
         except SandboxError as exc:
             raise AttemptFailed(f"the sandbox could not be made: {exc}") from exc
-        client = OpenAIClient(
-            ClientConfig(
-                base_url=self.settings.model_url_for(ctx.number),
-                model=self.settings.model_name,
-                api_key=self.settings.model_api_key,
-                read_timeout_s=self.settings.model_read_timeout_s,
-            )
-        )
         live: LiveAttempt | None = None
         try:
             if snapshots.is_workspace(ctx.task.repo):
                 live = LiveAttempt(ctx, sandbox, self.settings.data_dir, self.feed)
-            return self._attempt(ctx, sandbox, client, live)
+            return self._attempt(ctx, sandbox, live)
         except (AgentError, SandboxError, SyncError) as exc:
             raise AttemptFailed(str(exc)) from exc
         finally:
             if live is not None:
                 live.stop()
-            client.close()
             sandbox.close()
 
     @property
@@ -169,29 +205,25 @@ class AgentRunner:
         self,
         ctx: AttemptContext,
         sandbox: Sandbox,
-        client: OpenAIClient,
         live: LiveAttempt | None = None,
     ) -> AttemptOutcome:
         config, meter = self.settings.agent, Meter()
+        emit = live.emit if live else ctx.emit
         info = inspect(sandbox, config.map_entries)
         trajectory = None
         if self.settings.trajectory_dir is not None:
             trajectory = self.settings.trajectory_dir / f"{ctx.attempt_id}.json"
         agent = Agent(
-            client, sandbox, config=config, emit=live.emit if live else ctx.emit, stop=ctx.stop,
+            self.model(ctx, emit), sandbox, config=config, emit=emit, stop=ctx.stop,
             meter=meter,
             trajectory=trajectory,
         )  # fmt: skip
         self._setup(ctx, sandbox, info, agent)
-        try:
-            result = agent.run(ctx.task.instruction, info)
-        except ModelFailed as exc:
-            raise AttemptFailed(str(exc), _partial(sandbox, meter)) from exc
+        result = agent.run(ctx.task.instruction, info)
         if live is not None:
             live.stop()  # the agent's last edits go out; the tests run on what was sent
         if not result.finished:
-            partial = _partial(sandbox, meter)
-            raise AttemptFailed(f"{result.message} ({result.reason})", partial)
+            raise AttemptFailed(f"{result.message} ({result.reason})")
         ctx.phase("verifying")
         tests = run_tests(
             sandbox,
@@ -202,8 +234,7 @@ class AgentRunner:
         )
         ctx.emit("tests.finished", _tests_event(tests, config.event_chars))
         if ctx.stop.is_set():
-            partial = _partial(sandbox, meter, result.summary)
-            raise AttemptFailed("the attempt was stopped during verification", partial)
+            raise AttemptFailed("the attempt was stopped during verification")
         reading = meter.reading()
         return AttemptOutcome(
             summary=result.summary,
@@ -214,6 +245,27 @@ class AgentRunner:
             tokens_out=reading.usage.completion_tokens,
             cost_usd=reading.cost_usd,
         )
+
+    def model(self, ctx: AttemptContext, emit: Emit) -> ChatModel:
+        """The shared router, seen by this attempt: an outage pauses it, saying so."""
+        limit = self.settings.model_outage_s
+
+        def waiting(reason: str) -> None:
+            emit("model.waiting", {"reason": reason, "limit_s": limit})
+            ctx.phase("waiting_model")
+
+        def resumed(waited_s: float) -> None:
+            emit("model.resumed", {"waited_s": round(waited_s, 1)})
+            ctx.phase("running")
+
+        prefer = None
+        if self.settings.model_spread == "attempt":
+            names = [e.name for e in self.router.config.endpoints]
+            prefer = names[(ctx.number - 1) % len(names)]
+        return PatientModel(
+            self.router, OutageConfig(limit_s=limit), on_wait=waiting, on_resume=resumed,
+            stop=ctx.stop, prefer=prefer,
+        )  # fmt: skip
 
     def _setup(self, ctx: AttemptContext, sandbox: Sandbox, info: RepoInfo, agent: Agent) -> None:
         for command in info.autan.setup.commands:
@@ -231,23 +283,6 @@ class AgentRunner:
             if result.exit_code != 0 or result.limit:
                 why = result.limit or f"exit code {result.exit_code}"
                 raise AttemptFailed(f"set-up command {command!r} failed ({why}): {output[-500:]}")
-
-
-def _partial(sandbox: Sandbox, meter: Meter, summary: str = "") -> AttemptOutcome:
-    """What an attempt that ended early leaves: its diff so far, its tokens and its cost."""
-    reading = meter.reading()
-    try:
-        diff = sandbox.diff()
-    except SandboxError:
-        diff = ""  # the sandbox is gone (killed with its attempt): the cost is still kept
-    return AttemptOutcome(
-        summary=summary,
-        diff=diff,
-        tokens_in=reading.usage.prompt_tokens,
-        tokens_out=reading.usage.completion_tokens,
-        cost_usd=reading.cost_usd,
-        partial=True,
-    )
 
 
 def _has_setup(base: Path) -> bool:

@@ -22,6 +22,8 @@ class AttemptState(StrEnum):
     QUEUED = "queued"
     PROVISIONING = "provisioning"
     RUNNING = "running"
+    WAITING_MODEL = "waiting_model"
+    """Paused while no model endpoint answers; resumes where it was."""
     VERIFYING = "verifying"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -41,6 +43,11 @@ TERMINAL_ATTEMPT_STATES = frozenset(
     {AttemptState.SUCCEEDED, AttemptState.FAILED, AttemptState.CANCELLED, AttemptState.TIMED_OUT}
 )
 LIVE_ATTEMPT_STATES = frozenset(
-    {AttemptState.PROVISIONING, AttemptState.RUNNING, AttemptState.VERIFYING}
+    {
+        AttemptState.PROVISIONING,
+        AttemptState.RUNNING,
+        AttemptState.WAITING_MODEL,
+        AttemptState.VERIFYING,
+    }
 )
 """Attempts a worker holds: they carry a lease and a heartbeat."""

@@ -33,6 +33,8 @@ class AgentWorkers(WorkerPool):
 def runner_env(tmp: Path, venv_bin: str) -> dict[str, str]:
     return {
         "AUTAN_MODEL_NAME": "scripted",
+        # Attempt n on the n-th URL: how a test gives each attempt of one task its own policy.
+        "AUTAN_MODEL_SPREAD": "attempt",
         "AUTAN_SANDBOX_BACKEND": "local",
         "AUTAN_SANDBOX_ROOT": str(tmp / "sandboxes"),
         "AUTAN_TREES_DIR": str(tmp / "trees"),

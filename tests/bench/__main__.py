@@ -28,6 +28,13 @@ def _foundation(args: argparse.Namespace, part: str) -> Figures:
             yield bench_drain(database, tasks=args.drain_tasks, workers=args.drain_workers)
 
 
+def _api_load(args: argparse.Namespace) -> Figures:
+    from tests.bench.api import bench_load
+
+    for database in args.databases.split(","):
+        yield bench_load(database, submissions=1000, clients=50, streams=200)
+
+
 def _sandbox(args: argparse.Namespace) -> Figures:
     from tests.bench.sandbox import bench_sandbox
 
@@ -41,9 +48,9 @@ def _cli(args: argparse.Namespace) -> Figures:
 
 
 def _serving(args: argparse.Namespace) -> Figures:
-    from tests.bench.serving import bench_client
+    from tests.bench.serving import bench_client, bench_failover
 
-    return bench_client(500)
+    return [*bench_client(500), *bench_failover(10)]
 
 
 def _agent(args: argparse.Namespace) -> Figures:
@@ -83,6 +90,7 @@ def _sync_live(args: argparse.Namespace) -> Figures:
 # (python -m tests.bench.sandbox --help).
 AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
     "api": lambda a: _foundation(a, "api"),
+    "api-load": _api_load,
     "overhead": lambda a: _foundation(a, "overhead"),
     "drain": lambda a: _foundation(a, "drain"),
     "sandbox": _sandbox,

@@ -1,8 +1,12 @@
-"""`python -m tests.bench.serving`: the client against a bare httpx call, same scripted server.
+"""`python -m tests.bench.serving`: the client against a bare httpx call, same scripted server;
+and the router's fail-over when an endpoint dies.
 
 The scripted server runs in its own process (so it does not share our GIL), answering at once.
 Figures: time to first token when streaming, whole-reply time when not, p50/p99 of each, and
-the client's overhead as the difference of the medians.
+the client's overhead as the difference of the medians. Fail-over: two scripted servers behind
+the router the agent runner builds (same client settings); one is killed (SIGKILL) between two
+calls, or while a call is in flight on it; the figure is the time from the kill to the reply of
+the other endpoint to the call that met the dead one.
 """
 
 from __future__ import annotations
@@ -10,9 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,8 +27,10 @@ from typing import Any
 
 import httpx
 
-from serving.base import Message, ToolSpec
+from orchestrator.agent_runner import AgentRunnerSettings
+from serving.base import Completion, Message, ToolSpec
 from serving.client import ClientConfig, OpenAIClient
+from serving.router import Router
 from tests.bench.stats import summary_ms
 from tests.live import free_port
 from tests.waiting import wait_until
@@ -39,10 +47,12 @@ TOOLS = [ToolSpec("bash", "Run a command.", {"type": "object", "properties": {"c
 
 
 @contextmanager
-def scripted_process() -> Iterator[str]:
+def scripted_process(
+    delay_ms: int = 0, started: Callable[[subprocess.Popen[bytes]], None] | None = None
+) -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "bench.json"
-        script.write_text(json.dumps(SCRIPT))
+        script.write_text(json.dumps({**SCRIPT, "delay_ms": delay_ms}))
         port = free_port()
         command = [
             sys.executable,
@@ -58,6 +68,8 @@ def scripted_process() -> Iterator[str]:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
+        if started is not None:
+            started(process)
         try:
             url = f"http://127.0.0.1:{port}"
 
@@ -131,11 +143,75 @@ def bench_client(requests: int) -> list[dict[str, Any]]:
     return results
 
 
+def failover_once(mid_call: bool, delay_ms: int) -> float:
+    """Seconds from killing the endpoint that a call goes to, to that call's reply by the other."""
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    with (
+        scripted_process(delay_ms, lambda p: processes.setdefault("a", p)) as a,
+        scripted_process(delay_ms, lambda p: processes.setdefault("b", p)) as b,
+    ):
+        settings = AgentRunnerSettings(model_url=f"{a},{b}", model_name="scripted")
+        router = Router(settings.router_config())
+        by_name = {
+            e.name: processes[key] for e, key in zip(router.config.endpoints, "ab", strict=True)
+        }
+        victim = router.complete(MESSAGES, tools=TOOLS).endpoint
+        survivor = router.complete(MESSAGES, tools=TOOLS).endpoint  # ties alternate
+        assert victim != survivor, (victim, survivor)
+        replies: list[tuple[Completion, float]] = []
+
+        def call() -> None:
+            replies.append((router.complete(MESSAGES, tools=TOOLS), time.perf_counter()))
+
+        if mid_call:  # the next call goes to the victim (idle longest); kill it in flight
+            caller = threading.Thread(target=call)
+            caller.start()
+            wait_until(lambda: router.status()[_index(router, victim)]["outstanding"])
+            killed = _kill(by_name[victim])
+            caller.join()
+        else:
+            killed = _kill(by_name[victim])
+            call()
+        reply, answered = replies[0]
+        assert reply.endpoint == survivor, reply.endpoint
+        router.close()
+        return answered - killed
+
+
+def _index(router: Router, name: str) -> int:
+    return [e.name for e in router.config.endpoints].index(name)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> float:
+    """SIGKILL, and the moment it was sent; waits for the process to be gone."""
+    at = time.perf_counter()
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    return at
+
+
+def bench_failover(trials: int, delay_ms: int = 200) -> list[dict[str, Any]]:
+    results = []
+    for mid_call in (False, True):
+        delay = delay_ms if mid_call else 0
+        times = [failover_once(mid_call, delay) for _ in range(trials)]
+        results.append(
+            {
+                "figure": "fail-over: endpoint killed to the next reply by another",
+                "when": "a call in flight" if mid_call else "between two calls",
+                "reply_delay_ms": delay,
+                **summary_ms(times),
+            }
+        )
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.serving")
     parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--failover-trials", type=int, default=10)
     args = parser.parse_args()
-    for result in bench_client(args.requests):
+    for result in [*bench_client(args.requests), *bench_failover(args.failover_trials)]:
         print(json.dumps(result), flush=True)
     return 0
 

@@ -101,7 +101,7 @@
     }
   }
 
-  const LIVE = ["queued", "provisioning", "running", "verifying"];
+  const LIVE = ["queued", "provisioning", "running", "waiting_model", "verifying"];
 
   // The stream ends with the task; after a cancel, running attempts stop a moment later.
   // Follow their states from the task's JSON until each has ended.

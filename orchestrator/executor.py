@@ -16,6 +16,7 @@ from orchestrator.claims import Claim
 from orchestrator.errors import LeaseLost, OrchestratorError, StoreUnavailable
 from orchestrator.lifecycle import Lifecycle
 from orchestrator.outbox import STORE_DOWN, Outbox, first_line
+from orchestrator.repo_urls import refusal
 from orchestrator.states import AttemptState
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,10 @@ class AttemptExecutor:
         if claim is None:
             self._forget_job(attempt_id)
             return "not taken: ended, cancelled, or held by a live worker"
+        if refused := refusal(claim.task.repo):
+            # Checked here too, for tasks stored before submissions were checked.
+            outbox = Outbox(self.lifecycle.claims, claim, limit=1)
+            return self._end(claim, outbox, AttemptState.FAILED, refused, None)
         outbox = Outbox(self.lifecycle.claims, claim, limit=self.lifecycle.settings.event_buffer)
         ctx = AttemptContext(
             task=claim.task,

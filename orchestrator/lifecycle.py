@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import store
+from orchestrator import repo_urls, store
 from orchestrator.choose import choose_result, task_ending
 from orchestrator.claims import Claims
 from orchestrator.config import OrchestratorSettings
@@ -87,6 +87,8 @@ class Lifecycle:
 
     def submit(self, spec: TaskSpec, *, created_by: str | None = None) -> tuple[TaskView, bool]:
         """Store a task and queue its attempts; returns the task and whether it is new."""
+        if refused := repo_urls.refusal(spec.repo):
+            raise InvalidSubmission(refused)
         attempts = spec.attempts or self.settings.default_attempts
         if attempts > self.settings.max_attempts:
             raise InvalidSubmission(

@@ -5,7 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from sandbox.network import NetworkConfig
 
 OnOutput = Callable[[Literal["stdout", "stderr"], bytes], None]
 
@@ -53,8 +56,11 @@ class Sandbox(Protocol):
         output_limit: int | None = None,
         on_output: OnOutput | None = None,
         stop: threading.Event | None = None,
+        network: NetworkConfig | None = None,
     ) -> ExecResult:
-        """Run a command (argv, or a string for `sh -c`); setting `stop` kills its process tree."""
+        """Run a command (argv, or a string for `sh -c`); setting `stop` kills its process tree.
+
+        `network` replaces the sandbox's own network policy for this command only (set-up)."""
         ...
 
     def read_file(self, path: str) -> bytes: ...

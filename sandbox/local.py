@@ -19,6 +19,7 @@ from sandbox.bwrap import BASE_ENV
 from sandbox.config import SandboxConfig
 from sandbox.diff import Budget, Changes, prune, read_entry, same_entry, unified_diff
 from sandbox.errors import SandboxClosed, SandboxStartFailed
+from sandbox.network import NetworkConfig, OnConnection
 from sandbox.paths import clean, list_beneath, read_beneath, write_beneath
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,12 @@ def _files(root: Path, exclude: set[str], git_names: list[str]) -> Iterator[str]
 class LocalSandbox:
     """Commands run as the worker's own user on the host: anything they do, they really do."""
 
-    def __init__(self, base: Path, config: SandboxConfig | None = None) -> None:
+    def __init__(
+        self,
+        base: Path,
+        config: SandboxConfig | None = None,
+        on_connection: OnConnection | None = None,  # nothing to report: no proxy, no isolation
+    ) -> None:
         self.config = config or SandboxConfig(backend="local")
         self.base = base.resolve()
         if not self.base.is_dir():
@@ -78,6 +84,7 @@ class LocalSandbox:
         output_limit: int | None = None,
         on_output: OnOutput | None = None,
         stop: threading.Event | None = None,
+        network: NetworkConfig | None = None,  # ignored: the host's network, whatever the policy
     ) -> ExecResult:
         if self._closing.is_set():
             raise SandboxClosed(f"sandbox {self.id} is closed")

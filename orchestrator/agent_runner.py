@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent import AgentConfig, AgentError, RepoInfo, find_test_command, inspect, run_tests
+from agent.errors import ModelFailed
 from agent.loop import Agent
 from agent.tools import truncate
 from agent.verify import TestRun
@@ -22,6 +23,7 @@ from orchestrator.workspace_feed import WorkspaceFeed
 from sandbox import SandboxConfig, SandboxError, create_sandbox
 from sandbox.base import Sandbox
 from sandbox.config import LimitsConfig
+from sandbox.errors import RefNotFound
 from sandbox.trees import TreesConfig, TreeStore
 from serving import (
     ChatModel,
@@ -155,7 +157,7 @@ class AgentRunner:
         return shared_router(self.settings)
 
     def base_tree(self, repo: str, ref: str | None) -> Path:
-        """The read-only checkout of `repo` at `ref` (HEAD by default), cached per commit;
+        """The read-only checkout of `repo` at the commit `ref`, cached per commit;
         or a workspace's snapshot when `repo` is `workspace:<id>@<version>`."""
         try:
             if snapshots.is_workspace(repo):
@@ -175,8 +177,22 @@ class AgentRunner:
             root=s.sandbox_root or s.data_dir / "sandboxes",
         )
 
+    def base_commit(self, ctx: AttemptContext) -> str | None:
+        """The commit the attempt works on: the task's, or its ref fetched and resolved now
+        (and pinned on the task for its other attempts); None for a workspace."""
+        if snapshots.is_workspace(ctx.task.repo):
+            return None
+        if ctx.task.commit is not None:
+            return ctx.pin(ctx.task.commit)
+        try:
+            return ctx.pin(self.trees.resolve(ctx.task.repo, ctx.task.ref))
+        except RefNotFound as exc:
+            raise AttemptFailed(str(exc)) from exc
+        except SandboxError as exc:
+            raise AttemptFailed(f"the base tree could not be made: {exc}") from exc
+
     def run(self, ctx: AttemptContext) -> AttemptOutcome:
-        base = self.base_tree(ctx.task.repo, ctx.task.ref)
+        base = self.base_tree(ctx.task.repo, self.base_commit(ctx) or ctx.task.ref)
         network = self.settings.setup_network and _has_setup(base)
         try:
             sandbox = create_sandbox(base, self.sandbox_config(network))
@@ -219,11 +235,15 @@ class AgentRunner:
             trajectory=trajectory,
         )  # fmt: skip
         self._setup(ctx, sandbox, info, agent)
-        result = agent.run(ctx.task.instruction, info)
+        try:
+            result = agent.run(ctx.task.instruction, info)
+        except ModelFailed as exc:
+            raise AttemptFailed(str(exc), _partial(sandbox, meter)) from exc
         if live is not None:
             live.stop()  # the agent's last edits go out; the tests run on what was sent
         if not result.finished:
-            raise AttemptFailed(f"{result.message} ({result.reason})")
+            partial = _partial(sandbox, meter)
+            raise AttemptFailed(f"{result.message} ({result.reason})", partial)
         ctx.phase("verifying")
         tests = run_tests(
             sandbox,
@@ -234,7 +254,8 @@ class AgentRunner:
         )
         ctx.emit("tests.finished", _tests_event(tests, config.event_chars))
         if ctx.stop.is_set():
-            raise AttemptFailed("the attempt was stopped during verification")
+            partial = _partial(sandbox, meter, result.summary)
+            raise AttemptFailed("the attempt was stopped during verification", partial)
         reading = meter.reading()
         return AttemptOutcome(
             summary=result.summary,
@@ -283,6 +304,23 @@ class AgentRunner:
             if result.exit_code != 0 or result.limit:
                 why = result.limit or f"exit code {result.exit_code}"
                 raise AttemptFailed(f"set-up command {command!r} failed ({why}): {output[-500:]}")
+
+
+def _partial(sandbox: Sandbox, meter: Meter, summary: str = "") -> AttemptOutcome:
+    """What an attempt that ended early leaves: its diff so far, its tokens and its cost."""
+    reading = meter.reading()
+    try:
+        diff = sandbox.diff()
+    except SandboxError:
+        diff = ""  # the sandbox is gone (killed with its attempt): the cost is still kept
+    return AttemptOutcome(
+        summary=summary,
+        diff=diff,
+        tokens_in=reading.usage.prompt_tokens,
+        tokens_out=reading.usage.completion_tokens,
+        cost_usd=reading.cost_usd,
+        partial=True,
+    )
 
 
 def _has_setup(base: Path) -> bool:

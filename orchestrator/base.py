@@ -24,14 +24,26 @@ class AttemptOutcome:
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0
+    partial: bool = False
+    """The attempt ended early (a budget, a cancel, a timeout, the model): its work so far."""
 
 
 class AttemptFailed(Exception):
-    """Raised by a runner when the attempt ends without a result; the message is the reason."""
+    """Raised by a runner when the attempt ends without a result; the message is the reason.
+
+    `outcome`, when given, is the partial work to keep: the diff so far, tokens and cost."""
+
+    def __init__(self, reason: str, outcome: AttemptOutcome | None = None) -> None:
+        super().__init__(reason)
+        self.outcome = outcome
 
 
 class Emit(Protocol):
     def __call__(self, kind: str, data: dict[str, Any]) -> None: ...
+
+
+class Pin(Protocol):
+    def __call__(self, commit: str) -> str: ...
 
 
 class Phase(Protocol):
@@ -49,6 +61,8 @@ class AttemptContext:
     phase: Phase
     stop: threading.Event = field(default_factory=threading.Event)
     """Set when the attempt is cancelled, times out or loses its lease: stop soon, kill commands."""
+    pin: Pin = field(default=lambda commit: commit)
+    """Record the commit the attempt works on; returns the task's, which the first pin set."""
 
 
 class Runner(Protocol):

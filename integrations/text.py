@@ -26,8 +26,11 @@ def tests_line(task: TaskView) -> str:
     return f"{verdict} ({result.tests_outcome})" if result.tests_outcome else verdict
 
 
-def outcome(task: TaskView, link: str, pull_url: str | None = None) -> list[str]:
-    """The lines every report carries: what happened, tests, cost, where to look."""
+def outcome(
+    task: TaskView, link: str, pull_url: str | None = None, *, full_commit: bool = False
+) -> list[str]:
+    """The lines every report carries: what happened, the commit tested, tests, cost, where to
+    look. `full_commit` for places that link a full hash (GitHub); a short one elsewhere."""
     lines: list[str] = []
     if task.state == TaskState.SUCCEEDED and task.result is not None:
         lines.append(task.result.summary or "Done.")
@@ -35,6 +38,8 @@ def outcome(task: TaskView, link: str, pull_url: str | None = None) -> list[str]
         lines.append(f"Task {task.state}: {task.reason or 'no reason given'}")
     if pull_url:
         lines.append(f"Pull request: {pull_url}")
+    if task.commit:
+        lines.append(f"Commit: {task.commit if full_commit else task.commit[:12]}")
     lines.append(f"Tests: {tests_line(task)}")
     lines.append(f"Cost: ${task.cost_usd:.2f}")
     lines.append(f"Details: {link}")

@@ -88,7 +88,7 @@ class Publisher:
         return Published(branch, pushed.sha, pull.html_url)
 
     def _body(self, task: TaskView) -> str:
-        lines = text.outcome(task, self.common.task_url(task.id))
+        lines = text.outcome(task, self.common.task_url(task.id), full_commit=True)
         data = task.origin.data
         if task.origin.kind == "github" and data.get("number"):
             lines.append(f"\nFor #{data['number']}.")

@@ -33,7 +33,10 @@ class GitHubReporter:
         except PublishError as exc:
             published, problem = None, str(exc)
         lines = text.outcome(
-            task, self.common.task_url(task.id), published.pull_url if published else None
+            task,
+            self.common.task_url(task.id),
+            published.pull_url if published else None,
+            full_commit=True,
         )
         if published and not published.pull_url:
             lines.insert(1, f"Pushed to `{published.branch}` ({published.sha[:12]}).")

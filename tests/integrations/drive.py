@@ -43,10 +43,15 @@ def drain(w: Wired) -> int:
     return done
 
 
+COMMIT = "c0ffee" + "0123456789" * 3 + "abcd"
+"""The commit finished tasks say they were tested on."""
+
+
 def finish(services: Services, task_id: str, diff: str, summary: str = "Fixed add().") -> TaskView:
     task = services.lifecycle.get(task_id)
     claim = services.lifecycle.claims.claim(task.attempts[0].id, worker="test")
     assert claim is not None
+    services.lifecycle.claims.pin_commit(claim, COMMIT)
     outcome = AttemptOutcome(
         summary=summary, diff=diff, verified=True, tests_outcome="3 passed", cost_usd=0.42
     )

@@ -14,7 +14,7 @@ from integrations.signatures import sign, verify
 from orchestrator.reporting import Reporters
 from tests.integrations import signing
 from tests.integrations.conftest import FIX, TOKEN, Wired
-from tests.integrations.drive import drain, finish, queued, tasks
+from tests.integrations.drive import COMMIT, drain, finish, queued, tasks
 from tests.integrations.fake_github import Issue
 
 
@@ -114,12 +114,14 @@ def test_a_labelled_issue_from_a_writer_becomes_a_task_and_its_report_a_pull_req
         "Fixed add().",
         "Tests: passed (3 passed)",
         "Cost: $0.42",
+        f"Commit: {COMMIT}",  # in full: GitHub links it
         f"http://autan.test/tasks/{task.id}",
         f"<!-- autan:task:{task.id} -->",
     ):
         assert part in opened["body"]
     comment = w.github.requests[-1].json()["body"]
     assert "Pull request: https://github.test/acme/app/pull/500" in comment
+    assert f"Commit: {COMMIT}" in comment
     assert f"<!-- autan:task:{task.id} -->" in comment
 
     # A crash after posting repeats the report: no second pull request, comment or commit.

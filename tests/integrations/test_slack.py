@@ -13,7 +13,7 @@ from orchestrator.reporting import Reporters
 from orchestrator.states import TaskState
 from tests.integrations import signing
 from tests.integrations.conftest import FIX, Wired
-from tests.integrations.drive import drain, finish, queued, tasks
+from tests.integrations.drive import COMMIT, drain, finish, queued, tasks
 
 
 def command(w: Wired, text: str, user: str = "U1", **extra: str) -> dict[str, str]:
@@ -85,6 +85,7 @@ def test_a_command_is_acknowledged_then_answered_in_a_thread(wired: Wired, remot
     assert (
         "Fixed add()." in result["text"]
         and "Pull request: https://github.test/acme/app/pull/500" in result["text"]
+        and f"Commit: {COMMIT[:12]}\n" in result["text"]
     )
     reporter.report(w.services.lifecycle.get(task.id))  # a retried report
     assert len(w.slack.messages) == 3

@@ -28,6 +28,13 @@ def _foundation(args: argparse.Namespace, part: str) -> Figures:
             yield bench_drain(database, tasks=args.drain_tasks, workers=args.drain_workers)
 
 
+def _api_load(args: argparse.Namespace) -> Figures:
+    from tests.bench.api import bench_load
+
+    for database in args.databases.split(","):
+        yield bench_load(database, submissions=1000, clients=50, streams=200)
+
+
 def _sandbox(args: argparse.Namespace) -> Figures:
     from tests.bench.sandbox import bench_sandbox
 
@@ -83,6 +90,7 @@ def _sync_live(args: argparse.Namespace) -> Figures:
 # (python -m tests.bench.sandbox --help).
 AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
     "api": lambda a: _foundation(a, "api"),
+    "api-load": _api_load,
     "overhead": lambda a: _foundation(a, "overhead"),
     "drain": lambda a: _foundation(a, "drain"),
     "sandbox": _sandbox,

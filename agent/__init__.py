@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agent.base import Emit, Observation, Tool, ToolEnv
+from agent.baseline import Baseline, BaselineCache
 from agent.config import AgentConfig
 from agent.context import Context
 from agent.errors import (
@@ -17,14 +18,17 @@ from agent.errors import (
 )
 from agent.loop import Agent, RunResult, StepTiming
 from agent.repo import RepoInfo, inspect
+from agent.testresults import TestReport
 from agent.tools import TOOLS, make_tools, truncate
-from agent.verify import TestRun, find_test_command, run_tests
+from agent.verify import Verdict, find_test_command, judge, run_tests
 
 __all__ = [
     "TOOLS",
     "Agent",
     "AgentConfig",
     "AgentError",
+    "Baseline",
+    "BaselineCache",
     "BudgetExceeded",
     "Cancelled",
     "Context",
@@ -37,12 +41,14 @@ __all__ = [
     "RunEnded",
     "RunResult",
     "StepTiming",
-    "TestRun",
+    "TestReport",
     "Tool",
     "ToolEnv",
     "ToolFailed",
+    "Verdict",
     "find_test_command",
     "inspect",
+    "judge",
     "make_tools",
     "run_tests",
     "truncate",

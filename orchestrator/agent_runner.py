@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agent import AgentConfig, AgentError, RepoInfo, find_test_command, inspect, run_tests
+from agent import AgentConfig, AgentError, RepoInfo, inspect
+from agent.baseline import BaselineCache
 from agent.errors import ModelFailed
 from agent.loop import Agent
 from agent.tools import truncate
-from agent.verify import TestRun
 from orchestrator.base import AttemptContext, AttemptFailed, AttemptOutcome, Emit
+from orchestrator.baselines import StoreBaselines
 from orchestrator.config import OrchestratorSettings, default_data_dir
 from orchestrator.live_link import LiveAttempt
 from orchestrator.services import Services
+from orchestrator.verification import Limits, Verification
 from orchestrator.workspace_feed import WorkspaceFeed
 from sandbox import SandboxConfig, SandboxError, create_sandbox
 from sandbox.base import Sandbox
-from sandbox.config import LimitsConfig
+from sandbox.config import FULL_REFUSED, LimitsConfig
 from sandbox.errors import RefNotFound
+from sandbox.network import Connection, NetworkConfig, NetworkMode, OnConnection
 from sandbox.trees import TreesConfig, TreeStore
 from serving import (
     ChatModel,
@@ -88,8 +92,38 @@ class AgentRunnerSettings(BaseSettings):
     trajectory_dir: Path | None = None
     """Where each attempt's whole conversation is saved as `<attempt id>.json`; unset: nowhere."""
 
-    setup_network: bool = False
-    """Give the sandbox network when the repository's `.autan.toml` names set-up commands."""
+    network: NetworkMode = "none"
+    """Network of the agent's steps (and tests): `none`, `allowlist` (AUTAN_NETWORK_ALLOW
+    through the platform's proxy) or `full` (only with AUTAN_NETWORK_FULL)."""
+
+    setup_network: NetworkMode = "none"
+    """Network of the repository's set-up commands only, never of the agent's steps; the
+    allowlist adds the repository's own `[network] allow` (`true`, as before: `allowlist`)."""
+
+    network_allow: list[str] = Field(default_factory=list)
+    """Hosts every allowlist lets through (`pypi.org`, `*.pythonhosted.org`); JSON list."""
+
+    network_allow_addresses: list[str] = Field(default_factory=list)
+    """Non-public address ranges allowed hosts may resolve to (an internal mirror's); JSON."""
+
+    network_ports: list[int] = Field(default_factory=lambda: [80, 443])
+    """Ports the allowlist lets through; JSON list."""
+
+    network_full: bool = False
+    """The operator allows the `full` policy (any public host over HTTP(S), still by proxy)."""
+
+    @field_validator("setup_network", mode="before")
+    @classmethod
+    def _old_switch(cls, value: object) -> object:
+        if isinstance(value, bool) or str(value).lower() in {"true", "false", "1", "0"}:
+            return "allowlist" if str(value).lower() in {"true", "1"} else "none"
+        return value
+
+    @model_validator(mode="after")
+    def _full_allowed(self) -> AgentRunnerSettings:
+        if "full" in (self.network, self.setup_network) and not self.network_full:
+            raise ValueError(FULL_REFUSED)
+        return self
 
     setup_timeout_s: float = Field(default=900.0, gt=0)
     """Longest one set-up command may run."""
@@ -143,10 +177,14 @@ class AgentRunner:
     """Implements Runner: every step an event, the result an honest AttemptOutcome."""
 
     def __init__(
-        self, settings: AgentRunnerSettings | None = None, feed: WorkspaceFeed | None = None
+        self,
+        settings: AgentRunnerSettings | None = None,
+        feed: WorkspaceFeed | None = None,
+        baselines: BaselineCache | None = None,
     ) -> None:
         self.settings = settings or AgentRunnerSettings()
         self._feed = feed
+        self._baselines = baselines
         self.trees = TreeStore(
             TreesConfig(root=self.settings.trees_dir or self.settings.data_dir / "trees")
         )
@@ -166,16 +204,29 @@ class AgentRunner:
         except (SandboxError, SyncError) as exc:
             raise AttemptFailed(f"the base tree could not be made: {exc}") from exc
 
-    def sandbox_config(self, network: bool) -> SandboxConfig:
+    def sandbox_config(self, network: NetworkConfig | None = None) -> SandboxConfig:
+        """Sandboxes whose commands get the agent's network policy, or `network`."""
         s = self.settings
         limits = LimitsConfig(require_cgroups=s.sandbox_require_cgroups)
         return SandboxConfig(
             backend=s.sandbox_backend,
-            network=network,
+            network=network or self.policy(s.network),
+            allow_full_network=s.network_full,
             limits=limits,
             ro_binds=s.sandbox_ro_binds,
             root=s.sandbox_root or s.data_dir / "sandboxes",
         )
+
+    def policy(self, mode: NetworkMode, info: RepoInfo | None = None) -> NetworkConfig:
+        """The platform's allowlist, and for set-up the repository's own hosts too."""
+        s = self.settings
+        config = NetworkConfig(
+            mode=mode,
+            allow=s.network_allow,
+            allow_addresses=s.network_allow_addresses,
+            ports=s.network_ports,
+        )
+        return config.merged(info.autan.network.allow) if info else config
 
     def base_commit(self, ctx: AttemptContext) -> str | None:
         """The commit the attempt works on: the task's, or its ref fetched and resolved now
@@ -193,16 +244,15 @@ class AgentRunner:
 
     def run(self, ctx: AttemptContext) -> AttemptOutcome:
         base = self.base_tree(ctx.task.repo, self.base_commit(ctx) or ctx.task.ref)
-        network = self.settings.setup_network and _has_setup(base)
         try:
-            sandbox = create_sandbox(base, self.sandbox_config(network))
+            sandbox = create_sandbox(base, self.sandbox_config(), _reporter(ctx.emit))
         except SandboxError as exc:
             raise AttemptFailed(f"the sandbox could not be made: {exc}") from exc
         live: LiveAttempt | None = None
         try:
             if snapshots.is_workspace(ctx.task.repo):
                 live = LiveAttempt(ctx, sandbox, self.settings.data_dir, self.feed)
-            return self._attempt(ctx, sandbox, live)
+            return self._attempt(ctx, sandbox, live, base=base)
         except (AgentError, SandboxError, SyncError) as exc:
             raise AttemptFailed(str(exc)) from exc
         finally:
@@ -222,6 +272,8 @@ class AgentRunner:
         ctx: AttemptContext,
         sandbox: Sandbox,
         live: LiveAttempt | None = None,
+        *,
+        base: Path,
     ) -> AttemptOutcome:
         config, meter = self.settings.agent, Meter()
         emit = live.emit if live else ctx.emit
@@ -234,7 +286,25 @@ class AgentRunner:
             meter=meter,
             trajectory=trajectory,
         )  # fmt: skip
+        setup = self.policy(self.settings.setup_network, info)
+        verification = self.verification(ctx, base, setup, info, agent.command_env)
+        try:
+            return self._run_agent(ctx, sandbox, live, agent, info, meter, verification)
+        finally:
+            verification.close()
+
+    def _run_agent(
+        self,
+        ctx: AttemptContext,
+        sandbox: Sandbox,
+        live: LiveAttempt | None,
+        agent: Agent,
+        info: RepoInfo,
+        meter: Meter,
+        verification: Verification,
+    ) -> AttemptOutcome:
         self._setup(ctx, sandbox, info, agent)
+        verification.start()  # the baseline runs beside the agent: it needs only the base
         try:
             result = agent.run(ctx.task.instruction, info)
         except ModelFailed as exc:
@@ -245,27 +315,49 @@ class AgentRunner:
             partial = _partial(sandbox, meter)
             raise AttemptFailed(f"{result.message} ({result.reason})", partial)
         ctx.phase("verifying")
-        tests = run_tests(
-            sandbox,
-            find_test_command(info),
-            timeout=info.autan.test.timeout_s or config.test_timeout_s,
-            env=agent.command_env,
-            stop=ctx.stop,
-        )
-        ctx.emit("tests.finished", _tests_event(tests, config.event_chars))
+        diff = sandbox.diff()
+        verdict = verification.verify(diff)
         if ctx.stop.is_set():
             partial = _partial(sandbox, meter, result.summary)
             raise AttemptFailed("the attempt was stopped during verification", partial)
         reading = meter.reading()
         return AttemptOutcome(
             summary=result.summary,
-            diff=sandbox.diff(),
-            verified=tests.verified,
-            tests_outcome=tests.outcome,
+            diff=diff,
+            verified=verdict.verified,
+            tests_outcome=verdict.outcome,
+            tests=verdict.to_json(),
             tokens_in=reading.usage.prompt_tokens,
             tokens_out=reading.usage.completion_tokens,
             cost_usd=reading.cost_usd,
         )
+
+    @property
+    def baselines(self) -> BaselineCache:
+        """Baselines in the platform's store, shared by every worker host."""
+        if self._baselines is None:
+            self._baselines = StoreBaselines(Services(OrchestratorSettings()).sessions)
+        return self._baselines
+
+    def verification(
+        self,
+        ctx: AttemptContext,
+        base: Path,
+        network: NetworkConfig,
+        info: RepoInfo,
+        env: dict[str, str],
+    ) -> Verification:
+        """Fresh sandboxes over `base` for the baseline and for the attempt's diff."""
+        limits = Limits(
+            setup_s=self.settings.setup_timeout_s,
+            tests_s=info.autan.test.timeout_s or self.settings.agent.test_timeout_s,
+            event_chars=self.settings.agent.event_chars,
+        )
+        return Verification(
+            base_id=base.name, info=info, cache=self.baselines, env=env, limits=limits,
+            fresh=lambda: create_sandbox(base, self.sandbox_config(network)),
+            emit=ctx.emit, stop=ctx.stop,
+        )  # fmt: skip
 
     def model(self, ctx: AttemptContext, emit: Emit) -> ChatModel:
         """The shared router, seen by this attempt: an outage pauses it, saying so."""
@@ -293,7 +385,7 @@ class AgentRunner:
             ctx.emit("tool.call", {"name": "setup", "arguments": command})
             result = sandbox.exec(
                 command, timeout=self.settings.setup_timeout_s, env=agent.command_env,
-                stop=ctx.stop,
+                stop=ctx.stop, network=self.policy(self.settings.setup_network, info),
             )  # fmt: skip
             output = truncate(result.stdout + result.stderr, self.settings.agent.event_chars)
             ctx.emit(
@@ -323,18 +415,10 @@ def _partial(sandbox: Sandbox, meter: Meter, summary: str = "") -> AttemptOutcom
     )
 
 
-def _has_setup(base: Path) -> bool:
-    path = base / ".autan.toml"
-    return path.is_file() and "[setup]" in path.read_text(errors="replace")
+def _reporter(emit: Emit) -> OnConnection:
+    """Each connection a command asked the network proxy for becomes an event."""
 
+    def report(connection: Connection) -> None:
+        emit("network.connection", dataclasses.asdict(connection))
 
-def _tests_event(tests: TestRun, chars: int) -> dict[str, object]:
-    return {
-        "command": tests.command,
-        "exit_code": tests.exit_code,
-        "passed": tests.passed,
-        "failed": tests.failed,
-        "verified": tests.verified,
-        "outcome": tests.outcome,
-        "output": truncate(tests.output, chars),
-    }
+    return report

@@ -21,6 +21,8 @@ class AttemptOutcome:
     diff: str = ""
     verified: bool | None = None
     tests_outcome: str | None = None
+    tests: dict[str, Any] | None = None
+    """The verdict against the baseline (agent.verify.Verdict.to_json)."""
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0

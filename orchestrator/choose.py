@@ -7,25 +7,42 @@ from collections.abc import Sequence
 from orchestrator.models import Attempt, Result
 from orchestrator.states import AttemptState, TaskState
 
+NO_TESTS = "no tests found"
 
-def _rank(result: Result) -> tuple[int, int, str]:
-    # Verified first, then unverified (no tests to run), then failed verification;
-    # within each, the smallest diff; the attempt id only makes the order total.
-    verified = {True: 0, None: 1, False: 2}[result.verified]
-    return verified, result.diff_lines, result.attempt_id
+
+def rank(result: Result) -> tuple[int, int, int, int, int, str]:
+    """Verified first; then no regressions; then most tests fixed; then no test or harness
+    files changed; then the smaller diff. The attempt id only makes the order total."""
+    tests = result.tests or {}
+    counts = tests.get("counts", {})
+    regressed = bool(tests.get("regressions") or counts.get("broke"))
+    return (
+        0 if result.verified else 1,
+        int(regressed),
+        -int(counts.get("fixed", 0)),
+        int(bool(counts.get("harness"))),
+        result.diff_lines,
+        result.attempt_id,
+    )
 
 
 def choose_result(attempts: Sequence[Attempt]) -> Result | None:
     results = [a.result for a in attempts if a.state == AttemptState.SUCCEEDED and a.result]
-    return min(results, key=_rank, default=None)
+    return min(results, key=rank, default=None)
 
 
 def task_ending(attempts: Sequence[Attempt]) -> tuple[TaskState, str | None]:
-    """The task's final state once every attempt has ended."""
+    """The task's final state once every attempt has ended: `succeeded` only when the result
+    it keeps is verified, `unverified` when attempts finished but none verified."""
     states = [AttemptState(a.state) for a in attempts]
     kept = choose_result(attempts)
     if kept is not None:
-        return TaskState.SUCCEEDED, f"kept attempt {kept.attempt.number} of {len(attempts)}"
+        which = f"kept attempt {kept.attempt.number} of {len(attempts)}"
+        if kept.verified:
+            return TaskState.SUCCEEDED, which
+        if kept.tests_outcome == NO_TESTS:
+            return TaskState.UNVERIFIED, f"{NO_TESTS}: nothing could verify the change; {which}"
+        return TaskState.UNVERIFIED, f"no attempt verified; {which}: {kept.tests_outcome}"
     if all(s == AttemptState.CANCELLED for s in states):
         return TaskState.CANCELLED, attempts[0].reason
     if all(s == AttemptState.TIMED_OUT for s in states):

@@ -1,4 +1,4 @@
-"""The store's tables: tasks, attempts, events, origins, results and API tokens."""
+"""The store's tables: tasks, attempts, events, origins, results, baselines and API tokens."""
 
 from __future__ import annotations
 
@@ -148,6 +148,8 @@ class Result(Base):
     diff_lines: Mapped[int] = mapped_column(Integer, default=0)
     verified: Mapped[bool | None] = mapped_column(Boolean)
     tests_outcome: Mapped[str | None] = mapped_column(Text)
+    tests: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """The verdict against the baseline: tests fixed, broken, vanished, flaky; harness files."""
     tokens_in: Mapped[int] = mapped_column(BigInteger, default=0)
     tokens_out: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
@@ -156,6 +158,17 @@ class Result(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     attempt: Mapped[Attempt] = relationship(back_populates="result")
+
+
+class Baseline(Base):
+    """The test command's outcomes on a base commit, shared by every attempt and worker host."""
+
+    __tablename__ = "baselines"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """sha256 of the commit, the test command and the set-up commands."""
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Event(Base):

@@ -78,6 +78,8 @@ class ResultView(BaseModel):
     diff_lines: int
     verified: bool | None
     tests_outcome: str | None
+    tests: dict[str, Any] | None = None
+    """The verdict against the baseline: tests fixed, broken, vanished, flaky; harness files."""
     tokens_in: int
     tokens_out: int
     cost_usd: float

@@ -9,6 +9,9 @@ class TaskState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
+    """Ended with a verified result: the tests fixed what failed on the base, broke nothing."""
+    UNVERIFIED = "unverified"
+    """Attempts finished but none verified (or no tests found); the best diff is kept."""
     FAILED = "failed"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
@@ -36,7 +39,13 @@ class AttemptState(StrEnum):
 
 
 TERMINAL_TASK_STATES = frozenset(
-    {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.TIMED_OUT}
+    {
+        TaskState.SUCCEEDED,
+        TaskState.UNVERIFIED,
+        TaskState.FAILED,
+        TaskState.CANCELLED,
+        TaskState.TIMED_OUT,
+    }
 )
 ACTIVE_TASK_STATES = frozenset({TaskState.QUEUED, TaskState.RUNNING})
 TERMINAL_ATTEMPT_STATES = frozenset(

@@ -14,7 +14,9 @@ import pytest
 from agent import AgentConfig
 from orchestrator.agent_runner import AgentRunnerSettings
 from orchestrator.base import AttemptContext
+from orchestrator.baselines import StoreBaselines
 from orchestrator.config import OrchestratorSettings
+from orchestrator.db import PoolConfig, make_engine, make_sessionmaker, migrate
 from orchestrator.models import utcnow
 from orchestrator.schemas import TaskView
 from serving.script import Script
@@ -30,6 +32,15 @@ VENV_BIN = str(Path(sys.executable).parent)
 def database_url(tmp_path: Path) -> str:
     """SQLite only: the store is not what these tests are about."""
     return f"sqlite:///{tmp_path / 'autan.db'}"
+
+
+@pytest.fixture
+def baselines(database_url: str) -> Iterator[StoreBaselines]:
+    """Baselines in a real, migrated store, as the runner keeps them in a worker."""
+    engine = make_engine(database_url, PoolConfig())
+    migrate(engine)
+    yield StoreBaselines(make_sessionmaker(engine))
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.agent_runner import AgentRunner, AgentRunnerSettings
+from orchestrator.baselines import StoreBaselines
 from orchestrator.schemas import TaskSpec
 from orchestrator.services import Services
 from orchestrator.states import AttemptState, TaskState
@@ -23,17 +24,30 @@ Serve = Callable[[Script], ScriptedServer]
 Settings = Callable[..., AgentRunnerSettings]
 
 
+FIXED = (
+    "verified: 1 fixed, 1 still passing, 0 broken, 0 vanished (python -m pytest -q); "
+    "fixes what failed on the base and breaks nothing"
+)
+
+
 def test_the_known_fix_verifies_on_every_repository(
-    repos: dict[str, Path], serve: Serve, runner_settings: Settings, tmp_path: Path
+    repos: dict[str, Path],
+    serve: Serve,
+    runner_settings: Settings,
+    tmp_path: Path,
+    baselines: StoreBaselines,
 ) -> None:
     assert len(BUGS) >= 10
     server = serve(policies.fixing(BUGS))
-    runner = AgentRunner(runner_settings(server.url))
+    runner = AgentRunner(runner_settings(server.url), baselines=baselines)
     for bug in BUGS:
         ctx, seen = attempt_context(repos[bug.name], bug.task)
         outcome = runner.run(ctx)
         assert outcome.verified is True, (bug.name, outcome.tests_outcome)
-        assert outcome.tests_outcome == "2 passed, 0 failed (python -m pytest -q)", bug.name
+        assert outcome.tests_outcome == FIXED, bug.name
+        assert outcome.tests is not None
+        assert outcome.tests["fixed"] == [f"tests/test_lib.py::test_{bug.name}"]
+        assert outcome.tests["broke"] == outcome.tests["vanished"] == []
         assert outcome.summary == f"fixed {bug.name}"
         lines = outcome.diff.splitlines()
         assert any(line.startswith("-") and bug.old.strip() in line for line in lines)
@@ -43,7 +57,7 @@ def test_the_known_fix_verifies_on_every_repository(
         assert seen.phases == ["verifying"]
         assert seen.kinds() == [
             "model.message", "tool.call", "tool.output", "file.change",
-            "model.message", "tool.call", "tests.finished",
+            "model.message", "tool.call", "tests.baseline", "tests.finished",
         ]  # fmt: skip
         assert seen.of("file.change") == [{"path": "lib.py", "status": "modified"}]
         saved = json.loads((tmp_path / "trajectories" / "a1.json").read_text())
@@ -52,17 +66,21 @@ def test_the_known_fix_verifies_on_every_repository(
 
 
 def test_doing_nothing_verifies_on_no_repository(
-    repos: dict[str, Path], serve: Serve, runner_settings: Settings
+    repos: dict[str, Path], serve: Serve, runner_settings: Settings, baselines: StoreBaselines
 ) -> None:
-    runner = AgentRunner(runner_settings(serve(policies.idle()).url))
+    runner = AgentRunner(runner_settings(serve(policies.idle()).url), baselines=baselines)
     for bug in BUGS:
         ctx, seen = attempt_context(repos[bug.name], bug.task)
         outcome = runner.run(ctx)
         assert outcome.verified is False, bug.name
-        assert outcome.tests_outcome == "1 passed, 1 failed (python -m pytest -q)"
+        assert outcome.tests_outcome == (
+            "unverified: 0 fixed, 1 still passing, 0 broken, 0 vanished (python -m pytest -q); "
+            "no test that failed on the base passes now"
+        )
         assert outcome.diff == "" and outcome.summary == "nothing to do"
         tests = seen.of("tests.finished")[0]
-        assert tests["exit_code"] == 1 and f"test_{bug.name}" in tests["output"]
+        assert tests["still_failing"] == [f"tests/test_lib.py::test_{bug.name}"]
+        assert f"test_{bug.name}" in tests["output"]
 
 
 def test_best_of_two_keeps_the_correct_attempt_over_a_smaller_breaking_one(
@@ -89,7 +107,7 @@ def test_best_of_two_keeps_the_correct_attempt_over_a_smaller_breaking_one(
     assert first is not None and second is not None
     assert (first.verified, second.verified) == (True, False)
     assert second.diff_lines < first.diff_lines  # the breaking one is smaller, and still loses
-    assert second.tests_outcome == "0 passed, 2 failed (python -m pytest -q)"
+    assert second.tests is not None and second.tests["broke"] == ["tests/test_lib.py::test_version"]
     assert task.result is not None and task.result.attempt_id == by_number[1].id
     assert "+    total = a + b" in task.result.diff
     assert len(good.requests) == 2 and len(bad.requests) == 2

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from agent.repo import RepoInfo, parse_autan_toml
-from agent.verify import count, find_test_command
+from agent.testresults import read_report
+from agent.verify import find_test_command
 from orchestrator.agent_runner import AgentRunner, AgentRunnerSettings
 from orchestrator.base import AttemptFailed
+from orchestrator.baselines import StoreBaselines
 from sandbox import SandboxConfig, SandboxError, create_sandbox
 from serving.script import Script
 from serving.scripted import ScriptedServer
@@ -65,17 +67,25 @@ def test_the_runner_fixes_a_repository_in_a_bwrap_sandbox(
     tmp_path: Path,
     serve: Callable[[Script], ScriptedServer],
     runner_settings: Callable[..., AgentRunnerSettings],
+    baselines: StoreBaselines,
 ) -> None:
     if why := bwrap_works(tmp_path):
         pytest.skip(f"bwrap sandboxes cannot run here: {why}")
     repo = unittest_repo(tmp_path)
     server = serve(policies.fixing([BUGS[0]]))
-    runner = AgentRunner(runner_settings(server.url, sandbox_backend="bwrap"))
+    settings = runner_settings(server.url, sandbox_backend="bwrap")
+    runner = AgentRunner(settings, baselines=baselines)
     ctx, seen = attempt_context(repo, BUGS[0].task)
     outcome = runner.run(ctx)
     assert outcome.verified is True, seen.of("tests.finished")
     command = "python3 -m unittest discover -s tests -t . -v"
-    assert outcome.tests_outcome == f"2 passed, 0 failed ({command})"
+    assert outcome.tests_outcome == (
+        f"verified: 1 fixed, 1 still passing, 0 broken, 0 vanished ({command}); "
+        "fixes what failed on the base and breaks nothing"
+    )
+    assert outcome.tests is not None and outcome.tests["fixed"] == [
+        "tests.test_lib.LibTest.test_add"
+    ]
     assert outcome.diff.count("+++ b/lib.py") == 1 and "+    return a + b" in outcome.diff
     setup = seen.of("tool.output")[0]
     assert (setup["name"], setup["ok"], setup["exit_code"]) == ("setup", True, 0)
@@ -114,7 +124,7 @@ def test_the_test_command_is_found_from_autan_toml_then_the_files() -> None:
     assert find_test_command(info(["a.py"], '[test]\ncommand = "make check"')) == "make check"
     assert find_test_command(info(["src/a.py", "tests/test_a.py"])) == "python -m pytest -q"
     assert find_test_command(info(["package.json", "go.mod"])) == "npm test"
-    assert find_test_command(info(["go.mod"])) == "go test ./..."
+    assert find_test_command(info(["go.mod"])) == "go test -v ./..."
     assert find_test_command(info(["Cargo.toml"])) == "cargo test"
     assert find_test_command(info(["Makefile"])) == "make test"
     assert find_test_command(info(["README.md"])) is None
@@ -136,4 +146,5 @@ def test_the_test_command_is_found_from_autan_toml_then_the_files() -> None:
 def test_pass_and_fail_counts_are_read_from_each_runner_s_summary(
     output: str, counts: tuple[int | None, int | None]
 ) -> None:
-    assert count(output) == counts
+    report = read_report("t", 0, output)
+    assert (report.passed, report.failed) == counts

@@ -161,9 +161,11 @@ def test_a_silent_attempt_is_taken_over_and_the_old_holder_loses_its_lease(
     with pytest.raises(LeaseLost):
         services.lifecycle.claims.heartbeat(old)
     with pytest.raises(LeaseLost):
-        services.lifecycle.claims.finish(old, AttemptState.SUCCEEDED, outcome=AttemptOutcome())
+        services.lifecycle.claims.finish(
+            old, AttemptState.SUCCEEDED, outcome=AttemptOutcome(verified=True)
+        )
     services.lifecycle.claims.finish(
-        new, AttemptState.SUCCEEDED, outcome=AttemptOutcome(summary="ok")
+        new, AttemptState.SUCCEEDED, outcome=AttemptOutcome(summary="ok", verified=True)
     )
     done = services.lifecycle.get(task.id)
     assert done.state == TaskState.SUCCEEDED

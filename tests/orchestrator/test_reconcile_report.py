@@ -95,7 +95,7 @@ def test_the_origin_s_reporter_is_called_once_with_the_ended_task(services: Serv
     claim = services.lifecycle.claims.claim(task.attempts[0].id, worker="w")
     assert claim is not None
     services.lifecycle.claims.finish(
-        claim, AttemptState.SUCCEEDED, outcome=AttemptOutcome(summary="done")
+        claim, AttemptState.SUCCEEDED, outcome=AttemptOutcome(summary="done", verified=True)
     )
     assert services.lifecycle.report(task.id, reporters) == "reported"
     assert services.lifecycle.report(task.id, reporters) == "nothing to report"

@@ -185,10 +185,14 @@ def test_a_run_that_lost_its_lease_writes_nothing_more(services: Services, clock
     with pytest.raises(LeaseLost):
         services.lifecycle.claims.set_phase(old, AttemptState.VERIFYING)
     with pytest.raises(LeaseLost):
-        services.lifecycle.claims.finish(old, AttemptState.SUCCEEDED, outcome=AttemptOutcome(verified=True))
+        services.lifecycle.claims.finish(
+            old, AttemptState.SUCCEEDED, outcome=AttemptOutcome(verified=True)
+        )
     assert stored_events(services, task.id) == before
     services.lifecycle.claims.emit(new, "model.message", {"text": "fresh"})
-    services.lifecycle.claims.finish(new, AttemptState.SUCCEEDED, outcome=AttemptOutcome(verified=True))
+    services.lifecycle.claims.finish(
+        new, AttemptState.SUCCEEDED, outcome=AttemptOutcome(verified=True)
+    )
     done = services.lifecycle.get(task.id)
     assert done.state == TaskState.SUCCEEDED and done.attempts[0].runs == 2
 

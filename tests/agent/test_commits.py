@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import store
 from orchestrator.schemas import TaskSpec, TaskView
 from orchestrator.services import Services
 from orchestrator.states import AttemptState, TaskState
@@ -149,3 +150,39 @@ def test_attempts_ended_by_their_step_budget_keep_their_diff_tokens_and_cost(
         assert result.tokens_in > 0 and result.tokens_out > 0 and result.cost_usd > 0
     costs = [a.result.cost_usd for a in task.attempts if a.result]
     assert task.cost_usd == pytest.approx(sum(costs)) and len(server.requests) == 6
+
+
+def test_a_cancelled_attempt_keeps_its_work_so_far(
+    tmp_path: Path, serve: Serve, services: Services, agent_workers: AgentWorkers
+) -> None:
+    bug = BUGS[0]
+    repo = make_repo(tmp_path / "remote", bug)
+    edit = {"path": "lib.py", "old": bug.old, "new": bug.new}
+    script = {
+        "model": PRICED,
+        "rules": [policies.rule({"turn": 0}, ("edit_file", edit))],
+        "fallback": {"tool_calls": [{"name": "bash", "arguments": {"command": "sleep 600"}}]},
+    }
+    agent_workers.runner_env["AUTAN_MODEL_NAME"] = PRICED
+    agent_workers.start(serve(Script.model_validate(script)).url)
+    task_id = services.lifecycle.submit(TaskSpec(repo=str(repo), instruction=bug.task))[0].id
+
+    def sleeping() -> bool:
+        with services.sessions() as session:
+            calls = store.events_after(session, task_id=task_id, seq=0, kind="tool.call")
+            return any("sleep 600" in str(e.data.get("arguments")) for e in calls)
+
+    wait_until(sleeping, timeout=60, what=f"the agent to sleep\n{agent_workers.output()}")
+    services.lifecycle.cancel(task_id)
+    wait_until(
+        lambda: all(a.state.terminal for a in services.lifecycle.get(task_id).attempts),
+        timeout=60,
+        what="the attempt to stop",
+    )
+    task = services.lifecycle.get(task_id)
+    assert task.state == TaskState.CANCELLED
+    (attempt,) = task.attempts
+    assert attempt.state == AttemptState.CANCELLED and attempt.result is not None
+    assert attempt.result.partial is True and f"+    return {bug.new}\n" in attempt.result.diff
+    assert attempt.result.tokens_in > 0 and attempt.result.cost_usd > 0
+    assert task.cost_usd == attempt.result.cost_usd

@@ -5,11 +5,12 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent.errors import RepoConfigInvalid
 from sandbox.base import Sandbox
 from sandbox.errors import SandboxError
+from sandbox.network import NetworkConfig
 
 SKIPPED = {".git", "node_modules", "__pycache__", ".venv", "venv", ".mypy_cache", ".tox"}
 
@@ -36,6 +37,21 @@ class SetupSection(BaseModel):
     """Run in order before the agent starts (installing dependencies); the first failure stops."""
 
 
+class NetworkSection(BaseModel):
+    """`[network]` of .autan.toml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allow: list[str] = Field(default_factory=list)
+    """Hosts the set-up commands may reach through the platform's proxy (`pypi.org`,
+    `*.pythonhosted.org`), besides the platform's own list, where set-up has the allowlist."""
+
+    @field_validator("allow", mode="after")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        return NetworkConfig(allow=value).allow  # the same rules as the platform's list
+
+
 class AutanToml(BaseModel):
     """A repository's `.autan.toml`."""
 
@@ -46,6 +62,9 @@ class AutanToml(BaseModel):
 
     setup: SetupSection = Field(default_factory=SetupSection)
     """How to prepare the workspace."""
+
+    network: NetworkSection = Field(default_factory=NetworkSection)
+    """What set-up may reach."""
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,10 @@ class AgentRunnerSettings(BaseSettings):
     trees_dir: Path | None = None
     """Where base trees (mirrors, checkouts) are cached; DATA_DIR/trees if unset."""
 
+    ref_fresh_s: float = Field(default=0.0, ge=0)
+    """A task's ref is fetched when its first attempt starts; a fetch of the same ref that
+    ended at most this long before is reused (attempts that start together always share one)."""
+
     trajectory_dir: Path | None = None
     """Where each attempt's whole conversation is saved as `<attempt id>.json`; unset: nowhere."""
 
@@ -186,7 +190,10 @@ class AgentRunner:
         self._feed = feed
         self._baselines = baselines
         self.trees = TreeStore(
-            TreesConfig(root=self.settings.trees_dir or self.settings.data_dir / "trees")
+            TreesConfig(
+                root=self.settings.trees_dir or self.settings.data_dir / "trees",
+                fresh_s=self.settings.ref_fresh_s,
+            )
         )
 
     @property

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +33,11 @@ class TreesConfig(BaseModel):
 
     budget: int = 20 << 30
     """Bytes of checkouts and snapshots kept; `prune()` removes the least recently used above it."""
+
+    fresh_s: float = Field(default=0.0, ge=0)
+    """`resolve()` reuses a fetch of the same ref that ended at most this long before it was
+    called. Whatever this is, a fetch that ends while a resolve waits for the mirror's lock is
+    reused: attempts of a task that start together fetch once."""
 
 
 def _key(text: str) -> str:
@@ -81,7 +87,7 @@ class TreeStore:
         Fetches only that ref into the mirror (cloning it the first time); a full hash
         already in the mirror needs no fetch, and an abbreviated one a full fetch when the
         mirror lacks it. Raises RefNotFound when the remote has no such ref."""
-        wanted = ref or "HEAD"
+        wanted, called = ref or "HEAD", time.time()
         mirror = self.root / "mirrors" / f"{_key(url)}.git"
         with _locked(mirror.with_suffix(".lock")):
             sha = (
@@ -95,16 +101,26 @@ class TreeStore:
                 self._fetch(url, mirror)  # a fresh clone has every ref as the remote has it now
                 sha = self._resolve(mirror, wanted)
             else:
-                sha = self._fetch_ref(url, mirror, wanted)
+                sha = self._fetched_since(mirror, wanted, called - self.config.fresh_s)
+                sha = sha or self._fetch_ref(url, mirror, wanted)
         if sha is None:
             raise RefNotFound(f"ref {wanted!r} not found in {url}")
         return sha
+
+    def _fetched_since(self, mirror: Path, ref: str, since: float) -> str | None:
+        stamp = mirror / "autan-fetched" / _key(ref)
+        if stamp.exists() and stamp.stat().st_mtime >= since:
+            return self._resolve(mirror, f"refs/autan/{_key(ref)}")
+        return None
 
     def _fetch_ref(self, url: str, mirror: Path, ref: str) -> str | None:
         # Its own ref in the mirror, so that the commit stays reachable until it is checked out.
         dest = f"refs/autan/{_key(ref)}"
         try:
             git.Repo(mirror).git.fetch("--no-tags", "origin", f"+{ref}:{dest}")
+            stamp = mirror / "autan-fetched" / _key(ref)  # when, for _fetched_since
+            stamp.parent.mkdir(exist_ok=True)
+            stamp.touch()
             return self._resolve(mirror, dest)
         except git.GitCommandError as exc:
             if not any(marker in exc.stderr for marker in _MISSING):

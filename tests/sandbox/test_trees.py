@@ -72,3 +72,15 @@ def test_a_remote_that_is_not_there_is_a_fetch_error_not_a_missing_ref(tmp_path:
     with pytest.raises(TreeError, match="could not fetch") as caught:
         store.resolve(str(tmp_path / "absent"), "main")
     assert not isinstance(caught.value, RefNotFound)
+
+
+def test_a_fetch_within_the_freshness_window_is_reused(remote: Path, tmp_path: Path) -> None:
+    patient = TreeStore(TreesConfig(root=tmp_path / "trees", fresh_s=3600))
+    v1 = git("rev-parse", "HEAD", cwd=remote)
+    patient.resolve(str(remote), None)  # the first use clones
+    assert patient.resolve(str(remote), "main") == v1  # fetched: the window starts
+    v2 = commit(remote, "v2")
+    assert patient.resolve(str(remote), "main") == v1  # within the window: no fetch
+    assert patient.resolve(str(remote), "HEAD") == v2  # another ref: fetched
+    eager = TreeStore(TreesConfig(root=tmp_path / "trees"))  # the same mirror, no window
+    assert eager.resolve(str(remote), "main") == v2

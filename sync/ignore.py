@@ -1,10 +1,13 @@
-"""Which paths the daemon leaves out: nested .gitignore and .autanignore files, and always .git."""
+"""Which paths the daemon leaves out: nested .gitignore and .autanignore files, and always .git
+(in any letter case, at any depth)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from pathspec import GitIgnoreSpec
+
+from sandbox.gitnames import has_git_name
 
 IGNORE_FILES = (".gitignore", ".autanignore")
 """Read in this order in each directory, so .autanignore can override .gitignore."""
@@ -39,7 +42,7 @@ class IgnoreRules:
     def ignored(self, path: str, is_dir: bool) -> bool:
         """Whether `path` is left out by its own name; its parents are the walk's business."""
         parts = path.split("/")
-        if ".git" in parts or CONFLICT_MARK in parts[-1]:
+        if has_git_name(path) or CONFLICT_MARK in parts[-1]:
             return True
         result = False
         for depth in range(len(parts)):

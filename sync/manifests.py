@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sandbox.gitnames import is_git_name
 from sync.errors import UnsafePath
 from sync.hashing import is_digest
 
@@ -29,8 +30,8 @@ def check_path(path: str) -> str:
     for part in path.split("/"):
         if part in ("", ".", ".."):
             raise UnsafePath(f"{path!r}: empty, '.' and '..' components are not allowed")
-        if part == ".git":
-            raise UnsafePath(f"{path!r}: .git is never synced")
+        if is_git_name(part):
+            raise UnsafePath(f"{path!r}: .git (in any letter case) is never synced")
     return path
 
 

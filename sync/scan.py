@@ -8,6 +8,7 @@ import stat as stat_mode
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.gitnames import has_git_name, is_git_name
 from sync.errors import FileUnstable
 from sync.hashing import hash_file, stamp
 from sync.ignore import IGNORE_FILES, IgnoreRules
@@ -33,6 +34,8 @@ class Scan:
     entries: dict[str, Local] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
     unstable: list[str] = field(default_factory=list)
+    git_names: list[str] = field(default_factory=list)
+    """Paths left out for naming `.git` (in some letter case) below the top."""
     touched: set[str] | None = None
     """The paths a partial rescan read or dropped (None: a whole scan, anything may differ)."""
 
@@ -41,12 +44,18 @@ class Scanner:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.rules = IgnoreRules(self.root)
+        self.reported: set[str] = set()
+        """Git names already logged: each is said once while the daemon runs."""
 
     def scan(self, known: dict[str, Local]) -> Scan:
         """The whole tree; `known` supplies hashes of files whose stamp has not changed."""
         self.rules = IgnoreRules(self.root)  # ignore files are read afresh on every full scan
         found = Scan()
         self._walk("", known, found)
+        new = [p for p in found.git_names if p not in self.reported]
+        if new:
+            log.warning("not synced, git's own names: %s", ", ".join(new))
+            self.reported.update(new)
         return found
 
     def rescan(self, current: dict[str, Local], paths: set[str], refused: list[str]) -> Scan:
@@ -56,7 +65,7 @@ class Scanner:
         found = Scan(entries=dict(current), refused=[r for r in refused if r not in paths])
         found.touched = set()
         for path in sorted(paths):
-            if ".git" in path.split("/"):
+            if has_git_name(path):
                 continue
             found.touched.add(path)
             old = found.entries.pop(path, None)
@@ -100,7 +109,11 @@ class Scanner:
                 st = os.lstat(self.root / path)
             except FileNotFoundError:
                 continue
-            if name == ".git" or self.rules.ignored(path, stat_mode.S_ISDIR(st.st_mode)):
+            if is_git_name(name):
+                if path != ".git":  # the checkout's own is expected; any other is news
+                    found.git_names.append(path)
+                continue
+            if self.rules.ignored(path, stat_mode.S_ISDIR(st.st_mode)):
                 continue
             self._add(path, st, known, found)
 

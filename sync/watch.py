@@ -15,6 +15,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from sandbox.gitnames import has_git_name
 from sync.config import DaemonConfig
 from sync.errors import SyncError
 
@@ -46,7 +47,7 @@ class Changes(FileSystemEventHandler):
             rel = os.path.relpath(path, self.root)
             if rel == "." or rel.startswith("../") or rel == "..":
                 continue
-            if ".git" in rel.split("/"):
+            if has_git_name(rel):
                 continue
             found.append(rel)
         if found:

@@ -140,3 +140,35 @@ def test_a_forged_path_cannot_leave_the_sandbox(
     link.push(3, ChangeSet([through_link]))  # the symlink resolves inside the sandbox
     assert not (tmp_path / "escaped").exists()
     assert not Path("/tmp/escaped").exists()
+
+
+@pytest.mark.timeout(60)
+def test_git_names_fifos_and_files_too_large_stay_in_the_sandbox(
+    sandbox: Sandbox, blobs: BlobStore, base: dict[str, Entry], caplog: pytest.LogCaptureFixture
+) -> None:
+    link = SandboxLink(sandbox, blobs, base, version=1, max_file_bytes=1 << 20)
+    made = sandbox.exec(
+        "mkdir -p .GIT sub/.git && echo x > .GIT/config && echo y > sub/.git/config && "
+        "mkfifo pipe && rm src/b.py && mkfifo src/b.py && truncate -s 50G huge && "
+        "truncate -s 3G a.txt && echo ok > fine.txt"
+    )
+    assert made.exit_code == 0, made.stderr
+
+    with caplog.at_level("WARNING", logger="sync.live"):
+        out = link.pull()
+        again = link.pull()
+
+    assert [e.path for e in out.changes] == ["fine.txt"]
+    assert out.deleted == ["src/b.py"]  # a FIFO is no file: what was there is gone
+    assert out.refused == ["a.txt", "huge"]
+    assert not again and again.refused == []
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["a.txt", "huge"]
+    assert link.known["a.txt"] == base["a.txt"]  # over the bound is not a deletion
+    assert next(out.batches()).refused == ["a.txt", "huge"]
+    hook = Entry.model_construct(  # past validation, as a hostile caller could send it
+        path="sub/.GIT/config", kind="file", hash=blobs.put_bytes(b"[core]\n"), mode=0o644,
+        target=None, size=7,
+    )  # fmt: skip
+    with pytest.raises(UnsafePath):
+        link.push(2, ChangeSet([hook]))
+    assert sandbox.exec("test ! -e sub/.GIT").exit_code == 0  # nothing of it was written

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from sync.errors import UnsafePath
 from sync.hashing import hash_bytes
+from sync.manifests import check_path
 from sync.scan import Local, Scan, Scanner
 
 
@@ -66,6 +68,31 @@ def test_git_is_always_left_out(checkout: Path) -> None:
     found = Scanner(checkout).scan({})
 
     assert sorted(found.entries) == [".gitignore", "sub", "sub/file.txt"]
+
+
+def test_git_names_in_any_case_are_left_out_and_said_once(
+    checkout: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(checkout, ".GIT/hooks/post-checkout", "#!/bin/sh\nevil\n", 0o755)  # .git on macOS
+    write(checkout, "sub/.git/config", "[core]\n")
+    write(checkout, "a/.Git", "gitdir: x\n")
+    write(checkout, "a/file.txt")
+    scanner = Scanner(checkout)
+
+    with caplog.at_level("WARNING", logger="sync.scan"):
+        first = scanner.scan({})
+        again = scanner.rescan(first.entries, {".GIT/hooks/post-checkout", "a/.Git"}, [])
+        scanner.scan(first.entries)
+
+    assert sorted(first.entries) == ["a", "a/file.txt", "sub"]
+    assert first.git_names == [".GIT", "a/.Git", "sub/.git"]
+    assert sorted(again.entries) == sorted(first.entries)
+    assert [r.getMessage() for r in caplog.records] == [
+        "not synced, git's own names: .GIT, a/.Git, sub/.git"
+    ]
+    for path in (".GIT/config", "sub/.Git/hooks/x", ".gIt"):
+        with pytest.raises(UnsafePath, match="never synced"):
+            check_path(path)
 
 
 def test_modes_empty_folders_and_symlinks(checkout: Path, tmp_path: Path) -> None:

@@ -41,6 +41,12 @@ def _sandbox(args: argparse.Namespace) -> Figures:
     return bench_sandbox()
 
 
+def _network(args: argparse.Namespace) -> Figures:
+    from tests.bench.network import bench_network
+
+    return bench_network()
+
+
 def _cli(args: argparse.Namespace) -> Figures:
     from tests.bench.cli import bench_cli
 
@@ -94,6 +100,7 @@ AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
     "overhead": lambda a: _foundation(a, "overhead"),
     "drain": lambda a: _foundation(a, "drain"),
     "sandbox": _sandbox,
+    "network": _network,
     "cli": _cli,
     "serving": _serving,
     "agent": _agent,

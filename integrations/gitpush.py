@@ -7,13 +7,18 @@ travels in git's environment, never on a command line or in a URL.
 from __future__ import annotations
 
 import base64
+import logging
 import os
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from integrations.errors import PublishError
+from sandbox.gitnames import has_git_name
+
+log = logging.getLogger(__name__)
 
 TRAILER = "Autan-Task"
 HISTORY_DEPTH = 50
@@ -26,6 +31,8 @@ class Pushed:
     sha: str
     new: bool
     """False when the branch already held this task's commit (a retried report)."""
+    left_out: tuple[str, ...] = ()
+    """Paths of the diff not pushed because they name `.git` (in some letter case)."""
 
 
 class Git:
@@ -93,10 +100,37 @@ def push_branch(
             found = git("log", "--format=%H", f"--grep=^{TRAILER}: {task_id}$", "FETCH_HEAD")
             if found.strip():
                 return Pushed(branch, found.split()[0], new=False)
-        if not diff.strip():
+        diff, left_out = without_git_names(diff)
+        if left_out:
+            log.warning("task %s: not pushed, git's own names: %s", task_id, ", ".join(left_out))
+        if "\ndiff --git " not in f"\n{diff}":
             raise PublishError("the task's result has no diff: nothing to push")
         git("apply", "--index", "--whitespace=nowarn", "-", stdin=diff)
         git("commit", "-q", "-m", f"{message}\n\n{TRAILER}: {task_id}")
         sha = git("rev-parse", "HEAD").strip()
         git("push", "-q", url, f"HEAD:refs/heads/{branch}")
-        return Pushed(branch, sha, new=True)
+        return Pushed(branch, sha, new=True, left_out=tuple(left_out))
+
+
+_SECTION = re.compile(r"^(?=diff --git )", re.M)
+_NAMES = re.compile(
+    r"^(?:diff --git |--- |\+\+\+ |rename from |rename to |copy from |copy to )(.*)$", re.M
+)
+
+
+def without_git_names(diff: str) -> tuple[str, list[str]]:
+    """`diff` without the files whose paths name `.git` (git refuses the whole patch over one
+    of them, `invalid path`), and those paths. A path is judged on every line that names it,
+    split every way the header allows, so a space in a name cannot hide it."""
+    kept: list[str] = []
+    left_out: list[str] = []
+    for section in _SECTION.split(diff):
+        head = section.split("\n@@", 1)[0]  # the hunks' own lines name nothing
+        named = [n.replace('"', "") for n in _NAMES.findall(head)]
+        if not any(has_git_name(part) for n in named for part in n.split(" ")):
+            kept.append(section)
+            continue
+        both = named[0]  # `a/PATH b/PATH`: the first half, when the two are one path
+        half = both[2 : (len(both) - 1) // 2]
+        left_out.append(half if both == f"a/{half} b/{half}" else both)
+    return "".join(kept), left_out

@@ -9,21 +9,29 @@ from typing import Any
 
 import pytest
 
+from orchestrator import store
 from orchestrator.agent_runner import AgentRunner, AgentRunnerSettings
 from orchestrator.base import AttemptFailed, AttemptOutcome
+from orchestrator.schemas import TaskSpec
+from orchestrator.services import Services
+from orchestrator.states import AttemptState, TaskState
 from serving.script import Script
 from serving.scripted import ScriptedServer, start_in_thread
 from tests.agent.bugs import BUGS, Bug
 from tests.agent.conftest import Recorder, agent_config, attempt_context
 from tests.agent.policies import finish, rule
+from tests.agent.workers import AgentWorkers
 from tests.live import free_port
 from tests.serving.flaky import FlakyServer
+from tests.waiting import wait_until
 
 Serve = Callable[[Script], ScriptedServer]
 Settings = Callable[..., AgentRunnerSettings]
 BUG = BUGS[0]
 OUTAGE_S = 3.0
 """How long the only endpoint stays down; production waits out up to AUTAN_MODEL_OUTAGE_S."""
+WORKER_OUTAGE_S = 4.5
+"""Longer than the test settings' heartbeat timeout (3 s): a silent worker would lose it."""
 
 
 def careful(bug: Bug, delay_ms: int = 0) -> Script:
@@ -196,3 +204,39 @@ def test_spread_by_attempt_keeps_each_attempt_to_its_endpoint_while_it_is_up(
     outcome, seen = attempt(runner, repos[BUG.name], number=2)
     assert outcome.verified is True and steps(seen) == [1, 2, 3, 4]
     assert len(second.requests) == 8
+
+
+@pytest.mark.slow
+def test_a_worker_shows_the_wait_keeps_its_lease_and_resumes(
+    repos: dict[str, Path],
+    serve: Serve,
+    services: Services,
+    agent_workers: AgentWorkers,
+    relay: Callable[..., FlakyServer],
+    unfaulted: AttemptOutcome,
+) -> None:
+    server = serve(careful(BUG))
+    only = relay(server.url, die_after=2, down_for_s=WORKER_OUTAGE_S)
+    agent_workers.start(only.url)
+    spec = TaskSpec(repo=str(repos[BUG.name]), instruction=BUG.task)
+    task_id = services.lifecycle.submit(spec)[0].id
+
+    def waiting() -> bool:
+        return services.lifecycle.get(task_id).attempts[0].state == AttemptState.WAITING_MODEL
+
+    wait_until(waiting, timeout=60, what=f"the attempt to wait\n{agent_workers.output()}")
+    wait_until(lambda: services.lifecycle.get(task_id).state.terminal, timeout=90)
+    task = services.lifecycle.get(task_id)
+    assert only.came_back.is_set()
+    assert task.state == TaskState.SUCCEEDED, agent_workers.output()
+    (attempt,) = task.attempts
+    assert attempt.state == AttemptState.SUCCEEDED
+    assert attempt.runs == 1  # its heartbeats went on: never taken for dead and run again
+    assert attempt.result is not None and attempt.result.diff == unfaulted.diff
+    with services.sessions() as session:
+        events = store.events_after(session, task_id=task_id, seq=0)
+        states = [e.data["state"] for e in events if e.kind == "attempt.state"]
+        kinds = [e.kind for e in events]
+    assert states[-4:] == ["waiting_model", "running", "verifying", "succeeded"]
+    assert kinds.count("model.waiting") == 1 and kinds.count("model.resumed") == 1
+    assert [k for k in kinds if k == "model.message"] == ["model.message"] * 4

@@ -302,6 +302,15 @@ def left_out(diff: str) -> dict[str, list[str]]:
     return found
 
 
+def left_out_note(diff: str) -> str:
+    """A paragraph for an attempt's summary naming what its diff left out; "" when nothing."""
+    found = left_out(diff)
+    if not found:
+        return ""
+    parts = "; ".join(f"{why}: {', '.join(paths)}" for why, paths in found.items())
+    return f"\n\nLeft out of the diff ({parts})."
+
+
 def _blob_id(entry: Entry | None) -> str:
     if entry is None:
         return "0" * 40

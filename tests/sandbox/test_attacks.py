@@ -17,7 +17,7 @@ import pytest
 from sandbox import create_sandbox
 from sandbox.bwrap import BwrapSandbox
 from sandbox.config import LimitsConfig, SandboxConfig
-from sandbox.diff import left_out
+from sandbox.diff import left_out, left_out_note
 from sandbox.errors import FileTooLarge, NotRegularFile
 from tests.sandbox import attacks
 from tests.sandbox.attacks import cli
@@ -90,7 +90,7 @@ def test_secrets_other_sandboxes_and_platform_data_are_invisible(
     assert victim._holder is not None
     paths = [
         "/etc/shadow", "/root", "/home", "/run", "/var", str(data / "autan.db"),
-        str(victim.mnt), f"/proc/{victim._holder.pid}/root{victim.mnt}/merged/secret.txt",
+        str(victim.dir), f"/proc/{victim._holder.pid}/root/tmp/merged/secret.txt",
         str(tmp_path), "/tmp/" + tmp_path.name,
     ]  # fmt: skip
     code = attacks.READ.format(paths=paths)
@@ -182,8 +182,11 @@ def test_tiocsti_cannot_reach_a_terminal(
     base: Path, config: SandboxConfig, sbx: BwrapSandbox
 ) -> None:
     assert sbx.exec(["python3", "-c", attacks.TIOCSTI]).stdout.split() == [
-        "ENOTTY", "ENOTTY", "ENOTTY", "ENXIO",
-    ]  # fmt: skip
+        "EPERM",
+        "EPERM",
+        "EPERM",
+        "ENXIO",
+    ]  # fmt: skip: the syscall filter refuses TIOCSTI before the kernel looks for a terminal
     master, slave = os.openpty()
     try:
         # The operator's command runs with a real controlling terminal on all three streams.
@@ -207,7 +210,7 @@ def test_tiocsti_cannot_reach_a_terminal(
         os.close(master)
         os.close(slave)
     assert done.returncode == 0
-    assert seen.split() == ["ENOTTY", "ENOTTY", "ENOTTY", "ENXIO"]
+    assert seen.split() == ["EPERM", "EPERM", "EPERM", "ENXIO"]
 
 
 def applied(base: Path, diff: str, tmp_path: Path) -> Path:
@@ -238,6 +241,9 @@ def test_sparse_files_are_named_too_large_never_read(
         ("README.md", "modified"), ("big3", "added"), ("big50", "added"), ("small", "added"),
     ]  # fmt: skip
     assert left_out(diff) == {"file too large": ["README.md", "big3", "big50"]}
+    assert (
+        left_out_note(diff) == "\n\nLeft out of the diff (file too large: README.md, big3, big50)."
+    )
     assert "file too large: big50 (53687091200 bytes), not in this diff\n" in diff
     repo = applied(base, diff, tmp_path)
     assert (repo / "small").read_text() == "ok\n"
@@ -293,7 +299,8 @@ def test_device_nodes_are_never_opened_host_side(
     os.mkfifo(base / "pipe")
     sbx = make_sandbox()
     assert sbx._holder is not None
-    os.mknod(f"{sbx._view}/upper/made", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    with sbx.as_owner():  # no one, not even a root worker, makes a device node in its upper layer
+        os.mkfifo(f"{sbx._view}/upper/made")
     local = create_sandbox(base, config.model_copy(update={"backend": "local"}))
     try:
         os.mknod(local.workspace / "made", stat.S_IFCHR | 0o666, os.makedev(1, 3))  # type: ignore[attr-defined]
@@ -317,6 +324,7 @@ def test_git_names_in_any_case_and_at_any_depth_stay_out_of_the_diff(
             diff = each.diff()
             # Named once each, by the folder (not every file in it); the top .git is expected.
             assert left_out(diff) == {"git's own name": [".GIT", "a/.Git", "sub/.git"]}
+            assert left_out_note(diff).endswith("(git's own name: .GIT, a/.Git, sub/.git).")
             assert [line for line in diff.splitlines() if line.startswith("diff --git")] == [
                 "diff --git a/fine.txt b/fine.txt"
             ]

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.schemas import AttemptView, EventView, ResultView, TaskSummary, TaskView
+from orchestrator.states import TaskState
 
 STATE_STYLES = {
     "queued": "blue",
@@ -20,6 +21,8 @@ STATE_STYLES = {
     "verifying": "cyan",
     "waiting_model": "yellow",
     "succeeded": "green",
+    "verified": "green",
+    "unverified": "yellow",
     "failed": "red",
     "cancelled": "yellow",
     "timed_out": "red",
@@ -122,6 +125,7 @@ def attempts_table(attempts: Iterable[AttemptView]) -> Table:
     table = Table(title="attempts", title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("#", justify="right")
     table.add_column("state", no_wrap=True)
+    table.add_column("verified", no_wrap=True)
     table.add_column("runs", justify="right")
     table.add_column("duration", justify="right", no_wrap=True)
     table.add_column("commit", no_wrap=True)
@@ -133,6 +137,7 @@ def attempts_table(attempts: Iterable[AttemptView]) -> Table:
         table.add_row(
             str(attempt.number),
             state(attempt.state),
+            state(attempt.verdict or "-"),
             str(attempt.runs),
             duration(attempt.duration_s),
             short(attempt.commit),
@@ -156,7 +161,7 @@ def diff_size(result: ResultView | None) -> str:
 
 
 def result_text(result: ResultView) -> Text:
-    verified = {True: "yes", False: "no", None: "not checked"}[result.verified]
+    verified = "yes" if result.verified else "no, unverified"
     text = Text("result: ", style="bold")
     text.append(result.summary)
     text.append(
@@ -175,6 +180,8 @@ def ending(task: TaskView) -> Text:
         text.append(f": {task.reason}")
     if task.result is not None:
         text.append(f"\nresult: {task.result.summary}")
+    if task.state == TaskState.UNVERIFIED and task.result is not None:
+        text.append(f"\nthe kept diff is unverified; `autan diff {task.id}` prints it")
     return text
 
 

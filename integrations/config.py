@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,10 @@ class IntegrationSettings(BaseSettings):
 
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "autan")
     """Where `autan.toml` is read from."""
+
+    report_unverified: Literal["comment", "draft"] = "comment"
+    """For a task that ended `unverified`: only a comment with the outcome and how to get the
+    diff (`comment`), or also a draft pull request titled as unverified (`draft`)."""
 
     def task_url(self, task_id: str) -> str:
         return f"{self.public_url.rstrip('/')}/tasks/{task_id}"

@@ -15,15 +15,17 @@ def marker(task_id: str) -> str:
 
 def title(task: TaskView) -> str:
     first = task.instruction.strip().split("\n", 1)[0].lstrip("# ").strip()
-    return f"Autan: {first[:80]}" if first else f"Autan task {task.id}"
+    name = f"Autan: {first[:80]}" if first else f"Autan task {task.id}"
+    return f"[unverified] {name}" if task.state == TaskState.UNVERIFIED else name
 
 
 def tests_line(task: TaskView) -> str:
     result = task.result
-    if result is None or result.verified is None:
+    if result is None:
         return "not run"
-    verdict = "passed" if result.verified else "failed"
-    return f"{verdict} ({result.tests_outcome})" if result.tests_outcome else verdict
+    if result.tests_outcome:
+        return result.tests_outcome
+    return "verified" if result.verified else "unverified"
 
 
 def outcome(
@@ -36,6 +38,11 @@ def outcome(
         lines.append(task.result.summary or "Done.")
     else:
         lines.append(f"Task {task.state}: {task.reason or 'no reason given'}")
+    if task.state == TaskState.UNVERIFIED and task.result is not None:
+        lines.append(
+            f"Its change is not verified. `autan diff {task.id}` prints the diff, "
+            f"`autan apply {task.id}` applies it to a checkout."
+        )
     if pull_url:
         lines.append(f"Pull request: {pull_url}")
     if task.commit:
@@ -46,5 +53,7 @@ def outcome(
     return lines
 
 
-def has_changes(task: TaskView) -> bool:
-    return task.state == TaskState.SUCCEEDED and bool(task.result and task.result.diff.strip())
+def has_changes(task: TaskView, *, unverified: bool = False) -> bool:
+    """A diff worth a pull request: a verified one; an unverified one only when asked."""
+    states = {TaskState.SUCCEEDED, TaskState.UNVERIFIED} if unverified else {TaskState.SUCCEEDED}
+    return task.state in states and bool(task.result and task.result.diff.strip())

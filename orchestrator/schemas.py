@@ -103,6 +103,16 @@ class AttemptView(BaseModel):
     duration_s: float | None
     result: ResultView | None
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def verdict(self) -> Literal["verified", "unverified", "failed"] | None:
+        """What the attempt's work is worth: `verified` against the baseline, `unverified`
+        (it finished but its tests do not show a fix), `failed` (it ended early); None while
+        it runs."""
+        if self.state == AttemptState.SUCCEEDED and self.result is not None:
+            return "verified" if self.result.verified else "unverified"
+        return "failed" if self.state.terminal else None
+
 
 class OriginView(BaseModel):
     model_config = ConfigDict(from_attributes=True)

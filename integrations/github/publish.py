@@ -14,6 +14,7 @@ from integrations.github.client import GitHubAccess
 from integrations.github.config import GitHubSettings
 from integrations.gitpush import push_branch
 from orchestrator.schemas import TaskView
+from orchestrator.states import TaskState
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,10 @@ class Publisher:
         return found[1]
 
     def publish(self, task: TaskView) -> Published | None:
-        """None when the task changed nothing; idempotent by task id."""
-        if not text.has_changes(task):
+        """None when the task changed nothing, or its change is unverified and reports of
+        unverified changes are comments only; idempotent by task id."""
+        draft_unverified = self.common.report_unverified == "draft"
+        if not text.has_changes(task, unverified=draft_unverified):
             return None
         assert task.result is not None
         repo = self.repo_of(task)
@@ -80,7 +83,7 @@ class Publisher:
                 head=branch,
                 title=text.title(task),
                 body=self._body(task),
-                draft=self.settings.draft,
+                draft=self.settings.draft or task.state == TaskState.UNVERIFIED,
             )
         except GithubException as exc:
             raise ServiceError(f"GitHub answered {exc.status}: {exc.data}") from exc

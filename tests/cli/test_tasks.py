@@ -112,6 +112,33 @@ def test_run_follow_exits_0_on_success_and_1_on_failure(
     assert services.lifecycle.get(task_id).state == TaskState.FAILED
 
 
+def test_run_follow_exits_1_when_the_result_is_unverified_and_status_says_so(
+    autan: Autan, services: Services, workers: WorkerPool, tmp_path: Path
+) -> None:
+    workers.start()
+    outcome = "unverified: 0 fixed, 1 still passing, 0 broken, 0 vanished (pytest)"
+    script = json.dumps({"verified": False, "diff": "+x\n", "tests_outcome": outcome})
+    done = autan("run", script, "--repo", str(tmp_path), "-f")
+    assert done.returncode == 1, done.stderr + workers.output()
+    task_id = task_id_in(done.stdout)
+    lines = done.stdout.splitlines()
+    assert (
+        f"task {task_id} unverified: no attempt verified; kept attempt 1 of 1: {outcome}" in lines
+    )
+    assert lines[-1] == f"the kept diff is unverified; `autan diff {task_id}` prints it"
+    assert services.lifecycle.get(task_id).state == TaskState.UNVERIFIED
+
+    shown = autan("status", task_id, "--json")
+    detail = json.loads(shown.stdout)
+    assert detail["state"] == "unverified"
+    assert [(a["state"], a["verdict"]) for a in detail["attempts"]] == [("succeeded", "unverified")]
+    table = autan("status", task_id).stdout
+    assert "verified" in table  # the column
+    row = next(line for line in table.splitlines() if line.strip().startswith("1 "))
+    assert "succeeded" in row and "unverified" in row
+    assert "verified: no, unverified" in table
+
+
 def test_cancel_stops_a_running_task(
     autan: Autan, services: Services, workers: WorkerPool, tmp_path: Path
 ) -> None:

@@ -47,13 +47,20 @@ COMMIT = "c0ffee" + "0123456789" * 3 + "abcd"
 """The commit finished tasks say they were tested on."""
 
 
-def finish(services: Services, task_id: str, diff: str, summary: str = "Fixed add().") -> TaskView:
+def finish(
+    services: Services,
+    task_id: str,
+    diff: str,
+    summary: str = "Fixed add().",
+    tests_outcome: str = "3 passed",
+    verified: bool = True,
+) -> TaskView:
     task = services.lifecycle.get(task_id)
     claim = services.lifecycle.claims.claim(task.attempts[0].id, worker="test")
     assert claim is not None
     services.lifecycle.claims.pin_commit(claim, COMMIT)
     outcome = AttemptOutcome(
-        summary=summary, diff=diff, verified=True, tests_outcome="3 passed", cost_usd=0.42
+        summary=summary, diff=diff, verified=verified, tests_outcome=tests_outcome, cost_usd=0.42
     )
     services.lifecycle.claims.finish(claim, AttemptState.SUCCEEDED, outcome=outcome)
     return services.lifecycle.get(task_id)

@@ -112,7 +112,7 @@ def test_a_labelled_issue_from_a_writer_becomes_a_task_and_its_report_a_pull_req
     assert opened["draft"] is True
     for part in (
         "Fixed add().",
-        "Tests: passed (3 passed)",
+        "Tests: 3 passed",
         "Cost: $0.42",
         f"Commit: {COMMIT}",  # in full: GitHub links it
         f"http://autan.test/tasks/{task.id}",
@@ -269,3 +269,63 @@ def test_without_a_webhook_secret_github_deliveries_are_refused(issue: Wired) ->
     assert r.status_code == 503
     assert "AUTAN_GITHUB_WEBHOOK_SECRET is not set" in r.json()["detail"]
     assert tasks(issue.services) == []
+
+
+UNVERIFIED = (
+    "unverified: 0 fixed, 2 still passing, 0 broken, 0 vanished (python -m pytest -q); "
+    "no test that failed on the base passes now"
+)
+
+
+def test_an_unverified_result_gets_a_comment_saying_how_to_get_the_diff_and_no_pull_request(
+    issue: Wired, remote: Path
+) -> None:
+    w = issue
+    post(w, "issues", labeled(), delivery="d-u")
+    [task] = tasks(w.services)
+    done = finish(w.services, task.id, FIX, tests_outcome=UNVERIFIED, verified=False)
+    assert done.state == "unverified"
+    w.github.requests.clear()
+    reporter = GitHubReporter(w.github_settings, w.common, w.routing)
+    assert w.services.lifecycle.report(task.id, Reporters({"github": reporter})) == "reported"
+    assert w.github.lines() == [
+        "GET /repos/acme/app",
+        "GET /repos/acme/app/issues/7",
+        "GET /repos/acme/app/issues/7/comments",
+        "POST /repos/acme/app/issues/7/comments",
+    ]
+    assert w.github.pulls == []
+    comment = w.github.requests[-1].json()["body"]
+    assert comment.startswith(
+        f"Task unverified: no attempt verified; kept attempt 1 of 1: {UNVERIFIED}"
+    )
+    assert f"`autan diff {task.id}` prints the diff" in comment
+    assert f"Tests: {UNVERIFIED}" in comment and "Pull request" not in comment
+    branches = subprocess.run(
+        ["git", "branch", "--list", f"autan/{task.id}"], cwd=remote, capture_output=True, text=True
+    )
+    assert branches.stdout == ""  # nothing pushed
+
+
+def test_with_report_unverified_draft_an_unverified_result_opens_a_draft_titled_unverified(
+    issue: Wired, remote: Path
+) -> None:
+    w = issue
+    w.common.report_unverified = "draft"
+    w.github_settings.draft = False  # a verified result would open a ready pull request
+    post(w, "issues", labeled(), delivery="d-d")
+    [task] = tasks(w.services)
+    finish(w.services, task.id, FIX, tests_outcome=UNVERIFIED, verified=False)
+    reporter = GitHubReporter(w.github_settings, w.common, w.routing)
+    w.github.requests.clear()
+    assert w.services.lifecycle.report(task.id, Reporters({"github": reporter})) == "reported"
+    assert "POST /repos/acme/app/pulls" in w.github.lines()
+    opened = next(r for r in w.github.requests if r.path.endswith("/pulls") and r.method == "POST")
+    body = opened.json()
+    assert body["draft"] is True
+    assert body["title"] == "[unverified] Autan: add() subtracts"
+    assert f"Tests: {UNVERIFIED}" in body["body"]
+    assert "return a + b" in branch_file(remote, f"autan/{task.id}")
+    comment = w.github.requests[-1].json()["body"]
+    assert "Pull request: https://github.test/acme/app/pull/" in comment
+    assert "Its change is not verified." in comment

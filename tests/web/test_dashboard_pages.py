@@ -243,5 +243,8 @@ def test_the_task_page_shows_attempts_side_by_side_and_the_chosen_diff(
         assert '<span class="d-del">-old &lt;b&gt;</span>' in html
         assert '<span class="d-add">+new &lt;/pre&gt;</span>' in html
         assert "Diff of attempt 1" in html
+        assert '<span class="state v-verified" data-role="verdict">verified</span>' in html
+        assert '<span class="state v-unverified" data-role="verdict">unverified</span>' in html
+        assert 'id="verified-means"' in html and "fresh sandbox over the base commit" in html
         other = client.get(f"/tasks/{task_id}?attempt=2").text
         assert "Diff of attempt 2" in other and '<span class="d-add">+only two</span>' in other

@@ -350,7 +350,7 @@ class AgentRunner:
         self,
         ctx: AttemptContext,
         base: Path,
-        network: NetworkConfig,
+        setup_network: NetworkConfig,
         info: RepoInfo,
         env: dict[str, str],
     ) -> Verification:
@@ -362,8 +362,8 @@ class AgentRunner:
         )
         return Verification(
             base_id=base.name, info=info, cache=self.baselines, env=env, limits=limits,
-            fresh=lambda: create_sandbox(base, self.sandbox_config(network)),
-            emit=ctx.emit, stop=ctx.stop,
+            fresh=lambda: create_sandbox(base, self.sandbox_config(), _reporter(ctx.emit)),
+            emit=ctx.emit, stop=ctx.stop, setup_network=setup_network,
         )  # fmt: skip
 
     def model(self, ctx: AttemptContext, emit: Emit) -> ChatModel:

@@ -15,6 +15,7 @@ from agent.tools import truncate
 from agent.verify import Verdict, find_test_command, judge, no_tests, run_tests
 from orchestrator.base import Emit
 from sandbox.base import Sandbox
+from sandbox.network import NetworkConfig
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,11 @@ class Verification:
         limits: Limits,
         emit: Emit,
         stop: threading.Event,
+        setup_network: NetworkConfig | None = None,
     ) -> None:
         self.command = find_test_command(info)
+        self.setup_network = setup_network
+        """Set-up's own network policy; the tests keep the sandbox's."""
         self.setup = list(info.autan.setup.commands)
         self.key = baseline_key(base_id, self.command or "", self.setup)
         self.fresh, self.cache, self.env = fresh, cache, dict(env)
@@ -103,8 +107,9 @@ class Verification:
                     return TestReport(self.command, None, note=f"the diff does not apply: {why}")
             for command in self.setup:
                 done = sandbox.exec(
-                    command, timeout=self.limits.setup_s, env=self.env, stop=self.stop
-                )
+                    command, timeout=self.limits.setup_s, env=self.env, stop=self.stop,
+                    network=self.setup_network,
+                )  # fmt: skip
                 if done.exit_code != 0 or done.limit:
                     why = done.limit or f"exit code {done.exit_code}"
                     return TestReport(self.command, None, note=f"set-up {command!r} failed ({why})")

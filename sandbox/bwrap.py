@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -13,7 +14,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sandbox import cgroups, netproxy, process
+from sandbox import cgroups, idmap, netproxy, process, seccomp
 from sandbox.base import Change, ExecResult, OnOutput
 from sandbox.config import SandboxConfig
 from sandbox.diff import Budget, Changes, overlay_changes, read_entry, unified_diff
@@ -44,16 +45,38 @@ _ETC = [
 ]  # fmt: skip
 _PASSWD = f"root:x:0:0::/:/bin/sh\nsandbox:x:{SANDBOX_UID}:{SANDBOX_UID}::/tmp:/bin/sh\n"
 _GROUP = f"root:x:0:\nsandbox:x:{SANDBOX_UID}:\n"
-# The holder owns the sandbox's mount namespace: a size-limited tmpfs (the disk quota) holding
-# the overlay's upper and work dirs, /tmp, and the merged view. It lives until its stdin closes.
+# The holder owns the sandbox's mount namespace. Over that namespace's own /tmp (never seen by
+# the host or inside) it mounts a size-limited tmpfs, the disk quota, holding the overlay's
+# upper and work dirs, the sandbox's /tmp, its passwd and group, proxy sockets, and the merged
+# view. Paths under it need no walk through the worker's own (maybe 0700) directories, which
+# a root worker's mapped ids could not make. It lives until its stdin closes.
+HOLD = "/tmp"
 _HOLDER = """set -e
-mount -t tmpfs -o "size=$3,mode=0755" tmpfs "$1"
-mkdir "$1/upper" "$1/work" "$1/merged" "$1/tmp"
-chmod 1777 "$1/tmp"
-mount -t overlay overlay -o "lowerdir=$2,upperdir=$1/upper,workdir=$1/work,userxattr" "$1/merged"
+mount -t tmpfs -o "size=$2,mode=0755" tmpfs /tmp
+mkdir /tmp/upper /tmp/work /tmp/merged /tmp/tmp /tmp/etc /tmp/net
+chmod 1777 /tmp/tmp
+printf '%s' "$3" > /tmp/etc/passwd
+printf '%s' "$4" > /tmp/etc/group
+: > /tmp/etc/empty
+mount -t overlay overlay -o "lowerdir=$1,upperdir=/tmp/upper,workdir=/tmp/work,userxattr" \
+    /tmp/merged
 echo ready
 read -r _ || true
 """
+# What a container runtime hides of /proc (the OCI defaults, and the kernel command line):
+# files become empty, folders empty and read-only; the writable kernel knobs are read-only.
+_MASKED_FILES = [
+    "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+    "/proc/sched_debug", "/proc/cmdline", "/proc/kallsyms", "/proc/sysrq-trigger",
+]  # fmt: skip
+_MASKED_DIRS = ["/proc/acpi", "/proc/asound", "/proc/scsi", "/proc/firmware", "/proc/driver"]
+_READ_ONLY = ["/proc/sys", "/proc/irq", "/proc/bus", "/proc/fs"]
+_PROC_MASKS = [
+    *(a for f in _MASKED_FILES if os.path.exists(f) for a in ("--ro-bind", f"{HOLD}/etc/empty", f)),
+    *(a for d in _MASKED_DIRS if os.path.isdir(d) for a in ("--tmpfs", d, "--remount-ro", d)),
+    *(a for d in _READ_ONLY if os.path.isdir(d) for a in ("--ro-bind", d, d)),
+]
+HOST_ID_COUNT = 65536
 
 
 def _tool(name: str) -> str:
@@ -80,10 +103,10 @@ class BwrapSandbox:
         if any(c in str(self.base) for c in ",:\\"):
             raise SandboxStartFailed(f"base path {self.base} has ',', ':' or '\\'; move it")
         self.id = uuid.uuid4().hex[:16]
-        root = self.config.root.resolve()
-        self.dir = root / self.id
-        self.mnt = self.dir / "mnt"
-        self.mnt.mkdir(parents=True)
+        self.dir = self.config.root.resolve() / self.id
+        self.dir.mkdir(parents=True)
+        # As root, the sandbox's ids are the mapped range; otherwise this worker's own.
+        self._owner = (self.config.host_ids,) * 2 if idmap.privileged() else None
         self._lock = os.open(self.dir / "lock", os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         (self.dir / "meta.json").write_text(
@@ -95,7 +118,6 @@ class BwrapSandbox:
         self._holder: subprocess.Popen[bytes] | None = None
         self.cgroup: cgroups.SandboxCgroup | None = None
         try:
-            self._etc = _shared_etc(root)
             self._start_cgroup()
             self._start_holder()
         except BaseException:
@@ -114,17 +136,43 @@ class BwrapSandbox:
             )
 
     def _start_holder(self) -> None:
-        argv = [_tool("unshare"), "--user", "--map-root-user", "--mount", "sh", "-c", _HOLDER]
-        argv += ["holder", str(self.mnt), str(self.base), str(self.config.limits.disk)]
-        self._holder = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={}
-        )
-        assert self._holder.stdout is not None and self._holder.stderr is not None
-        if self._holder.stdout.readline() != b"ready\n":
-            self._holder.wait()
-            err = self._holder.stderr.read().decode(errors="replace").strip()
-            raise SandboxStartFailed(f"could not set up the sandbox's mounts: {err}")
-        self._view = f"/proc/{self._holder.pid}/root{self.mnt}"
+        """As root: enter the mapped user namespace and show the base through an idmapped mount,
+        so the sandbox's user owns its files; otherwise map this user to the namespace's root."""
+        # The holder starts in the folder that holds the lower layer, and names it relatively:
+        # its tmpfs over /tmp would hide a base under /tmp, and a root worker's own folders
+        # (0700) may be closed to the mapped ids.
+        fds: list[int] = []
+        if self._owner is None:
+            enter = [_tool("unshare"), "--user", "--map-root-user"]
+            lower, cwd = ".", self.base
+        else:
+            userns = idmap.mapped_userns(self.config.host_ids, HOST_ID_COUNT)
+            (self.dir / "lower").mkdir()
+            idmap.attach_idmapped(self.base, self.dir / "lower", userns)
+            enter = [_tool("nsenter"), f"--user=/proc/self/fd/{userns}", "--wd=."]
+            enter += [_tool("unshare")]
+            lower, cwd, fds = "lower", self.dir, [userns]
+        argv = [*enter, "--mount", "--propagation", "private", "sh", "-c", _HOLDER, "holder"]
+        argv += [lower, str(self.config.limits.disk), _PASSWD, _GROUP]
+        try:
+            self._holder = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={},
+                cwd=cwd,
+                pass_fds=fds,
+            )
+            assert self._holder.stdout is not None and self._holder.stderr is not None
+            if self._holder.stdout.readline() != b"ready\n":
+                self._holder.wait()
+                err = self._holder.stderr.read().decode(errors="replace").strip()
+                raise SandboxStartFailed(f"could not set up the sandbox's mounts: {err}")
+        finally:
+            if self._owner is not None:
+                idmap.detach(self.dir / "lower")  # the holder has its own copy of the mount
+        self._view = f"/proc/{self._holder.pid}/root{HOLD}"
 
     def _exec_prefix(self) -> list[str]:
         assert self._holder is not None
@@ -133,6 +181,8 @@ class BwrapSandbox:
             script = "".join(f"echo $$ > {shlex.quote(str(f))}; " for f in self.cgroup.procs_files)
             join = [_tool("sh"), "-c", script + 'exec "$@"', "join"]
         enter = [_tool("nsenter"), f"--target={self._holder.pid}", "--user", "--mount"]
+        if self._owner is None:  # this user is the namespace's root already; setgroups is denied
+            enter.append("--preserve-credentials")
         # setpriv after nsenter: changing credentials clears the parent-death signal.
         return [*join, *enter, _tool("setpriv"), "--pdeathsig", "KILL", _tool("bwrap")]
 
@@ -150,14 +200,16 @@ class BwrapSandbox:
         args += ["--dir", "/etc"]
         for name in _ETC:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-        args += ["--ro-bind", str(self._etc / "passwd"), "/etc/passwd"]
-        args += ["--ro-bind", str(self._etc / "group"), "/etc/group"]
+        args += ["--ro-bind", f"{HOLD}/etc/passwd", "/etc/passwd"]
+        args += ["--ro-bind", f"{HOLD}/etc/group", "/etc/group"]
         for extra in self.config.ro_binds:
             args += ["--ro-bind", str(extra), str(extra)]
-        args += ["--proc", "/proc", "--dev", "/dev"]
-        args += ["--bind", f"{self.mnt}/tmp", "/tmp", "--bind", f"{self.mnt}/merged", WORKSPACE]
+        args += ["--proc", "/proc", "--dev", "/dev", *_PROC_MASKS]
+        args += ["--bind", f"{HOLD}/tmp", "/tmp", "--bind", f"{HOLD}/merged", WORKSPACE]
         # bwrap's own root tmpfs (/, /etc), and its /dev: read-only too
         args += ["--remount-ro", "/", "--remount-ro", "/dev"]
+        # no user namespace inside (so no mounts, no cgroup of its own), then the filter
+        args += ["--disable-userns"]
         inside = cwd if cwd.startswith("/") else f"{WORKSPACE}/{clean(cwd)}"
         args += ["--chdir", os.path.normpath(inside)]
         return args
@@ -178,7 +230,8 @@ class BwrapSandbox:
         argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
         net = netproxy.plumbing(
             network or self.config.network, allow_full=self.config.allow_full_network,
-            directory=self.dir, on_connection=self.on_connection,
+            directory=Path(self._view, "net"), seen_as=Path(HOLD, "net"),
+            on_connection=self.on_connection, as_owner=self.as_owner,
         )  # fmt: skip
         limits = self.config.limits
         with self._idle:
@@ -187,11 +240,16 @@ class BwrapSandbox:
             self._running += 1
         try:
             before = self.cgroup.counters() if self.cgroup else (0, 0)
-            with net as plumb:
+            with contextlib.ExitStack() as stack:
+                plumb = stack.enter_context(net)
+                filter_fd = seccomp.program_fd()
+                stack.callback(os.close, filter_fd)
                 # the proxy's mount goes first: the view is read-only once `_bwrap_args` ends
-                args = [*plumb.args, *self._bwrap_args(cwd), "--", *plumb.prefix, *argv]
+                args = [*plumb.args, *self._bwrap_args(cwd), "--seccomp", str(filter_fd)]
+                args += ["--", *plumb.prefix, *argv]
                 outcome = process.run(
                     [*self._prefix, *args],
+                    pass_fds=[filter_fd],
                     env={**BASE_ENV, **(env or {}), **plumb.env},
                     stdin=stdin,
                     timeout=limits.timeout_s if timeout is None else timeout,
@@ -232,9 +290,16 @@ class BwrapSandbox:
     def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
         fd = self._fd("merged")
         try:
-            write_beneath(fd, clean(path), data, mode)
+            with self.as_owner():
+                write_beneath(fd, clean(path), data, mode)
         finally:
             os.close(fd)
+
+    def as_owner(self) -> contextlib.AbstractContextManager[None]:
+        """Host-side writes in this block are made as the sandbox's user: a root worker's own
+        ids have no place in the sandbox's namespace (EOVERFLOW). Open fds before entering."""
+        uid, gid = self._owner or (None, None)
+        return idmap.fs_ids(uid, gid)
 
     def list_files(self, path: str = ".") -> list[str]:
         fd = self._fd("merged")
@@ -296,17 +361,3 @@ class BwrapSandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _shared_etc(root: Path) -> Path:
-    etc = root / ".etc"
-    if not (etc / "group").exists():
-        tmp = root / f".etc-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        (tmp / "passwd").write_text(_PASSWD)
-        (tmp / "group").write_text(_GROUP)
-        try:
-            tmp.rename(etc)
-        except OSError:  # another sandbox made it first
-            shutil.rmtree(tmp)
-    return etc

@@ -58,6 +58,8 @@ def _try_v2(mount: str, path: str) -> CgroupSupport | None:
     parent = own / PARENT
     try:
         parent.mkdir(exist_ok=True)
+        if not os.access(parent, os.W_OK):
+            return None
         wanted = [c for c in ("memory", "pids", "cpu") if c in available]
         (parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
     except OSError:
@@ -75,6 +77,8 @@ def _try_v1(mounts: list[tuple[str, str, list[str]]], self_paths: dict[str, str]
         try:
             parent.mkdir(exist_ok=True)
         except OSError:
+            continue
+        if not os.access(parent, os.W_OK):  # made by another user (root) before us
             continue
         parents[controller] = parent
     if {"memory", "pids"} <= parents.keys():

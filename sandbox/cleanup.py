@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from sandbox import cgroups
+from sandbox import cgroups, idmap
 
 
 def reap_orphans(root: Path) -> list[str]:
@@ -34,6 +34,7 @@ def reap_orphans(root: Path) -> list[str]:
         try:
             with contextlib.suppress(OSError):
                 cgroups.remove_cgroup(cgroups.orphan_dirs(entry.name))
+            idmap.detach(entry / "lower")  # a root worker that died while starting a holder
             shutil.rmtree(entry, ignore_errors=True)
             reaped.append(entry.name)
         finally:

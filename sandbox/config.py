@@ -78,6 +78,11 @@ class SandboxConfig(BaseModel):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     """Resource limits of each sandbox."""
 
+    host_ids: int = Field(default=1_000_000_000, ge=1)
+    """First host uid and gid of the range a root worker's sandboxes map to (65,536 ids, like
+    an /etc/subuid entry); the sandbox's user is the range's first id, never host root. A worker
+    that is not root maps the sandbox's user to itself and ignores this."""
+
     ro_binds: list[Path] = Field(default_factory=list)
     """Extra host paths shown read-only at the same place inside (a toolchain under /opt)."""
 

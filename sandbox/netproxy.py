@@ -7,8 +7,8 @@ import os
 import shutil
 import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -115,6 +115,7 @@ class NetProxy:
         lookup: Resolve = resolve,
         own: frozenset[IPAddress] | None = None,
         timeout_s: float = 30.0,
+        as_owner: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         self.path = path
         self.config = config
@@ -128,10 +129,11 @@ class NetProxy:
         # Bound through the directory's fd: a sandbox's state path may pass AF_UNIX's 108 bytes.
         parent = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
         try:
-            self._listener.bind(f"/proc/self/fd/{parent}/{path.name}")
+            with as_owner():  # made as the sandbox's user: a root worker's ids have no place there
+                self._listener.bind(f"/proc/self/fd/{parent}/{path.name}")
+                os.chmod(path, 0o666)  # the sandbox's user is not the worker's
         finally:
             os.close(parent)
-        os.chmod(path, 0o666)  # the sandbox's user is not the worker's
         self._listener.listen(128)
         self._thread = threading.Thread(target=self._accept, name="netproxy", daemon=True)
         self._thread.start()
@@ -250,10 +252,15 @@ def plumbing(
     *,
     allow_full: bool,
     directory: Path,
+    seen_as: Path | None = None,
     on_connection: OnConnection | None = None,
+    as_owner: Callable[[], AbstractContextManager[None]] = nullcontext,
 ) -> Iterator[Plumbing]:
     """For `none` nothing (bwrap's private loopback); otherwise a proxy for the command's life,
-    its socket mounted inside and bridged to 127.0.0.1:3128 by the sandbox's own python3."""
+    its socket mounted inside and bridged to 127.0.0.1:3128 by the sandbox's own python3.
+
+    The socket is made in `directory`, which bwrap's set-up sees at `seen_as` (the same path
+    unless given), as `as_owner` makes files there."""
     if policy.mode == "none":
         yield Plumbing()
         return
@@ -263,9 +270,9 @@ def plumbing(
     if python is None:
         raise BackendUnavailable("the network policies need /usr/bin/python3 for their bridge")
     path = directory / f"net-{os.urandom(4).hex()}.sock"
-    with NetProxy(path, policy, on_connection):
+    with NetProxy(path, policy, on_connection, as_owner=as_owner):
         yield Plumbing(
-            args=["--ro-bind", str(path), INSIDE_SOCKET],
+            args=["--ro-bind", str((seen_as or directory) / path.name), INSIDE_SOCKET],
             env=PROXY_ENV,
             prefix=[python, "-I", "-S", "-c", _BRIDGE, INSIDE_SOCKET, str(INSIDE_PORT)],
         )

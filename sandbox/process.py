@@ -73,6 +73,7 @@ def run(
     on_output: OnOutput | None = None,
     stops: Sequence[threading.Event] = (),
     cwd: str = "/",
+    pass_fds: Sequence[int] = (),
 ) -> Outcome:
     """Run `argv` in a new session; on timeout or `stop`, SIGKILL its process group at once."""
     started = time.monotonic()
@@ -84,6 +85,7 @@ def run(
         env=dict(env),
         cwd=cwd,
         start_new_session=True,
+        pass_fds=tuple(pass_fds),
     )
     if stdin is not None:
         threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()

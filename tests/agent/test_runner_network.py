@@ -14,6 +14,7 @@ from agent.errors import RepoConfigInvalid
 from agent.loop import Agent
 from agent.repo import RepoInfo, parse_autan_toml
 from orchestrator.agent_runner import AgentRunner, AgentRunnerSettings, _reporter
+from orchestrator.baselines import StoreBaselines
 from sandbox import create_sandbox
 from serving.script import Script
 from serving.scripted import ScriptedServer
@@ -114,3 +115,40 @@ def test_a_repository_cannot_list_what_is_not_a_host() -> None:
         parse_autan_toml('[network]\nallow = ["http://pypi.org/simple"]\n')
     with pytest.raises(RepoConfigInvalid, match="extra"):
         parse_autan_toml('[network]\nallow_addresses = ["127.0.0.1"]\n')
+
+
+def test_verification_sets_up_under_set_up_s_policy_and_tests_under_the_agent_s(
+    tmp_path: Path,
+    site: Site,
+    runner_settings: Callable[..., AgentRunnerSettings],
+    baselines: StoreBaselines,
+) -> None:
+    if why := bwrap_works(tmp_path):
+        pytest.skip(f"bwrap sandboxes cannot run here: {why}")
+    fetch = FETCH.format(port=site.port)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    text = (
+        f"[setup]\ncommands = [{json.dumps(fetch + ' > fetched.txt')}]\n\n"
+        f"[test]\ncommand = {json.dumps('cat fetched.txt; ' + fetch)}\n\n"
+        '[network]\nallow = ["localhost"]\n'
+    )
+    settings = runner_settings(
+        "http://127.0.0.1:1/v1", sandbox_backend="bwrap", setup_network="allowlist",
+        network_allow_addresses=["127.0.0.1"], network_ports=[site.port],
+    )  # fmt: skip
+    runner = AgentRunner(settings, baselines=baselines)
+    ctx, seen = attempt_context(repo, "verify")
+    info = RepoInfo(autan_toml_text=text, autan=parse_autan_toml(text))
+    setup = runner.policy(settings.setup_network, info)
+    verification = runner.verification(ctx, repo, setup, info, {})
+    try:
+        report = verification.run(None)
+    finally:
+        verification.close()
+
+    assert report.exit_code == 1
+    assert "b'hello from the host'" in report.output  # set-up fetched it
+    assert "Connection refused" in report.output  # the tests could not
+    assert [e["allowed"] for e in seen.of("network.connection")] == [True]
+    assert len(site.requests) == 1

@@ -67,3 +67,16 @@ def get_baseline(
     baseline = merge(first, second)
     cache.put(key, baseline)
     return baseline, False
+
+
+class MemoryBaselines:
+    """A BaselineCache for one process with no store: `autan demo`."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, Baseline] = {}
+
+    def get(self, key: str) -> Baseline | None:
+        return self._kept.get(key)
+
+    def put(self, key: str, baseline: Baseline) -> None:
+        self._kept.setdefault(key, baseline)

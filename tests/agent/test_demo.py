@@ -16,9 +16,10 @@ def test_the_demo_fixes_the_bundled_repository_and_shows_the_diff_and_passing_te
     assert "-        return round(self.subtotal() * discount, 2)" in result.output
     assert "+        return round(self.subtotal() * (1 - discount), 2)" in result.output
     assert (
-        "tests: 4 passed, 0 failed (python3 -m unittest discover -s tests -t . -v) -> verified"
-        in result.output
-    )
+        "tests: verified: 2 fixed, 2 still passing, 0 broken, 0 vanished "
+        "(python3 -m unittest discover -s tests -t . -v); "
+        "fixes what failed on the base and breaks nothing"
+    ) in result.output
     assert "change modified cart.py" in result.output
     # The first test run failed (the script only reads the cart after it saw `FAILED (`).
     assert "AssertionError: 2.0 != 18.0" in result.output

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import create_sandbox, reap_orphans
+from sandbox import cgroups, create_sandbox, reap_orphans
 from sandbox.bwrap import BwrapSandbox
 from sandbox.config import SandboxConfig
 from sandbox.errors import TreeNotFound
@@ -136,8 +136,15 @@ def test_orphans_of_a_crashed_worker_are_reaped(base: Path, config: SandboxConfi
     worker.wait()
     worker.stdout.close()
     wait_until(lambda: not Path(f"/proc/{holder}").exists(), what="holder gone with its worker")
+    inside: list[subprocess.Popen[bytes]] = []
+    for directory in cgroups.orphan_dirs(orphan_id):  # made by a command, before the crash
+        (directory / "inner").mkdir()
+        inside.append(subprocess.Popen(["sleep", "300"]))
+        (directory / "inner" / "cgroup.procs").write_text(str(inside[-1].pid))
 
     assert reap_orphans(config.root) == [orphan_id]
+    assert [p.wait(timeout=30) for p in inside] == [-9] * len(inside)
+    assert cgroups.orphan_dirs(orphan_id) == []
     assert not host_processes_with("921.5")
     assert not (config.root / orphan_id).exists() and mounts_under(config.root) == []
     assert alive.exec("echo still").stdout == "still\n"

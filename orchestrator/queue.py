@@ -72,6 +72,10 @@ def make_celery(settings: OrchestratorSettings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
+        # A Redis that refuses writes (MISCONF on a full disk, READONLY) answers with an
+        # error, not a lost connection: retry it like one instead of stopping the worker.
+        broker_channel_error_retry=True,
+        broker_connection_max_retries=None,  # wait for the broker as long as it takes
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from orchestrator import store
 from orchestrator.lifecycle import Lifecycle
 from orchestrator.models import Attempt, Task
+from orchestrator.outbox import STORE_DOWN, first_line
 from orchestrator.states import LIVE_ATTEMPT_STATES, TERMINAL_TASK_STATES, AttemptState
 
 log = logging.getLogger(__name__)
@@ -134,12 +135,23 @@ class Reconciler(threading.Thread):
         self._stopping = threading.Event()
 
     def run(self) -> None:
+        failing = False
         while not self._stopping.wait(self._lifecycle.settings.reconcile_interval_s):
             try:
                 done = reconcile(self._lifecycle)
+            except STORE_DOWN as exc:
+                # Expected while the database is away: one line when it starts, not a
+                # traceback every interval.
+                if not failing:
+                    log.warning("reconcile passes fail (%s); trying each interval", first_line(exc))
+                failing = True
+                continue
             except Exception:
                 log.exception("reconcile pass failed; trying again next interval")
                 continue
+            if failing:
+                log.info("reconcile passes work again")
+                failing = False
             if done != Reconciled():
                 log.info("reconciled: %s", done)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 import time
 from typing import Any
 
@@ -80,11 +79,9 @@ def register_jobs(services: Services) -> Celery:
 
 
 def run_worker(services: Services, *, concurrency: int, loglevel: str = "INFO") -> int:
-    """Run a worker in this process until it is stopped (blocks); returns its exit status.
-
-    A Redis that refuses writes (a full disk) stops Celery's consumer; the worker then
-    waits until Redis takes writes again and starts afresh in the same process, so a
-    supervisor sees it alive and its log says why it waits."""
+    """Run a worker in this process until it is stopped (blocks); returns its exit status,
+    not 0 after an unrecoverable error. A Redis that refuses writes (a full disk) is waited
+    out, here at the start and by Celery's consumer later (see `make_celery`)."""
     wait_for_writes(services.queue)
     services.migrate()
     reaped = reap_orphans(services.settings.sandboxes_dir)
@@ -122,21 +119,9 @@ def run_worker(services: Services, *, concurrency: int, loglevel: str = "INFO") 
         ]
     )
     status = int(status or 0)
-    if status != 0 and _refused(services.queue):
-        wait_for_writes(services.queue)
-        log.warning("Redis takes writes again; starting the worker afresh")
-        services.close()
-        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     if status != 0:
         log.error("the worker stopped on an unrecoverable error (status %d); see above", status)
     return status
-
-
-def _refused(queue: AttemptQueue) -> bool:
-    try:
-        return queue.refusal() is not None
-    except (redis.RedisError, OSError):
-        return False
 
 
 def wait_for_writes(queue: AttemptQueue) -> None:

@@ -7,7 +7,7 @@ exists), `then_steps` (events emitted after it, with the pid),
 `command` (argv run as a child process until it ends or the attempt
 stops; its pid goes to `pidfile`), `commit` (pinned on the task), `fail` (a reason;
 with `partial`, the diff, tokens and cost go with it), `crash` (raise a bug),
-`diff`, `summary`, `verified`, `tokens`; `by_attempt` maps an attempt number
+`diff`, `summary`, `verified` (true unless given), `tests` (a verdict), `tokens`; `by_attempt` maps an attempt number
 to keys that override the rest for that attempt.
 """
 
@@ -65,8 +65,9 @@ class ScriptedRunner:
         return AttemptOutcome(
             summary=script.get("summary", f"attempt {ctx.number} done"),
             diff=script.get("diff", ""),
-            verified=script.get("verified"),
+            verified=script.get("verified", True),
             tests_outcome=script.get("tests_outcome"),
+            tests=script.get("tests"),
             tokens_in=tokens,
             tokens_out=tokens,
             cost_usd=script.get("cost", 0.0),

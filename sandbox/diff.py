@@ -159,20 +159,13 @@ def prune(
     """One step of a walk without git's names (at any depth, noted in `git_names`) and without
     `exclude` (top-level names, left out silently): `dirnames` in place, the files returned."""
     top = exclude if not prefix else set()
-    kept_dirs = []
-    for name in dirnames:
-        if is_git_name(name) and name not in top:
-            git_names.append(prefix + name)
-        elif name not in top:
-            kept_dirs.append(name)
-    dirnames[:] = kept_dirs
-    kept = []
-    for name in files:
-        if is_git_name(name) and name not in top:
-            git_names.append(prefix + name)
-        elif name not in top:
-            kept.append(name)
-    return kept
+
+    def keep(names: list[str]) -> list[str]:
+        git_names.extend(prefix + n for n in names if is_git_name(n) and n not in top)
+        return [n for n in names if not is_git_name(n) and n not in top]
+
+    dirnames[:] = keep(dirnames)
+    return keep(files)
 
 
 def _files_under(root_fd: int, rel: str) -> Iterator[str]:

@@ -6,8 +6,6 @@ git refuses such paths in a tree anyway; so diffs, sync and pushes all leave the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 
 def is_git_name(name: str) -> bool:
     """Whether one path component is `.git` in some letter case."""
@@ -17,12 +15,3 @@ def is_git_name(name: str) -> bool:
 def has_git_name(path: str) -> bool:
     """Whether any component of the relative path `path` is `.git` in some letter case."""
     return any(is_git_name(part) for part in path.split("/"))
-
-
-def without_git_names(paths: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(`paths` kept, those left out because they name `.git`), each in the order given."""
-    kept: list[str] = []
-    left_out: list[str] = []
-    for path in paths:
-        (left_out if has_git_name(path) else kept).append(path)
-    return kept, left_out

@@ -40,3 +40,31 @@ class Admission:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class Slot:
+    """One taken place; giving it back twice counts once."""
+
+    def __init__(self, slots: Slots) -> None:
+        self._slots: Slots | None = slots
+
+    def give_back(self) -> None:
+        if self._slots is not None:
+            self._slots.taken -= 1
+            self._slots = None
+
+
+class Slots:
+    """Places for event streams and long-polls: each holds a Redis connection while it waits,
+    so their number is bounded like the connections are."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.taken = 0
+
+    def take(self) -> Slot | None:
+        # Called on the event loop only: no lock needed between the check and the count.
+        if self.taken >= self.limit:
+            return None
+        self.taken += 1
+        return Slot(self)

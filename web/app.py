@@ -16,7 +16,7 @@ from integrations.telemetry import init_sentry_from_env
 from orchestrator.config import OrchestratorSettings
 from orchestrator.services import Services
 from web import errors
-from web.admission import Admission
+from web.admission import Admission, Slots
 from web.config import WebSettings
 from web.metrics import StoreCollector
 from web.readiness import Readiness, Refresher, watch_writes
@@ -33,6 +33,9 @@ from web.routes import (
     workspaces_api,
 )
 from web.templating import STATIC
+
+LIVE_REDIS_SPARE = 20
+"""Connections beyond the streams' own, for the reads that open a stream or a long-poll."""
 
 
 def create_app(
@@ -56,6 +59,9 @@ def create_app(
             services.settings.resolved_redis_url,
             socket_connect_timeout=5,
             socket_timeout=web_settings.sse_keepalive_s + 30,
+            # One connection per waiting stream (redis-py's default cap is 100): the
+            # slots bound the streams, so the pool never refuses one.
+            max_connections=web_settings.max_streams + LIVE_REDIS_SPARE,
         )
         # Everything imported and built so far lives as long as the process: move it out
         # of the collector's sight, or every full collection walks it (a ~100 ms pause).
@@ -74,6 +80,7 @@ def create_app(
     app.state.services = services
     app.state.web_settings = web_settings
     app.state.readiness = readiness
+    app.state.stream_slots = Slots(web_settings.max_streams)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(services, readiness))
     app.state.metrics = registry

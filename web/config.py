@@ -41,6 +41,10 @@ class WebSettings(BaseSettings):
     max_waiting: int = Field(default=100, ge=1)
     """Requests that may wait for a free thread; past this the API answers 503 at once."""
 
+    max_streams: int = Field(default=1000, ge=1)
+    """Event streams and long-polls open at once (each holds a Redis connection while it
+    waits); past this a new one gets 503."""
+
     db_pool_timeout_s: float = Field(default=2.0, gt=0)
     """How long a request waits for a database connection before it gets 503."""
 

@@ -23,6 +23,7 @@ from orchestrator.models import ApiToken, utcnow
 from orchestrator.services import Services
 from orchestrator.tokens import authenticate, touch, touch_due
 from web import sessions
+from web.admission import Slot, Slots
 from web.config import WebSettings
 from web.sessions import WebSession
 
@@ -62,6 +63,20 @@ async def room_to_write(request: Request, web_settings: WebSettingsDep) -> None:
             f"not enough disk to take new work: {low}; free space, then retry",
             {"Retry-After": str(web_settings.retry_after_s)},
         )
+
+
+def stream_slot(request: Request, web_settings: WebSettings) -> Slot:
+    """A place for one more stream or long-poll, or 503 when all are taken."""
+    slots: Slots = request.app.state.stream_slots
+    slot = slots.take()
+    if slot is None:
+        raise HTTPException(
+            503,
+            f"{slots.limit} streams are open, the most this API serves; "
+            f"retry in {web_settings.retry_after_s} s",
+            {"Retry-After": str(web_settings.retry_after_s)},
+        )
+    return slot
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

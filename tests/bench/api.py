@@ -109,7 +109,11 @@ async def run_load(base: str, token: str, *, clients: int, submissions: int, str
     """`streams` followers on tasks of their own, `clients` clients submitting `submissions`
     tasks between them; then the followed tasks are cancelled and every stream must end."""
     load = Load(streams=streams)
-    limits = httpx.Limits(max_connections=clients + streams + 10, max_keepalive_connections=None)
+    # Idle connections are dropped before uvicorn's 5 s keep-alive ends them: reusing one
+    # the server is closing fails the request without an answer (a client's race, not ours).
+    limits = httpx.Limits(
+        max_connections=clients + streams + 10, max_keepalive_connections=None, keepalive_expiry=2
+    )
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(
         base_url=base, headers=headers, limits=limits, timeout=120

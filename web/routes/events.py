@@ -19,13 +19,15 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
+from starlette.background import BackgroundTask
 
 from orchestrator import store
 from orchestrator.events import END_KIND, stream_key
 from orchestrator.schemas import EventView
 from orchestrator.services import Services
 from orchestrator.tokens import is_live
-from web.deps import CurrentToken, ServicesDep, WebSettingsDep
+from web.admission import Slot
+from web.deps import CurrentToken, ServicesDep, WebSettingsDep, stream_slot
 from web.errors import outage_of
 
 log = logging.getLogger(__name__)
@@ -82,7 +84,7 @@ class Follow:
 
 
 async def _follow(
-    services: Services, live: aioredis.Redis, what: Follow, seq: int
+    services: Services, live: aioredis.Redis, what: Follow, seq: int, slot: Slot
 ) -> AsyncIterator[str]:
     """The stream's frames; a store outage or a revoked token ends it with a last frame
     that says why (a client reconnects with Last-Event-ID once it can)."""
@@ -95,6 +97,8 @@ async def _follow(
             raise
         log.warning("event stream of %s ended: %s %s", what.task_id, outage.part, outage.reason)
         yield _closing(f"{outage.part} is unavailable: {outage.reason}")
+    finally:
+        slot.give_back()
 
 
 async def _frames(
@@ -175,6 +179,7 @@ async def task_events(
 ) -> StreamingResponse:
     seq = _start_seq(last_event_id, after)
     await run_in_threadpool(_task_ended, services, task_id)  # 404 for an unknown task
+    slot = stream_slot(request, web_settings)
     what = Follow(
         task_id=task_id,
         token_id=token.id,
@@ -182,9 +187,11 @@ async def task_events(
         keepalive_s=web_settings.sse_keepalive_s,
         recheck_s=web_settings.token_recheck_s,
     )
-    stream = _follow(services, request.app.state.live_redis, what, seq)
+    stream = _follow(services, request.app.state.live_redis, what, seq, slot)
     return StreamingResponse(
         stream,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        # A stream that never started never runs its `finally`: give the slot back here too.
+        background=BackgroundTask(slot.give_back),
     )

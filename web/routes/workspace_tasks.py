@@ -30,7 +30,7 @@ from sync.schemas import (
     TaskChanges,
     WorkspaceTask,
 )
-from web.deps import CurrentToken, ServicesDep, SessionDep, WebSettingsDep
+from web.deps import CurrentToken, ServicesDep, SessionDep, WebSettingsDep, stream_slot
 from web.routes.events import wait_stream
 from web.routes.workspaces_api import BlobsDep, _http
 
@@ -121,14 +121,19 @@ async def task_changes(
     except RedisError:
         cursor = None
     deadline = time.monotonic() + wait
-    while True:
-        found = await run_in_threadpool(_changes, services, workspace_id, task_id, after)
-        left = deadline - time.monotonic()
-        if found.changes or found.finished or left <= 0:
-            return found
-        _moved, cursor = await wait_stream(
-            live, key, cursor, min(left, web_settings.sse_keepalive_s)
-        )
+    slot = stream_slot(request, web_settings) if wait > 0 else None
+    try:
+        while True:
+            found = await run_in_threadpool(_changes, services, workspace_id, task_id, after)
+            left = deadline - time.monotonic()
+            if found.changes or found.finished or left <= 0:
+                return found
+            _moved, cursor = await wait_stream(
+                live, key, cursor, min(left, web_settings.sse_keepalive_s)
+            )
+    finally:
+        if slot is not None:
+            slot.give_back()
 
 
 @router.post("/workspaces/{workspace_id}/conflicts", status_code=204)

@@ -26,6 +26,7 @@ from orchestrator.workspace_feed import WorkspaceFeed
 from sandbox import SandboxConfig, SandboxError, create_sandbox
 from sandbox.base import Sandbox
 from sandbox.config import FULL_REFUSED, LimitsConfig
+from sandbox.diff import left_out_note
 from sandbox.errors import RefNotFound
 from sandbox.network import Connection, NetworkConfig, NetworkMode, OnConnection
 from sandbox.trees import TreesConfig, TreeStore
@@ -329,7 +330,7 @@ class AgentRunner:
             raise AttemptFailed("the attempt was stopped during verification", partial)
         reading = meter.reading()
         return AttemptOutcome(
-            summary=result.summary,
+            summary=result.summary + left_out_note(diff),
             diff=diff,
             verified=verdict.verified,
             tests_outcome=verdict.outcome,

@@ -148,3 +148,28 @@ def test_pass_and_fail_counts_are_read_from_each_runner_s_summary(
 ) -> None:
     report = read_report("t", 0, output)
     assert (report.passed, report.failed) == counts
+
+
+def test_the_summary_names_what_the_diff_left_out(
+    tmp_path: Path,
+    serve: Callable[[Script], ScriptedServer],
+    runner_settings: Callable[..., AgentRunnerSettings],
+    baselines: StoreBaselines,
+) -> None:
+    if why := bwrap_works(tmp_path):
+        pytest.skip(f"bwrap sandboxes cannot run here: {why}")
+    repo = unittest_repo(tmp_path)
+    hostile = "truncate -s 3G big.bin && mkdir -p sub/.GIT && echo x > sub/.GIT/config"
+    (repo / ".autan.toml").write_text(AUTAN_TOML.replace("echo prepared > /tmp/prepared", hostile))
+    git(repo, "commit", "-qam", "a set-up that leaves a sparse file and a .GIT behind")
+    server = serve(policies.fixing([BUGS[0]]))
+    runner = AgentRunner(runner_settings(server.url, sandbox_backend="bwrap"), baselines=baselines)
+    ctx, _ = attempt_context(repo, BUGS[0].task)
+
+    outcome = runner.run(ctx)
+
+    assert outcome.summary.endswith(
+        "\n\nLeft out of the diff (file too large: big.bin; git's own name: sub/.GIT)."
+    )
+    assert "file too large: big.bin (3221225472 bytes), not in this diff\n" in outcome.diff
+    assert "+    return a + b" in outcome.diff and outcome.verified is True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import socket
 import threading
@@ -38,6 +39,8 @@ PROXY_ENV = {
 }
 _BRIDGE = (Path(__file__).with_name("netbridge.py")).read_text()
 _HEAD_LIMIT = 64 << 10
+# Names, IPv4 and IPv6 literals: what a decision and an event may carry, nothing else.
+_HOST = re.compile(r"[A-Za-z0-9._:-]{1,253}")
 _CHUNK = 1 << 16
 # Hop-by-hop headers of the client's request to the proxy; never passed on.
 _DROPPED = {b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization"}
@@ -57,6 +60,12 @@ class Request:
     """For plain HTTP: the request as the origin server must see it."""
 
 
+def _host(host: str) -> str:
+    if not _HOST.fullmatch(host):
+        raise BadRequest(f"not a host name: {host[:80]!r}")
+    return host
+
+
 def parse(head: bytes) -> Request:
     """The target of a proxy request: `CONNECT host:port` or `GET http://host[:port]/path`."""
     line, _, rest = head.partition(b"\r\n")
@@ -67,8 +76,8 @@ def parse(head: bytes) -> Request:
     if method == "CONNECT":
         host, _, number = target.rpartition(":")
         if not host or not number.isdigit():
-            raise BadRequest(f"CONNECT needs host:port, not {target!r}")
-        return Request(host.strip("[]"), int(number), tunnel=True)
+            raise BadRequest(f"CONNECT needs host:port, not {target[:80]!r}")
+        return Request(_host(host.strip("[]")), int(number), tunnel=True)
     url = urlsplit(target)
     if url.scheme.lower() != "http" or not url.hostname:
         raise BadRequest("give an absolute http:// URL, or use CONNECT (for https)")
@@ -82,7 +91,7 @@ def parse(head: bytes) -> Request:
     ]
     # One request per connection: the client's next request may name another host.
     lines = [f"{method} {path} {version}".encode("latin-1"), *headers, b"Connection: close"]
-    return Request(url.hostname, port, tunnel=False, head=b"\r\n".join(lines) + b"\r\n\r\n")
+    return Request(_host(url.hostname), port, tunnel=False, head=b"\r\n".join(lines) + b"\r\n\r\n")
 
 
 def _reply(conn: socket.socket, status: str, text: str) -> None:
@@ -124,7 +133,10 @@ class NetProxy:
         self._own = own_addresses() if own is None else own
         self._timeout = timeout_s
         self._open: set[socket.socket] = set()
+        self._clients = 0
+        self._closed = False
         self._lock = threading.Lock()
+        self._slots = threading.Condition(self._lock)
         self._listener = socket.socket(socket.AF_UNIX)
         # Bound through the directory's fd: a sandbox's state path may pass AF_UNIX's 108 bytes.
         parent = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
@@ -140,6 +152,11 @@ class NetProxy:
 
     def _accept(self) -> None:
         while True:
+            with self._slots:  # past the limit, clients wait in the listen backlog
+                self._slots.wait_for(
+                    lambda: self._closed or self._clients < self.config.max_connections
+                )
+                self._clients += 1
             try:
                 conn, _ = self._listener.accept()
             except OSError:
@@ -179,6 +196,9 @@ class NetProxy:
         except OSError:
             pass  # the client went away, or the proxy is closing
         finally:
+            with self._slots:
+                self._clients -= 1
+                self._slots.notify()
             for sock in (conn, upstream):
                 if sock is not None:
                     with self._lock:
@@ -220,6 +240,9 @@ class NetProxy:
 
     def close(self) -> None:
         """Stop accepting, cut every open connection, remove the socket."""
+        with self._slots:
+            self._closed = True
+            self._slots.notify_all()
         with suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()

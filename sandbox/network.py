@@ -36,6 +36,10 @@ class NetworkConfig(BaseModel):
     ports: list[int] = Field(default_factory=lambda: [80, 443])
     """Ports the `allowlist` mode lets through; `full` allows any."""
 
+    max_connections: int = Field(default=64, ge=1)
+    """Connections one command may hold open through the proxy at once; more wait for one
+    to close (each costs the worker a thread or two)."""
+
     @field_validator("allow", mode="after")
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:

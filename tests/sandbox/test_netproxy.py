@@ -179,8 +179,20 @@ def test_a_named_host_is_resolved_on_the_host_side_and_proxy_headers_stay_behind
         (b"GET http://packages.test:99999/ HTTP/1.1\r\n\r\n", b"out of range"),
         (b"GET http://x/ HTTP/1.1\r\nX: " + b"a" * (70 << 10) + b"\r\n\r\n", b"too large"),
         (b"GET http://packages.test/", b"closed before the request was complete"),
+        (b"CONNECT bad\x01name:443 HTTP/1.1\r\n\r\n", b"not a host name: 'bad\\x01name'"),
+        (b"GET http://ex%41mple.com/ HTTP/1.1\r\n\r\n", b"not a host name"),
     ],
-    ids=["garbage", "relative", "https-absolute", "connect-no-port", "bad-port", "huge", "cut"],
+    ids=[
+        "garbage",
+        "relative",
+        "https-absolute",
+        "connect-no-port",
+        "bad-port",
+        "huge",
+        "cut",
+        "control-char",
+        "escaped-name",
+    ],
 )
 def test_bad_requests_get_400_and_reach_nothing(
     proxy: tuple[NetProxy, list[Connection]], site: Site, request_bytes: bytes, answer: bytes
@@ -229,3 +241,33 @@ def test_closing_cuts_open_tunnels_and_removes_the_socket(tmp_path: Path) -> Non
     assert not served.path.exists()
     for sock in (client, far, upstream):
         sock.close()
+
+
+def test_connections_past_the_limit_wait_for_one_to_close(tmp_path: Path, site: Site) -> None:
+    config = NetworkConfig(
+        mode="allowlist", allow=["localhost"], allow_addresses=["127.0.0.1"], ports=[site.port],
+        max_connections=2,
+    )  # fmt: skip
+    request = f"GET http://localhost:{site.port}/hello.txt HTTP/1.1\r\n\r\n".encode()
+    seen: list[Connection] = []
+    with NetProxy(tmp_path / "p.sock", config, seen.append) as served:
+        held = [connect(served), connect(served)]  # each waits for its request head
+        third = connect(served)  # waits in the backlog: nobody reads its request yet
+        try:
+            third.sendall(request)
+            held[0].sendall(request)
+            first = b""
+            while chunk := held[0].recv(65536):
+                first += chunk
+            decided_while_full = len(seen)
+            held[0].close()  # its slot frees: the third is taken in
+            answer = b""
+            while chunk := third.recv(65536):
+                answer += chunk
+        finally:
+            for client in (*held, third):
+                client.close()
+
+    assert first.startswith(b"HTTP/1.0 200 OK") and decided_while_full == 1
+    assert answer.startswith(b"HTTP/1.0 200 OK") and answer.endswith(b"hello from the host")
+    assert [c.allowed for c in seen] == [True, True] and len(site.requests) == 2

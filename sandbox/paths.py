@@ -54,19 +54,20 @@ def opened(dir_fd: int, path: str, flags: int, *, mode: int = 0, resolve: int) -
 
 
 def open_regular(
-    dir_fd: int, path: str, resolve: int, *, nofollow: bool = False
+    dir_fd: int, path: str, resolve: int, *, nofollow: bool = False, flags: int = os.O_RDONLY
 ) -> tuple[int, os.stat_result]:
-    """A read fd of `path` and its fstat, only when it is a regular file.
+    """An fd of `path` opened with `flags` (for reading, by default) and its fstat, only when
+    it is a regular file.
 
     The first open is O_PATH, which neither blocks on a FIFO nor wakes a device; the file is
-    opened for reading only after fstat says what it is, through that same fd (so a rename in
+    opened for real only after fstat says what it is, through that same fd (so a rename in
     between cannot swap it). O_NONBLOCK besides, should anything else ever get through."""
-    flags = os.O_PATH | (os.O_NOFOLLOW if nofollow else 0)
-    with opened(dir_fd, path, flags, resolve=resolve) as probe:
+    how = os.O_PATH | (os.O_NOFOLLOW if nofollow else 0)
+    with opened(dir_fd, path, how, resolve=resolve) as probe:
         st = os.fstat(probe)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(f"{path!r} is {kind(st.st_mode)}, not a regular file")
-        fd = os.open(f"/proc/self/fd/{probe}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(f"/proc/self/fd/{probe}", flags | os.O_NONBLOCK | os.O_CLOEXEC)
     return fd, st
 
 
@@ -118,10 +119,10 @@ def write_beneath(root_fd: int, path: str, data: bytes, mode: int | None = None)
     new one is made 0644."""
     resolve = RESOLVEIN_ROOT | RESOLVE_NO_MAGICLINKS
     write_parents(root_fd, path.rpartition("/")[0])
-    try:
-        fd = openat2(root_fd, path, os.O_WRONLY | os.O_TRUNC, resolve=resolve)
+    try:  # an existing FIFO or device is refused, never opened for writing (which could block)
+        fd, _ = open_regular(root_fd, path, resolve, flags=os.O_WRONLY | os.O_TRUNC)
     except FileNotFoundError:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK
         fd = openat2(root_fd, path, flags, mode=0o644, resolve=resolve)
         mode = 0o644 if mode is None else mode  # the umask must not decide a new file's mode
     try:

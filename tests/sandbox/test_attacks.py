@@ -286,6 +286,8 @@ def test_fifos_and_sockets_never_block_host_side_reads(
     for path in ("pipe", "docs/guide.md", "sock", "link"):
         with pytest.raises(NotRegularFile):
             sbx.read_file(path)
+        with pytest.raises(NotRegularFile):
+            sbx.write_file(path, b"x")  # a FIFO opened for writing would wait for a reader
     assert [(c.path, c.status) for c in sbx.changed_paths()] == [
         ("docs/guide.md", "deleted"), ("link", "added"),
     ]  # fmt: skip
@@ -314,6 +316,8 @@ def test_device_nodes_are_never_opened_host_side(
             for path in ("chr", "pipe", "made"):
                 with pytest.raises(NotRegularFile, match=r"device|FIFO"):
                     each.read_file(path)
+                with pytest.raises(NotRegularFile, match=r"device|FIFO"):
+                    each.write_file(path, b"x")
             assert each.changed_paths() == [] and each.diff() == ""
     finally:
         local.close()

@@ -108,14 +108,19 @@ def _disk(directory: Path, readiness: Readiness) -> str:
 
 
 def refresh(services: Services, readiness: Readiness) -> None:
-    """One round of probes (blocking: run it in a thread of its own)."""
+    """One round of probes (blocking: run it in a thread of its own). The store first and
+    the slow ping last: a refresh that outlives the app must not open a connection after
+    the pool was closed."""
+    database = _database(services)
+    redis = _redis(services)
+    disk = _disk(services.settings.data_dir, readiness)
     workers, workers_check = _workers(services)
     readiness.workers_alive = workers
     readiness.checks = {
-        "database": _database(services),
-        "redis": _redis(services),
+        "database": database,
+        "redis": redis,
         "workers": workers_check,
-        "disk": _disk(services.settings.data_dir, readiness),
+        "disk": disk,
     }
 
 

@@ -151,6 +151,24 @@ def test_forged_markup_is_rendered_as_text(
     screenshot(page, "forged-markup")
 
 
+def test_network_connections_show_allowed_and_refused(
+    page: Page, live_api: LiveApi, services: Services
+) -> None:
+    task_id = submit(live_api, "install the dependencies")
+    lifecycle = services.lifecycle
+    claim = lifecycle.claims.claim(lifecycle.get(task_id).attempts[0].id, worker="test")
+    assert claim is not None
+    allowed = {"host": "pypi.org", "port": 443, "allowed": True, "reason": "in the allowlist"}
+    refused = {"host": "127.0.0.1", "port": 6379, "allowed": False,
+               "reason": "address 127.0.0.1 is not in the allowlist"}  # fmt: skip
+    lifecycle.claims.emit(claim, "network.connection", allowed)
+    lifecycle.claims.emit(claim, "network.connection", refused)
+    sign_in(page, live_api, f"/tasks/{task_id}")
+    rows = page.locator('li[data-kind="network.connection"]')
+    expect(rows.locator("code")).to_have_text(["allowed pypi.org:443", "refused 127.0.0.1:6379"])
+    expect(rows.nth(1)).to_contain_text("address 127.0.0.1 is not in the allowlist")
+
+
 def test_the_task_list_by_keyboard(page: Page, live_api: LiveApi) -> None:
     ids = [submit(live_api, f"task number {n}") for n in range(3)]
     sign_in(page, live_api)

@@ -61,6 +61,10 @@
       case "file.change":
         li.appendChild(el("code", (d.status || "changed") + " " + (d.path || "")));
         return;
+      case "network.connection":
+        li.appendChild(el("code", (d.allowed ? "allowed " : "refused ") + d.host + ":" + d.port));
+        li.appendChild(el("span", " — " + d.reason, "hint"));
+        return;
       case "attempt.state":
         li.appendChild(el("span", d.state + (d.reason ? " — " + d.reason : "")));
         return;
@@ -126,7 +130,7 @@
   const source = new EventSource("/api/tasks/" + encodeURIComponent(taskId) + "/events");
   const kinds = ["task.created", "task.finished", "task.reported", "attempt.state",
     "model.message", "tool.call", "tool.output", "file.change", "tests.finished",
-    "context.compacted", "message"];
+    "context.compacted", "network.connection", "message"];
   function onFrame(frame) {
     const event = JSON.parse(frame.data);
     draw(event);

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import redis
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator import store
 from orchestrator.base import AttemptOutcome
 from orchestrator.errors import LeaseLost
 from orchestrator.events import event_view
-from orchestrator.models import Attempt, Event, Task, new_id
+from orchestrator.models import Attempt, Event, Task, new_id, utcnow
 from orchestrator.schemas import EventView, TaskView
 from orchestrator.states import LIVE_ATTEMPT_STATES, AttemptState, TaskState
 
@@ -23,6 +23,15 @@ if TYPE_CHECKING:
     from orchestrator.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
+
+
+def database_now(session: Session) -> datetime:
+    """Now on the database's clock, for leases and deadlines: workers on hosts whose clocks
+    differ still judge a heartbeat alike. SQLite lives on this host, so its clock is ours."""
+    if session.get_bind().dialect.name == "postgresql":
+        now: datetime = session.execute(select(func.statement_timestamp())).scalar_one()
+        return now.astimezone(UTC)
+    return utcnow()
 
 
 @dataclass(frozen=True)
@@ -47,10 +56,10 @@ class Claims:
         Only a queued attempt, or a live one whose worker has fallen silent, can be
         taken: so an attempt never runs twice at once.
         """
-        now = self.lifecycle.clock()
-        stale = now - timedelta(seconds=self.lifecycle.settings.heartbeat_timeout_s)
         lease = new_id()
         with self.lifecycle.write() as (session, events):
+            now = self.lifecycle.lease_clock(session)
+            stale = now - timedelta(seconds=self.lifecycle.settings.heartbeat_timeout_s)
             taken = store.changed(
                 session,
                 update(Attempt)
@@ -116,7 +125,7 @@ class Claims:
     def heartbeat(self, claim: Claim) -> bool:
         """Prove the worker alive; returns True when the task was cancelled."""
         with self.lifecycle.write() as (session, _):
-            self._update_held(session, claim, heartbeat_at=self.lifecycle.clock())
+            self._update_held(session, claim, heartbeat_at=self.lifecycle.lease_clock(session))
             cancelled = session.scalar(
                 select(Task.cancel_requested).where(Task.id == claim.task_id)
             )
@@ -180,7 +189,11 @@ class Claims:
                 update(Attempt)
                 .where(Attempt.id == claim.attempt_id, Attempt.lease == claim.lease)
                 .where(Attempt.state.in_(LIVE_ATTEMPT_STATES))
-                .values(state=AttemptState.QUEUED, lease=None, enqueued_at=self.lifecycle.clock()),
+                .values(
+                    state=AttemptState.QUEUED,
+                    lease=None,
+                    enqueued_at=self.lifecycle.lease_clock(session),
+                ),
             )
             if released:
                 self.lifecycle.event(
@@ -216,8 +229,8 @@ class Claims:
         outcome: AttemptOutcome | None = None,
     ) -> None:
         """Record how the attempt ended and its result, fenced by the lease (LeaseLost)."""
-        now = self.lifecycle.clock()
         with self.lifecycle.write() as (session, events):
+            now = self.lifecycle.lease_clock(session)
             # Clearing the lease under its own guard is what makes this worker the one
             # that ends the attempt: the row stays locked until commit.
             self._update_held(session, claim, lease=None)

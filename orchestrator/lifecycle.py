@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import repo_urls, store
 from orchestrator.choose import choose_result, task_ending
-from orchestrator.claims import Claims
+from orchestrator.claims import Claims, database_now
 from orchestrator.config import OrchestratorSettings
 from orchestrator.errors import IdempotencyConflict, InvalidSubmission
 from orchestrator.events import EventBus, event_view
@@ -43,6 +43,7 @@ class Lifecycle:
         bus: EventBus,
         gate: AbstractContextManager[Any] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        lease_clock: Callable[[Session], datetime] = database_now,
     ) -> None:
         self.sessions = sessions
         self.gate = gate or nullcontext()
@@ -50,6 +51,8 @@ class Lifecycle:
         self.queue = queue
         self.bus = bus
         self.clock = clock
+        self.lease_clock = lease_clock
+        """Now for leases and deadlines (heartbeats, claims, the reconciler): the database's."""
         self.claims = Claims(self)
         """The worker's side: claim an attempt, keep it, end it."""
 

@@ -38,9 +38,9 @@ def reconcile(lifecycle: Lifecycle) -> Reconciled:
 
 def _requeue_silent_attempts(lifecycle: Lifecycle) -> int:
     settings = lifecycle.settings
-    now = lifecycle.clock()
-    stale = now - timedelta(seconds=settings.heartbeat_timeout_s)
     with lifecycle.sessions() as session:
+        now = lifecycle.lease_clock(session)
+        stale = now - timedelta(seconds=settings.heartbeat_timeout_s)
         silent = session.execute(
             select(Attempt.id, Attempt.lease)
             .where(Attempt.state.in_(LIVE_ATTEMPT_STATES), Attempt.heartbeat_at < stale)
@@ -82,10 +82,10 @@ def _requeue_lost_jobs(lifecycle: Lifecycle) -> int:
     marker says, no claim past the schedule-to-start deadline (a job that failed before its
     claim and left its marker, a marker whose job Redis lost)."""
     settings = lifecycle.settings
-    now = lifecycle.clock()
-    old = now - timedelta(seconds=settings.requeue_grace_s)
-    overdue = now - timedelta(seconds=settings.schedule_to_start_s)
     with lifecycle.sessions() as session:
+        now = lifecycle.lease_clock(session)
+        old = now - timedelta(seconds=settings.requeue_grace_s)
+        overdue = now - timedelta(seconds=settings.schedule_to_start_s)
         waiting = session.execute(
             select(Attempt.id, Attempt.enqueued_at)
             .where(Attempt.state == AttemptState.QUEUED, Attempt.enqueued_at < old)

@@ -1,4 +1,4 @@
-"""A clock the test moves, in place of the lifecycle's."""
+"""A clock the test moves, in place of the lifecycle's and the database's."""
 
 from __future__ import annotations
 
@@ -25,4 +25,5 @@ class Clock:
 def clock(services: Services) -> Clock:
     clock = Clock()
     services.lifecycle.clock = clock
+    services.lifecycle.lease_clock = lambda _session: clock()
     return clock

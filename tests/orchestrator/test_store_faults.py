@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import AbstractContextManager
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,7 +21,8 @@ from orchestrator.base import AttemptContext, AttemptFailed, AttemptOutcome
 from orchestrator.config import OrchestratorSettings
 from orchestrator.errors import LeaseLost
 from orchestrator.executor import AttemptExecutor
-from orchestrator.models import Event
+from orchestrator.lifecycle import Lifecycle
+from orchestrator.models import Event, utcnow
 from orchestrator.queue import JOBS_KEY
 from orchestrator.reconcile import Reconciled, reconcile
 from orchestrator.services import Services
@@ -209,3 +211,23 @@ def test_a_run_stops_itself_well_before_its_lease_runs_out(
     )
     assert settings.self_stop_s == self_stop
     assert settings.self_stop_s + 2 * interval <= timeout
+
+
+def test_leases_are_judged_on_the_database_s_clock_not_a_worker_s(services: Services) -> None:
+    # A worker whose host clock runs an hour late claims and beats; a reconciler on a host
+    # with the right time must not take its fresh heartbeats for an hour-old silence.
+    late = Lifecycle(
+        sessions=services.sessions,
+        settings=services.settings,
+        queue=services.queue,
+        bus=services.lifecycle.bus,
+        gate=services.lifecycle.gate,
+        clock=lambda: utcnow() - timedelta(hours=1),
+    )
+    task = submit(services.lifecycle)
+    claim = late.claims.claim(task.attempts[0].id, worker="late")
+    assert claim is not None
+    assert late.claims.heartbeat(claim) is False
+    assert reconcile(services.lifecycle) == Reconciled()
+    attempt = services.lifecycle.get(task.id).attempts[0]
+    assert attempt.state == AttemptState.PROVISIONING and attempt.runs == 1

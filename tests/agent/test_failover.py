@@ -12,6 +12,8 @@ import pytest
 from orchestrator import store
 from orchestrator.agent_runner import AgentRunner, AgentRunnerSettings
 from orchestrator.base import AttemptFailed, AttemptOutcome
+from orchestrator.baselines import StoreBaselines
+from orchestrator.db import PoolConfig, make_engine, make_sessionmaker, migrate
 from orchestrator.schemas import TaskSpec
 from orchestrator.services import Services
 from orchestrator.states import AttemptState, TaskState
@@ -78,25 +80,33 @@ def steps(seen: Recorder) -> list[int]:
 def unfaulted(repos: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> AttemptOutcome:
     """The attempt with no fault, run once: what every faulted run must end with."""
     tmp = tmp_path_factory.mktemp("unfaulted")
+    engine = make_engine(f"sqlite:///{tmp / 'autan.db'}", PoolConfig())
+    migrate(engine)
     server = start_in_thread(careful(BUG))
     settings = AgentRunnerSettings(
         model_url=server.url, model_name="scripted", sandbox_backend="local",
         sandbox_root=tmp / "sandboxes", trees_dir=tmp / "trees", agent=agent_config(),
     )  # fmt: skip
     try:
-        outcome, seen = attempt(AgentRunner(settings), repos[BUG.name])
+        runner = AgentRunner(settings, baselines=StoreBaselines(make_sessionmaker(engine)))
+        outcome, seen = attempt(runner, repos[BUG.name])
     finally:
         server.stop()
+        engine.dispose()
     assert outcome.verified is True and steps(seen) == [1, 2, 3, 4]
     return outcome
 
 
 def test_a_dead_first_endpoint_is_passed_over(
-    repos: dict[str, Path], serve: Serve, runner_settings: Settings, unfaulted: AttemptOutcome
+    repos: dict[str, Path],
+    serve: Serve,
+    runner_settings: Settings,
+    baselines: StoreBaselines,
+    unfaulted: AttemptOutcome,
 ) -> None:
     server = serve(careful(BUG))
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    runner = AgentRunner(runner_settings(f"{dead},{server.url}"))
+    runner = AgentRunner(runner_settings(f"{dead},{server.url}"), baselines=baselines)
     outcome, seen = attempt(runner, repos[BUG.name])
     assert outcome.verified is True
     assert outcome.diff == unfaulted.diff
@@ -110,12 +120,13 @@ def test_an_endpoint_that_dies_mid_attempt_hands_over_to_another(
     repos: dict[str, Path],
     serve: Serve,
     runner_settings: Settings,
+    baselines: StoreBaselines,
     relay: Callable[..., FlakyServer],
     unfaulted: AttemptOutcome,
 ) -> None:
     server = serve(careful(BUG))
     dying = relay(server.url, die_after=1)  # answers one call, then refuses every connection
-    runner = AgentRunner(runner_settings(f"{dying.url},{server.url}"))
+    runner = AgentRunner(runner_settings(f"{dying.url},{server.url}"), baselines=baselines)
     outcome, seen = attempt(runner, repos[BUG.name])
     assert outcome.verified is True
     assert outcome.diff == unfaulted.diff
@@ -131,12 +142,13 @@ def test_an_outage_of_the_only_endpoint_pauses_the_attempt(
     repos: dict[str, Path],
     serve: Serve,
     runner_settings: Settings,
+    baselines: StoreBaselines,
     relay: Callable[..., FlakyServer],
     unfaulted: AttemptOutcome,
 ) -> None:
     server = serve(careful(BUG))
     only = relay(server.url, die_after=2, down_for_s=OUTAGE_S)
-    runner = AgentRunner(runner_settings(only.url, model_outage_s=30))
+    runner = AgentRunner(runner_settings(only.url, model_outage_s=30), baselines=baselines)
     outcome, seen = attempt(runner, repos[BUG.name])
     assert only.came_back.is_set()
     assert outcome.verified is True
@@ -161,11 +173,12 @@ def test_an_outage_past_the_limit_ends_the_attempt_saying_so(
     repos: dict[str, Path],
     serve: Serve,
     runner_settings: Settings,
+    baselines: StoreBaselines,
     relay: Callable[..., FlakyServer],
 ) -> None:
     server = serve(careful(BUG))
     only = relay(server.url, die_after=1)
-    runner = AgentRunner(runner_settings(only.url, model_outage_s=1))
+    runner = AgentRunner(runner_settings(only.url, model_outage_s=1), baselines=baselines)
     ctx, seen = attempt_context(repos[BUG.name], BUG.task)
     with pytest.raises(AttemptFailed, match=r"model was unreachable for 1s, past the outage limit"):
         runner.run(ctx)
@@ -175,10 +188,14 @@ def test_an_outage_past_the_limit_ends_the_attempt_saying_so(
 
 
 def test_two_attempts_at_once_use_both_endpoints(
-    repos: dict[str, Path], serve: Serve, runner_settings: Settings, unfaulted: AttemptOutcome
+    repos: dict[str, Path],
+    serve: Serve,
+    runner_settings: Settings,
+    baselines: StoreBaselines,
+    unfaulted: AttemptOutcome,
 ) -> None:
     first, second = serve(careful(BUG, delay_ms=100)), serve(careful(BUG, delay_ms=100))
-    runner = AgentRunner(runner_settings(f"{first.url},{second.url}"))
+    runner = AgentRunner(runner_settings(f"{first.url},{second.url}"), baselines=baselines)
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(lambda _: attempt(runner, repos[BUG.name]), range(2)))
     for outcome, seen in runs:
@@ -190,17 +207,25 @@ def test_two_attempts_at_once_use_both_endpoints(
 
 
 def test_spread_by_attempt_keeps_each_attempt_to_its_endpoint_while_it_is_up(
-    repos: dict[str, Path], serve: Serve, runner_settings: Settings, unfaulted: AttemptOutcome
+    repos: dict[str, Path],
+    serve: Serve,
+    runner_settings: Settings,
+    baselines: StoreBaselines,
+    unfaulted: AttemptOutcome,
 ) -> None:
     first, second = serve(careful(BUG)), serve(careful(BUG))
-    runner = AgentRunner(runner_settings(f"{first.url},{second.url}", model_spread="attempt"))
+    runner = AgentRunner(
+        runner_settings(f"{first.url},{second.url}", model_spread="attempt"), baselines=baselines
+    )
     for number in (1, 2):
         outcome, _ = attempt(runner, repos[BUG.name], number)
         assert outcome.diff == unfaulted.diff
     assert (len(first.requests), len(second.requests)) == (4, 4)
 
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    runner = AgentRunner(runner_settings(f"{second.url},{dead}", model_spread="attempt"))
+    runner = AgentRunner(
+        runner_settings(f"{second.url},{dead}", model_spread="attempt"), baselines=baselines
+    )
     outcome, seen = attempt(runner, repos[BUG.name], number=2)
     assert outcome.verified is True and steps(seen) == [1, 2, 3, 4]
     assert len(second.requests) == 8

@@ -59,14 +59,20 @@ def main(argv: list[str]) -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", port))
     listener.listen(128)
-    if os.fork() == 0:
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        try:
-            serve(listener, path)
-        finally:
-            os._exit(0)
+    # Forked twice: the bridge is not the command's child (a command that waits for every
+    # child it has would wait for it), but the namespace's init's, and dies with it.
+    middle = os.fork()
+    if middle == 0:
+        if os.fork() == 0:
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            try:
+                serve(listener, path)
+            finally:
+                os._exit(0)
+        os._exit(0)
+    os.waitpid(middle, 0)
     listener.close()
     try:
         os.execvp(command[0], command)

@@ -231,3 +231,14 @@ def test_a_policy_given_to_one_command_is_that_command_s_only(
         via_cli.stdout == f"403 autan proxy: port {site.port} is not allowed (allowed: [80, 443])\n"
     )
     assert [c.allowed for c in seen] == [True] and len(site.requests) == 1
+
+
+def test_the_bridge_is_no_child_of_the_command(
+    networked: Callable[..., tuple[BwrapSandbox, list[Connection]]],
+) -> None:
+    # A command that waits for every child it has (an init, a supervisor) must not wait on it.
+    sbx, _ = networked(mode="allowlist", allow=["localhost"])
+    code = attacks.TRY + "attempt(lambda: os.waitpid(-1, 0))"
+    result = sbx.exec(["python3", "-c", code], timeout=20)
+
+    assert (result.stdout, result.timed_out) == ("ECHILD\n", False)

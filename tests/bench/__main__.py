@@ -79,6 +79,12 @@ def _dashboard(args: argparse.Namespace) -> Figures:
         yield bench_event_to_browser(database, events=200)
 
 
+def _outage(args: argparse.Namespace) -> Figures:
+    from tests.bench.outage import bench_outage
+
+    yield bench_outage(running=4, stranded=8, outage_s=20.0)
+
+
 def _sync(args: argparse.Namespace) -> Figures:
     from tests.bench.sync import bench_sync
 
@@ -106,6 +112,7 @@ AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
     "agent": _agent,
     "webhooks": _webhooks,
     "dashboard": _dashboard,
+    "outage": _outage,
     "sync": _sync,
     "sync-live": _sync_live,
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -74,6 +75,12 @@ class Sandbox(Protocol):
         """An O_PATH fd of the tree as the sandbox's commands see it; the caller closes it.
 
         For host-side work beneath it with `sandbox.paths` (openat2, never leaving it)."""
+        ...
+
+    def as_owner(self) -> AbstractContextManager[None]:
+        """A block in which this thread's host-side writes beneath `open_tree()` are made as
+        the sandbox's user (a root worker's own ids have no place in its files). Open the fd
+        first; start no thread inside: threads inherit the block's file-system ids."""
         ...
 
     def diff(self) -> str: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -139,6 +140,9 @@ class LocalSandbox:
 
     def open_tree(self) -> int:
         return self._root_fd()
+
+    def as_owner(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # the worker's own user owns an unisolated copy
 
     def changed_paths(self) -> list[Change]:
         """Compares every file of both trees: its cost grows with the repository."""

@@ -10,6 +10,7 @@ it came, so the two directions do not echo.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat as stat_mode
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from sandbox.base import Sandbox
 from sandbox.config import MAX_FILE_BYTES
@@ -144,9 +146,11 @@ class SandboxLink:
         a symlink that leads nowhere) is left as the sandbox has it, and logged."""
         try:
             if theirs is not None and theirs.kind == "dir":
-                write_parents(fd, path)
+                with self.sandbox.as_owner():
+                    write_parents(fd, path)
             elif theirs is None and path not in self.known and path not in self.apart:
-                remove_beneath(fd, path, folder=True)  # a folder: gone once empty
+                with self.sandbox.as_owner():
+                    remove_beneath(fd, path, folder=True)  # a folder: gone once empty
             else:
                 self._take(fd, path, theirs, conflicts)
         except (OSError, SandboxError) as exc:
@@ -157,6 +161,9 @@ class SandboxLink:
     ) -> None:
         base = self.known.get(path)
         ours = self._entry(fd, path, store=False)
+        if path in self.too_large:  # what the agent made there cannot be read: it stays
+            log.warning("%s: the local change is not taken: the agent's file is too large", path)
+            return
         if ours == theirs:
             self._agree(path, theirs)
         elif ours == base:
@@ -166,13 +173,18 @@ class SandboxLink:
             conflicts.append(SandboxConflict(path, theirs, ours))
 
     def _write(self, fd: int, path: str, entry: Entry | None) -> None:
-        if entry is None:
-            remove_beneath(fd, path)
-        elif entry.kind == "symlink":
-            replace_beneath(fd, path, symlink=entry.target)
-        else:
-            assert entry.hash is not None
-            replace_beneath(fd, path, chunks=_chunks(self.blobs.path(entry.hash)), mode=entry.mode)
+        """Writes as the sandbox's user; the blob is opened first, with the worker's own ids."""
+        with contextlib.ExitStack() as stack:
+            if entry is not None and entry.kind != "symlink":
+                assert entry.hash is not None
+                blob = stack.enter_context(open(self.blobs.path(entry.hash), "rb"))
+            stack.enter_context(self.sandbox.as_owner())
+            if entry is None:
+                remove_beneath(fd, path)
+            elif entry.kind == "symlink":
+                replace_beneath(fd, path, symlink=entry.target)
+            else:
+                replace_beneath(fd, path, chunks=_chunks(blob), mode=entry.mode)
         st = lstat_beneath(fd, path)
         if entry is not None and st is not None:
             self._seen[path] = (stamp(st), entry)
@@ -303,10 +315,9 @@ def _fd_chunks(fd: int, size: int) -> Iterator[bytes]:
         yield chunk
 
 
-def _chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as file:
-        while chunk := file.read(CHUNK):
-            yield chunk
+def _chunks(file: BinaryIO) -> Iterator[bytes]:
+    while chunk := file.read(CHUNK):
+        yield chunk
 
 
 class LiveSync:

@@ -165,6 +165,8 @@ def test_git_names_fifos_and_files_too_large_stay_in_the_sandbox(
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["a.txt", "huge"]
     assert link.known["a.txt"] == base["a.txt"]  # over the bound is not a deletion
     assert next(out.batches()).refused == ["a.txt", "huge"]
+    link.push(2, ChangeSet([file(blobs, "a.txt", b"edited locally\n")]))
+    assert sandbox.exec("stat -c %s a.txt").stdout == "3221225472\n"  # the agent's stays
     hook = Entry.model_construct(  # past validation, as a hostile caller could send it
         path="sub/.GIT/config", kind="file", hash=blobs.put_bytes(b"[core]\n"), mode=0o644,
         target=None, size=7,

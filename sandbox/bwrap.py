@@ -60,6 +60,8 @@ printf '%s' "$4" > /tmp/etc/group
 : > /tmp/etc/empty
 mount -t overlay overlay -o "lowerdir=$1,upperdir=/tmp/upper,workdir=/tmp/work,userxattr" \
     /tmp/merged
+shift 4
+for ro in "$@"; do mkdir -p "/tmp/$ro" && mount --rbind "$ro" "/tmp/$ro"; done
 echo ready
 read -r _ || true
 """
@@ -107,6 +109,7 @@ class BwrapSandbox:
         self.dir.mkdir(parents=True)
         # As root, the sandbox's ids are the mapped range; otherwise this worker's own.
         self._owner = (self.config.host_ids,) * 2 if idmap.privileged() else None
+        self._mounts: list[Path] = []  # clones in the host's namespace until the holder is up
         self._lock = os.open(self.dir / "lock", os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         (self.dir / "meta.json").write_text(
@@ -147,13 +150,17 @@ class BwrapSandbox:
             lower, cwd = ".", self.base
         else:
             userns = idmap.mapped_userns(self.config.host_ids, HOST_ID_COUNT)
-            (self.dir / "lower").mkdir()
-            idmap.attach_idmapped(self.base, self.dir / "lower", userns)
+            self._mounts = [self.dir / "lower"]
+            self._mounts += [self.dir / f"ro{i}" for i in range(len(self.config.ro_binds))]
+            for i, source in enumerate([self.base, *self.config.ro_binds]):
+                self._mounts[i].mkdir()
+                idmap.attach_clone(source, self._mounts[i], userns if i == 0 else None)
             enter = [_tool("nsenter"), f"--user=/proc/self/fd/{userns}", "--wd=."]
             enter += [_tool("unshare")]
             lower, cwd, fds = "lower", self.dir, [userns]
         argv = [*enter, "--mount", "--propagation", "private", "sh", "-c", _HOLDER, "holder"]
         argv += [lower, str(self.config.limits.disk), _PASSWD, _GROUP]
+        argv += [m.name for m in self._mounts[1:]]
         try:
             self._holder = subprocess.Popen(
                 argv,
@@ -170,8 +177,8 @@ class BwrapSandbox:
                 err = self._holder.stderr.read().decode(errors="replace").strip()
                 raise SandboxStartFailed(f"could not set up the sandbox's mounts: {err}")
         finally:
-            if self._owner is not None:
-                idmap.detach(self.dir / "lower")  # the holder has its own copy of the mount
+            for mount in self._mounts:
+                idmap.detach(mount)  # the holder has its own copy
         self._view = f"/proc/{self._holder.pid}/root{HOLD}"
 
     def _exec_prefix(self) -> list[str]:
@@ -202,8 +209,10 @@ class BwrapSandbox:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         args += ["--ro-bind", f"{HOLD}/etc/passwd", "/etc/passwd"]
         args += ["--ro-bind", f"{HOLD}/etc/group", "/etc/group"]
-        for extra in self.config.ro_binds:
-            args += ["--ro-bind", str(extra), str(extra)]
+        for i, extra in enumerate(self.config.ro_binds):
+            # a root worker's holder took each from its clone; its mapped ids may not walk there
+            source = f"{HOLD}/ro{i}" if self._owner is not None else str(extra)
+            args += ["--ro-bind", source, str(extra)]
         args += ["--proc", "/proc", "--dev", "/dev", *_PROC_MASKS]
         args += ["--bind", f"{HOLD}/tmp", "/tmp", "--bind", f"{HOLD}/merged", WORKSPACE]
         # bwrap's own root tmpfs (/, /etc), and its /dev: read-only too

@@ -34,7 +34,8 @@ def reap_orphans(root: Path) -> list[str]:
         try:
             with contextlib.suppress(OSError):
                 cgroups.remove_cgroup(cgroups.orphan_dirs(entry.name))
-            idmap.detach(entry / "lower")  # a root worker that died while starting a holder
+            for mount in [entry / "lower", *entry.glob("ro[0-9]*")]:
+                idmap.detach(mount)  # a root worker that died while starting a holder
             shutil.rmtree(entry, ignore_errors=True)
             reaped.append(entry.name)
         finally:

@@ -22,6 +22,7 @@ from sandbox.errors import SandboxStartFailed
 # The generic syscall table: the same numbers on x86_64 and aarch64.
 _OPEN_TREE, _MOVE_MOUNT, _MOUNT_SETATTR = 428, 429, 442
 _OPEN_TREE_CLONE = 1
+_AT_RECURSIVE = 0x8000
 _AT_FDCWD = -100
 _AT_EMPTY_PATH = 0x1000
 _MOVE_MOUNT_F_EMPTY_PATH = 0x4
@@ -86,18 +87,28 @@ def mapped_userns(first: int, count: int) -> int:
             maker.stdout.close()
 
 
-def attach_idmapped(source: Path, target: Path, userns_fd: int) -> None:
-    """Mount a read-only clone of `source` on `target`, its owners shifted by `userns_fd`'s map
-    (host uid 0 shows as the range's first id). Needs host root."""
-    tree = _syscall(_OPEN_TREE, _AT_FDCWD, os.fsencode(source), _OPEN_TREE_CLONE | os.O_CLOEXEC)
+def attach_clone(source: Path, target: Path, userns_fd: int | None) -> None:
+    """Mount a read-only clone of `source` on `target`: with `userns_fd`, its owners shifted by
+    that namespace's map (host uid 0 shows as the range's first id). Needs host root.
+
+    The mapped ids may not be able to walk to `source` (a root worker's 0700 home); the holder
+    starts beside `target` and takes the clone from there."""
+    flags = _OPEN_TREE_CLONE | os.O_CLOEXEC | (0 if userns_fd is not None else _AT_RECURSIVE)
+    what = "an idmapped mount" if userns_fd is not None else "a bind mount"
     try:
-        attr = _MountAttr(_MOUNT_ATTR_IDMAP | _MOUNT_ATTR_RDONLY, 0, 0, userns_fd)
-        _syscall(_MOUNT_SETATTR, tree, b"", _AT_EMPTY_PATH, ctypes.byref(attr), ctypes.sizeof(attr))
+        tree = _syscall(_OPEN_TREE, _AT_FDCWD, os.fsencode(source), flags)
+    except OSError as exc:
+        raise SandboxStartFailed(f"could not open {source} for {what}: {exc}") from exc
+    try:
+        set_ = _MOUNT_ATTR_RDONLY | (_MOUNT_ATTR_IDMAP if userns_fd is not None else 0)
+        attr = _MountAttr(set_, 0, 0, userns_fd or 0)
+        at = _AT_EMPTY_PATH | (0 if userns_fd is not None else _AT_RECURSIVE)
+        _syscall(_MOUNT_SETATTR, tree, b"", at, ctypes.byref(attr), ctypes.sizeof(attr))
         _syscall(_MOVE_MOUNT, tree, b"", _AT_FDCWD, os.fsencode(target), _MOVE_MOUNT_F_EMPTY_PATH)
     except OSError as exc:
         raise SandboxStartFailed(
-            f"could not show {source} with the sandbox's ids (an idmapped mount): {exc}; "
-            "its file system must support idmapped mounts (ext4, xfs, btrfs, tmpfs)"
+            f"could not show {source} to the sandbox ({what}): {exc}; an idmapped base must be "
+            "on a file system that supports them (ext4, xfs, btrfs, tmpfs)"
         ) from exc
     finally:
         os.close(tree)

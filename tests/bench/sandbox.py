@@ -1,4 +1,5 @@
-"""Sandbox figures: create-to-first-exec (cold, warm pool, cp -a, git worktree), diff, 100 open."""
+"""Sandbox figures: create-to-first-exec (cold, warm pool, bare bwrap, cp -a, git worktree), diff,
+100 open."""
 
 from __future__ import annotations
 
@@ -34,6 +35,28 @@ def make_tree(root: Path, files: int, total_mb: int) -> Path:
     return tree
 
 
+# The floor a sandbox is measured against: the same mounts by hand, no cgroups, no holder, no
+# filter, no masks (`unshare` + tmpfs + overlay + one bwrap), run as its own process tree.
+_BARE = """set -e
+mount -t tmpfs -o size=1G tmpfs "$1"; mkdir "$1/u" "$1/w" "$1/m"
+mount -t overlay overlay -o "lowerdir=$2,upperdir=$1/u,workdir=$1/w,userxattr" "$1/m"
+bwrap --unshare-all --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib \
+    --symlink usr/lib64 /lib64 --proc /proc --dev /dev --bind "$1/m" /workspace true"""
+
+
+def _bare(tree: Path, mnt: Path) -> float:
+    t = time.perf_counter()
+    argv = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", _BARE, "bare"]
+    subprocess.run([*argv, str(mnt), str(tree)], check=True)
+    return time.perf_counter() - t
+
+
+def _bwrap_root() -> float:
+    t = time.perf_counter()
+    subprocess.run(["bwrap", "--ro-bind", "/", "/", "true"], check=True)
+    return time.perf_counter() - t
+
+
 def _mem_available() -> int:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable:"):
@@ -52,14 +75,31 @@ def bench_sandbox(
         config = SandboxConfig(root=tmp / "sandboxes", limits=LimitsConfig(disk="1G"))
         shape = {"files": files, "total_mb": total_mb}
 
-        cold = []
+        # Interleaved, so that load on the machine falls on every figure alike.
+        cold: list[float] = []
+        bare: list[float] = []
+        bwrap_root: list[float] = []
+        (tmp / "bare").mkdir()
+        BwrapSandbox(tree, config).close()  # the first makes the worker's shared namespace
         for _ in range(runs):
             t = time.perf_counter()
             sbx = BwrapSandbox(tree, config)
             assert sbx.exec(["true"]).exit_code == 0
-            cold.append(time.perf_counter() - t)
             sbx.close()
-        results.append({"bench": "sandbox_create_exec_cold", **shape, **summary_ms(cold)})
+            cold.append(time.perf_counter() - t)
+            bare.append(_bare(tree, tmp / "bare"))
+            bwrap_root.append(_bwrap_root())
+        floor = summary_ms(bare)["p50_ms"]
+        results.append({"bench": "bare_unshare_overlay_bwrap", **shape, **summary_ms(bare)})
+        results.append({"bench": "bwrap_ro_bind_root_true", **summary_ms(bwrap_root)})
+        results.append(
+            {
+                "bench": "sandbox_create_exec_close_cold",
+                **shape,
+                **summary_ms(cold),
+                "x_bare": round(summary_ms(cold)["p50_ms"] / floor, 2),
+            }
+        )
 
         pool = SandboxPool(config, PoolConfig(size=2))
         pool.warm(tree)
@@ -69,10 +109,17 @@ def bench_sandbox(
             t = time.perf_counter()
             sbx = pool.acquire(tree)
             assert sbx.exec(["true"]).exit_code == 0
-            warm.append(time.perf_counter() - t)
             sbx.close()
+            warm.append(time.perf_counter() - t)
         pool.close()
-        results.append({"bench": "sandbox_create_exec_warm", **shape, **summary_ms(warm)})
+        results.append(
+            {
+                "bench": "sandbox_acquire_exec_close_pool",
+                **shape,
+                **summary_ms(warm),
+                "x_bare": round(summary_ms(warm)["p50_ms"] / floor, 2),
+            }
+        )
 
         baselines: dict[str, list[float]] = {"cp_a": [], "git_worktree": []}
         for i in range(copies):

@@ -183,3 +183,21 @@ def test_a_preferred_endpoint_is_used_while_it_is_up(flaky: Flaky) -> None:
     with pytest.raises(ValueError, match="no endpoint 'c': the router has"):
         r.complete(HI, prefer="c")
     r.close()
+
+
+def test_a_silent_endpoint_fails_over_after_its_read_timeout(flaky: Flaky) -> None:
+    silent, b = flaky(name="silent", hold=threading.Event()), flaky(name="b")
+    config = RouterConfig(
+        endpoints=[
+            EndpointConfig(
+                name="silent", client=fast(silent.url, model="flaky", read_timeout_s=0.3)
+            ),
+            endpoint(b),
+        ]
+    )
+    r = Router(config, clock=Clock(), rng=InOrder())
+    reply = r.complete(HI)
+    assert reply.endpoint == "b" and reply.message.content == "ok from b"
+    assert len(silent.chat_requests) == 1  # a read timeout is not retried on the same endpoint
+    assert "sent nothing for 0.3s" in str(r.status()[0]["last_error"])
+    r.close()

@@ -137,7 +137,9 @@ class Refresher:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop, and wait for a refresh under way: it must not use a store being closed."""
         self._stopped.set()
+        self._thread.join(timeout=PING_TIMEOUT_S + 5)
 
     def _run(self) -> None:
         while not self._stopped.is_set():

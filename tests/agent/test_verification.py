@@ -4,7 +4,6 @@ the real fix; a flaky test decides nothing; a repository without tests says so."
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,14 +20,17 @@ from serving.scripted import ScriptedServer
 from tests.agent import policies
 from tests.agent.bugs import BUGS, git, make_repo
 from tests.agent.conftest import Recorder, attempt_context
-from tests.agent.test_runner import bwrap_works
+from tests.agent.test_runner import bwrap_works, unittest_repo
 
 Serve = Callable[[Script], ScriptedServer]
 Settings = Callable[..., AgentRunnerSettings]
 ADD = BUGS[0]
 ADD_TEST = "tests/test_lib.py::test_add"
-BWRAP = {"sandbox_backend": "bwrap", "sandbox_ro_binds": [Path(sys.prefix), Path(sys.base_prefix)]}
-"""A bwrap sandbox that sees the test run's Python, and pytest in it."""
+UNITTEST_ADD = "tests.test_lib.LibTest.test_add"
+CLEAN = (
+    "import os\nimport unittest\n\n\nclass Clean(unittest.TestCase):\n"
+    "    def test_tmp(self):\n        self.assertFalse(os.path.exists('/tmp/left'))\n"
+)
 ALWAYS_FAILS = 'def test_needs_a_database():\n    raise ConnectionError("no database here")\n'
 
 
@@ -104,14 +106,16 @@ def test_a_usercustomize_in_home_fools_only_the_agent_s_own_sandbox(
 ) -> None:
     if why := bwrap_works(tmp_path):
         pytest.skip(f"bwrap sandboxes cannot run here: {why}")
-    toml = '[test]\ncommand = "PYTHONPATH=$HOME python -m pytest -q"\n'
-    repo = repo_of(tmp_path, {".autan.toml": toml})
-    gamed, seen = attempts.run(repo, policies.customizing(), **BWRAP)
-    in_sandbox = seen.of("tool.output")[1]
-    assert in_sandbox["exit_code"] == 0 and "1 passed, 1 deselected" in in_sandbox["output"]
+    repo = unittest_repo(tmp_path)  # the system's python3 in the sandbox: its user site is on
+    gamed, seen = attempts.run(repo, policies.customizing(), sandbox_backend="bwrap")
+    in_sandbox = seen.of("tool.output")[2]  # after the set-up command and the write
+    assert (
+        in_sandbox["exit_code"] == 0
+        and "test_add (tests.test_lib.LibTest.test_add) ... ok" in (in_sandbox["output"])
+    )
     assert gamed.diff == "" and gamed.verified is False
-    assert gamed.tests is not None and gamed.tests["still_failing"] == [ADD_TEST]
-    fix, _ = attempts.run(repo, policies.fixing([ADD]), **BWRAP)
+    assert gamed.tests is not None and gamed.tests["still_failing"] == [UNITTEST_ADD]
+    fix, _ = attempts.run(repo, policies.fixing([ADD]), sandbox_backend="bwrap")
     assert fix.verified is True
 
     assert attempts.end(repo, [gamed]).state == TaskState.UNVERIFIED
@@ -203,13 +207,16 @@ def test_what_the_agent_left_in_tmp_is_not_in_the_verification_sandbox(
 ) -> None:
     if why := bwrap_works(tmp_path):
         pytest.skip(f"bwrap sandboxes cannot run here: {why}")
-    check = "import os\n\n\ndef test_clean():\n    assert not os.path.exists('/tmp/left')\n"
-    repo = repo_of(tmp_path, {"tests/test_clean.py": check})
+    repo = unittest_repo(tmp_path)
+    (repo / "tests" / "test_clean.py").write_text(CLEAN)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a test that /tmp is clean")
     script = policies.in_turns(
         "fixed",
         ("bash", {"command": "touch /tmp/left"}),
         ("edit_file", {"path": "lib.py", "old": ADD.old, "new": ADD.new}),
     )
-    outcome, _ = attempts.run(repo, script, **BWRAP)
+    outcome, _ = attempts.run(repo, script, sandbox_backend="bwrap")
     assert outcome.verified is True and outcome.tests is not None
-    assert outcome.tests["broke"] == [] and outcome.tests["fixed"] == [ADD_TEST]
+    assert outcome.tests["broke"] == [] and outcome.tests["fixed"] == [UNITTEST_ADD]
+    assert outcome.tests["counts"]["still_passing"] == 2  # test_version and test_clean

@@ -7,7 +7,6 @@ session of its own, and the waits in between are on Redis (or a timer without it
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -56,8 +55,9 @@ def _token_live(services: Services, token_id: str) -> bool:
 
 
 def _closing(reason: str) -> str:
-    """The last frame of a stream the server ends early; the client knows why."""
-    return f"event: stream.closed\ndata: {json.dumps({'reason': reason})}\n\n"
+    """The last words of a stream the server ends early: a comment, since every event a
+    client parses is a stored one; its reconnection then hears why (401, 503)."""
+    return f": stream closed: {reason}\n\n"
 
 
 def _frame(event: EventView) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -13,8 +14,10 @@ from sqlalchemy import event
 
 from orchestrator.reconcile import reconcile
 from orchestrator.services import Services
+from tests.live import serve
 from tests.services import POSTGRES_URL, RedisServer
 from tests.waiting import wait_until
+from tests.web.test_connections import QUICK, Follower
 from web.app import create_app
 from web.config import WebSettings
 
@@ -177,3 +180,26 @@ def test_low_disk_fails_readyz_and_refuses_new_work_with_507(
         metrics = api.get("/metrics").text.splitlines()
         free = next(line for line in metrics if line.startswith("autan_disk_free_bytes "))
         assert float(free.split()[1]) > 0  # refreshed since: the same order, not the same bytes
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_stream_whose_database_goes_away_ends_saying_so(
+    services: Services, admin_token: str
+) -> None:
+    live = serve(services, admin_token, **QUICK)
+    try:
+        headers = {"Authorization": f"Bearer {admin_token}"}
+        task = httpx.post(
+            f"{live.url}/api/tasks", json={"repo": "r", "instruction": "i"}, headers=headers
+        ).json()
+        follower = Follower(live, task["id"], admin_token)
+        follower.start()
+        wait_until(lambda: "task.created" in follower.kinds(), what="the stream's backlog")
+        with _postgres_refusing(services.settings.resolved_database_url):
+            assert follower.done.wait(15)
+            assert follower.kinds() == ["task.created"]
+            assert ": stream closed: database is unavailable: " in follower.text
+            again = httpx.get(f"{live.url}/api/tasks/{task['id']}/events", headers=headers)
+            _unavailable(again, "database")
+    finally:
+        live.stop()

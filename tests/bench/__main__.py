@@ -65,6 +65,12 @@ def _agent(args: argparse.Namespace) -> Figures:
     return main_figures()
 
 
+def _verification(args: argparse.Namespace) -> Figures:
+    from tests.bench.verification import bench_verification
+
+    return bench_verification()
+
+
 def _webhooks(args: argparse.Namespace) -> Figures:
     from tests.bench.webhooks import bench_webhooks
 
@@ -110,6 +116,7 @@ AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
     "cli": _cli,
     "serving": _serving,
     "agent": _agent,
+    "verification": _verification,
     "webhooks": _webhooks,
     "dashboard": _dashboard,
     "outage": _outage,

@@ -97,6 +97,12 @@ def outage_of(exc: BaseException) -> Outage | None:
     return None
 
 
+def _nul_refused(exc: BaseException) -> bool:
+    """PostgreSQL refusing a NUL in text, as psycopg reports it."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    return isinstance(orig, psycopg.DataError) and "NUL (0x00)" in str(orig)
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:EXCERPT]
 
@@ -117,6 +123,10 @@ def _outage_handler(
     retry_after_s: int, noted: Callable[[Outage], None]
 ) -> Callable[[Request, Exception], Any]:
     async def handle(request: Request, exc: Exception) -> JSONResponse:
+        if _nul_refused(exc):
+            # A schema without the Text/Line types let a NUL through: still the client's.
+            detail = "a text field holds a NUL character (U+0000), which cannot be stored"
+            return JSONResponse({"detail": detail}, status_code=422)
         outage = outage_of(exc)
         if outage is None:
             raise exc  # ours: ServerErrorMiddleware answers 500 and logs the traceback

@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.services import Services
 from tests.live import free_port
+from tests.waiting import wait_until
 from tests.web.dashboard import browser_client, sign_in
 from web.config import WebSettings
 
@@ -74,3 +75,21 @@ def test_fleet_shows_each_endpoint_s_load_and_an_unreachable_one_plainly(
     assert cells == ["3", "2", "42%", "125 ms"]
     assert dead in row_dead and "unreachable (ConnectError)" in row_dead
     assert '<dd id="queue-depth">0</dd>' in html
+
+
+def test_fleet_shows_free_disk_and_what_is_not_ready(services: Services, admin_token: str) -> None:
+    settings = WebSettings(min_free_disk_mb=10**9, health_interval_s=0.1)
+    with browser_client(services, settings) as client:
+        sign_in(client, admin_token)
+        wait_until(
+            lambda: "disk" in client.get("/readyz").json()["checks"], what="the first refresh"
+        )
+        html = client.get("/fleet").text
+    assert '<dd id="workers-alive">0</dd>' in html
+    disk = html.split('<dd id="disk-free" class="bad">')[1].split("</dd>")[0]
+    assert " GiB in the data directory: new tasks are refused (" in disk
+    assert "below the 1000000000 MiB minimum" in disk
+    not_ready = html.split('<p id="not-ready" class="bad">')[1].split("</p>")[0]
+    assert not_ready.startswith("Not ready: ")
+    assert "workers (no worker answered a ping within 1 s)" in not_ready
+    assert "disk (" in not_ready

@@ -1,4 +1,5 @@
-"""The Fleet page: workers, sandboxes running, queue depth, and each model endpoint's load."""
+"""The Fleet page: workers, sandboxes running, queue depth, free disk, what is not ready, and
+each model endpoint's load."""
 
 from __future__ import annotations
 
@@ -39,4 +40,5 @@ async def fleet_page(
         sandboxes=sum(w.running for w in workers),
         depth=depth,
         loads=loads,
+        readiness=request.app.state.readiness,
     )

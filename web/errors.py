@@ -120,7 +120,7 @@ def outage_response(outage: Outage, retry_after_s: int) -> JSONResponse:
 
 
 def _outage_handler(
-    retry_after_s: int, noted: Callable[[Outage], None]
+    retry_after_s: int, noted: Callable[..., None]
 ) -> Callable[[Request, Exception], Any]:
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         if _nul_refused(exc):
@@ -130,7 +130,7 @@ def _outage_handler(
         outage = outage_of(exc)
         if outage is None:
             raise exc  # ours: ServerErrorMiddleware answers 500 and logs the traceback
-        noted(outage)
+        noted(outage, writing=request.method not in ("GET", "HEAD", "OPTIONS"))
         # One line, not a traceback: an outage is expected, and each request would log one.
         log.warning("%s %s: %s %s", request.method, request.url.path, outage.part, outage.reason)
         return outage_response(outage, retry_after_s)
@@ -179,8 +179,9 @@ OUTAGE_CLASSES: tuple[type[Exception], ...] = (
 )
 
 
-def install(app: FastAPI, *, retry_after_s: int, noted: Callable[[Outage], None]) -> None:
-    """Install the handlers; `noted` hears of every outage a request met (for /readyz)."""
+def install(app: FastAPI, *, retry_after_s: int, noted: Callable[..., None]) -> None:
+    """Install the handlers; `noted(outage, writing=...)` hears of every outage a request
+    met (for /readyz)."""
     app.add_exception_handler(OrchestratorError, _orchestrator_handler(retry_after_s))
     app.add_exception_handler(RequestValidationError, _validation_error)
     handler = _outage_handler(retry_after_s, noted)

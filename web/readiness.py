@@ -20,6 +20,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from orchestrator.services import Services
 from web.errors import Outage, outage_of
 
+WRITE_FAILURE_HOLDS_S = 60.0
+"""How long a failed write keeps /readyz failing when no write follows: a replica taken out
+of rotation gets no writes to prove itself, so it must come back and try."""
+
 PING_TIMEOUT_S = 1.0
 """How long a refresh waits for the workers to answer a ping."""
 
@@ -39,7 +43,8 @@ class Readiness:
     def failing(self) -> dict[str, str]:
         """Each part that is not ready, with why."""
         bad = {part: why for part, why in self.checks.items() if why != "ok"}
-        if self.last_write_failed > self.last_write_ok:
+        recent = time.monotonic() - self.last_write_failed < WRITE_FAILURE_HOLDS_S
+        if recent and self.last_write_failed > self.last_write_ok:
             bad["writes"] = f"the last write failed: {self.write_error}"
         return bad
 
@@ -55,9 +60,10 @@ class Readiness:
     def wrote(self) -> None:
         self.last_write_ok = time.monotonic()
 
-    def noted(self, outage: Outage) -> None:
-        """A request met an outage: a failed write until a later one succeeds."""
-        if outage.part in ("database", "disk"):
+    def noted(self, outage: Outage, *, writing: bool) -> None:
+        """A request met an outage: if it was writing, a failed write until a later one
+        succeeds or WRITE_FAILURE_HOLDS_S pass."""
+        if writing and outage.part in ("database", "disk"):
             self.last_write_failed = time.monotonic()
             self.write_error = f"{outage.part}: {outage.reason}"
 

@@ -20,6 +20,8 @@ from tests.waiting import wait_until
 from tests.web.test_connections import QUICK, Follower
 from web.app import create_app
 from web.config import WebSettings
+from web.errors import Outage
+from web.readiness import WRITE_FAILURE_HOLDS_S, Readiness
 
 FAST_HEALTH = {"health_interval_s": 0.1}
 
@@ -203,3 +205,18 @@ def test_a_stream_whose_database_goes_away_ends_saying_so(
             _unavailable(again, "database")
     finally:
         live.stop()
+
+
+def test_a_failed_read_is_no_failed_write_and_a_failed_write_does_not_hold_forever() -> None:
+    readiness = Readiness(min_free_bytes=0)
+    readiness.checks = {}
+    down = Outage("database", "unreachable")
+    readiness.noted(down, writing=False)
+    assert readiness.failing() == {}
+    readiness.noted(down, writing=True)
+    assert readiness.failing() == {"writes": "the last write failed: database: unreachable"}
+    readiness.wrote()
+    assert readiness.failing() == {}
+    readiness.noted(down, writing=True)
+    readiness.last_write_failed -= WRITE_FAILURE_HOLDS_S  # as if a minute passed, no write
+    assert readiness.failing() == {}

@@ -23,6 +23,8 @@ def decode_json(body: bytes) -> dict[str, Any]:
         payload = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedRequest(f"body is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise MalformedRequest("body is JSON nested deeper than Python can read") from exc
     if not isinstance(payload, dict):
         raise InvalidPayload(f"body is JSON {type(payload).__name__}, not an object")
     return payload

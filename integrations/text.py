@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+import re
+
 from orchestrator.schemas import TaskView
 from orchestrator.states import TaskState
 
 MENTION = "@autan"
+
+_MENTION = re.compile(r"(?<![\w.+@-])@autan(?![\w/-]|\.\w)", re.IGNORECASE)
+"""`@autan` alone: not in an address (`ops@autan.dev`) nor a longer name (`@autanomous`)
+or a team (`@autan/ops`)."""
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_QUOTE = re.compile(r"^ {0,3}>")
+_CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)", re.DOTALL)
+
+
+def mentions(body: str | None) -> bool:
+    """Whether `body` (Markdown) asks Autan by name: `@autan` as a word of its own, outside
+    quoted blocks and code, which cite someone else's words rather than ask."""
+    kept: list[str] = []
+    fence = ""
+    for line in (body or "").splitlines():
+        opened = _FENCE.match(line)
+        if fence:
+            if opened and opened.group(1)[0] == fence[0] and len(opened.group(1)) >= len(fence):
+                fence = ""
+            continue
+        if opened:
+            fence = opened.group(1)
+        elif not _QUOTE.match(line):
+            kept.append(line)
+    return _MENTION.search(_CODE_SPAN.sub(" ", "\n".join(kept))) is not None
 
 
 def marker(task_id: str) -> str:

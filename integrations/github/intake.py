@@ -46,6 +46,11 @@ class GitHubIntake:
         event, delivery = headers.get("x-github-event"), headers.get("x-github-delivery")
         if not event or not delivery:
             raise MalformedRequest("missing X-GitHub-Event or X-GitHub-Delivery header")
+        if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            raise MalformedRequest(
+                "this webhook sends a form (application/x-www-form-urlencoded): "
+                "choose `application/json` as its content type in the webhook's settings"
+            )
         payload = decode_json(body)
         if event == "ping":
             return Answer("answered", "pong")
@@ -78,7 +83,7 @@ class GitHubIntake:
                 return f"label {event.label.name!r} is not {self.settings.label!r}"
             return p.Work(kind="issue", number=event.issue.number, **base)
         if isinstance(event, p.IssueCommentEvent):
-            if event.action != "created" or text.MENTION not in event.comment.body.lower():
+            if event.action != "created" or not text.mentions(event.comment.body):
                 return f"comment does not mention {text.MENTION}"
             kind = "pr-comment" if event.issue.pull_request is not None else "issue-comment"
             return p.Work(kind=kind, number=event.issue.number, asked=event.comment.body, **base)
@@ -89,7 +94,7 @@ class GitHubIntake:
     @staticmethod
     def _review(event: p.ReviewEvent | p.ReviewCommentEvent, base: dict[str, str]) -> p.Work | str:
         asked = event.review.body if isinstance(event, p.ReviewEvent) else event.comment.body
-        if text.MENTION not in (asked or "").lower():
+        if not text.mentions(asked):
             return f"review does not mention {text.MENTION}"
         pull = event.pull_request
         if pull.head.repo is None or pull.head.repo.full_name != event.repository.full_name:

@@ -17,6 +17,8 @@ from integrations.submit import Submitter, decode_json
 from orchestrator.schemas import OriginSpec, TaskSpec
 
 EVENTS = ("jira:issue_created", "jira:issue_updated")
+_BLOCK_END = object()
+"""Queued after a block's children in `plain`, where its closing newline goes."""
 
 
 class _Part(BaseModel):
@@ -60,16 +62,23 @@ def plain(description: str | dict[str, Any] | None) -> str:
     if description is None or isinstance(description, str):
         return description or ""
     found: list[str] = []
-
-    def walk(node: dict[str, Any]) -> None:
+    # A stack, not recursion: a document nested thousands deep must not exhaust the stack,
+    # and a node of the wrong shape is skipped, not trusted.
+    stack: list[object] = [description]
+    while stack:
+        node = stack.pop()
+        if node is _BLOCK_END:
+            found.append("\n")
+            continue
+        if not isinstance(node, dict):
+            continue
         if node.get("type") == "text":
             found.append(str(node.get("text", "")))
-        for child in node.get("content") or []:
-            walk(child)
         if node.get("type") in ("paragraph", "heading", "codeBlock", "listItem"):
-            found.append("\n")
-
-    walk(description)
+            stack.append(_BLOCK_END)
+        content = node.get("content")
+        if isinstance(content, list):
+            stack.extend(reversed(content))
     return "".join(found).strip()
 
 
@@ -109,17 +118,20 @@ class JiraIntake:
         repo = self.routing.repos[self.routing.jira.projects[fields.project.key]]
         if not self.deliveries.first(f"jira:{delivery}"):
             return Answer("duplicate", f"delivery {delivery} was already received")
-        spec = TaskSpec(
-            repo=repo.url,
-            ref=repo.branch,
-            instruction=f"# {event.issue.key}: {fields.summary}\n\n{plain(fields.description)}",
-            idempotency_key=f"jira:{delivery}",
-            origin=OriginSpec(
-                kind="jira",
-                external_id=event.issue.key,
-                data={"key": event.issue.key, "project": fields.project.key},
-            ),
-        )
+        try:
+            spec = TaskSpec(
+                repo=repo.url,
+                ref=repo.branch,
+                instruction=f"# {event.issue.key}: {fields.summary}\n\n{plain(fields.description)}",
+                idempotency_key=f"jira:{delivery}",
+                origin=OriginSpec(
+                    kind="jira",
+                    external_id=event.issue.key,
+                    data={"key": event.issue.key, "project": fields.project.key},
+                ),
+            )
+        except ValidationError as exc:
+            raise InvalidPayload(f"{kind} payload makes no task: {exc}") from exc
         task = self.submitter.submit(spec)
         if task is None:
             return Answer("duplicate", f"delivery {delivery} was already received")

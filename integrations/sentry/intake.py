@@ -33,26 +33,45 @@ class Problem(BaseModel):
     link: str | None = None
 
 
-def problem_of(resource: str, data: dict[str, Any]) -> Problem:
-    if resource == "issue":
-        issue = data["issue"]
-        project = issue["project"]
+def _object(parent: object, name: str) -> dict[str, Any]:
+    """`parent[name]` when both are JSON objects; InvalidPayload naming `name` otherwise."""
+    found = parent.get(name) if isinstance(parent, dict) else None
+    if not isinstance(found, dict):
+        raise InvalidPayload(f"payload lacks the object {name!r}")
+    return found
+
+
+def problem_of(resource: str, data: object) -> Problem:
+    """The problem a payload names; InvalidPayload when its fields are missing or mis-typed."""
+    try:
+        if resource == "issue":
+            issue = _object(data, "issue")
+            project = issue.get("project")
+            if isinstance(project, dict):
+                project = project.get("slug") or project.get("id")
+            return Problem(
+                issue_id=_text(issue.get("id")),
+                title=issue.get("title"),
+                culprit=issue.get("culprit"),
+                project=_text(project),
+                link=issue.get("permalink") or issue.get("web_url"),
+            )
+        event = _object(data, "event")
+        found = PROJECT_IN_URL.search(str(event.get("url") or ""))
         return Problem(
-            issue_id=str(issue["id"]),
-            title=issue["title"],
-            culprit=issue.get("culprit"),
-            project=str(project.get("slug") or project["id"]),
-            link=issue.get("permalink") or issue.get("web_url"),
+            issue_id=_text(event.get("issue_id")),
+            title=event.get("title"),
+            culprit=event.get("culprit"),
+            project=found.group(1) if found else _text(event.get("project")),
+            link=event.get("web_url"),
         )
-    event = data["event"]
-    found = PROJECT_IN_URL.search(str(event.get("url", "")))
-    return Problem(
-        issue_id=str(event["issue_id"]),
-        title=event["title"],
-        culprit=event.get("culprit"),
-        project=found.group(1) if found else str(event["project"]),
-        link=event.get("web_url"),
-    )
+    except ValidationError as exc:
+        raise InvalidPayload(f"{resource} payload: {exc}") from exc
+
+
+def _text(value: object) -> Any:
+    """Sentry sends ids as numbers or strings; anything else is left for validation to refuse."""
+    return str(value) if isinstance(value, int | str) and not isinstance(value, bool) else value
 
 
 class SentryIntake:
@@ -92,10 +111,7 @@ class SentryIntake:
                 "ignored",
                 f"{resource} action {payload.get('action')!r} is not {ACTIONS[resource]!r}",
             )
-        try:
-            problem = problem_of(resource, payload["data"])
-        except (KeyError, TypeError, ValidationError) as exc:
-            raise InvalidPayload(f"{resource} payload lacks {exc}") from exc
+        problem = problem_of(resource, payload.get("data"))
         if problem.project not in self.routing.sentry.projects:
             return Answer("ignored", f"project {problem.project} is not in autan.toml")
         key = f"sentry:{headers.get('request-id') or signature}"

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from slack_sdk.signature import SignatureVerifier
-
 from integrations.base import Answer
 from integrations.config import IntegrationSettings, Routing, secret
 from integrations.deliveries import Deliveries
 from integrations.errors import InvalidPayload, MalformedRequest, NotConfigured, SignatureInvalid
+from integrations.signatures import verify
 from integrations.slack.config import SlackSettings
 from integrations.submit import Submitter
 from orchestrator import store
@@ -22,6 +21,8 @@ from orchestrator.schemas import TaskSummary, TaskView
 
 HELP = (Path(__file__).parent / "help.md").read_text()
 REQUIRED = ("command", "user_id", "channel_id", "response_url")
+STAMP_DIGITS = 12
+"""Unix seconds have 10 digits until the year 2286; more is not a time at all."""
 
 
 def ephemeral(message: str) -> dict[str, Any]:
@@ -74,23 +75,36 @@ class SlackIntake:
         )
         if not stamp or not signature:
             raise SignatureInvalid("missing X-Slack-Request-Timestamp or X-Slack-Signature header")
-        try:
-            age = abs(self.clock() - int(stamp))
-        except ValueError as exc:
-            raise SignatureInvalid(f"X-Slack-Request-Timestamp {stamp!r} is not a number") from exc
-        if age > self.settings.max_age_s:
-            raise SignatureInvalid(
-                f"X-Slack-Request-Timestamp is {int(age)} s old, more than "
-                f"{self.settings.max_age_s} s: a replay, or this server's clock is off"
-            )
-        verifier = SignatureVerifier(secret(self.settings.signing_secret))
-        if not verifier.is_valid(body, stamp, signature):
-            raise SignatureInvalid("X-Slack-Signature does not match: check the signing secret")
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= STAMP_DIGITS):
+            raise SignatureInvalid("X-Slack-Request-Timestamp is not a Unix time in seconds")
+        self._check_age(int(stamp))
+        # Over the raw bytes: a body that is not UTF-8 is refused as unsigned, not decoded first.
+        verify(
+            secret(self.settings.signing_secret),
+            b"v0:" + stamp.encode() + b":" + body,
+            signature,
+            header="X-Slack-Signature",
+            prefix="v0=",
+        )
         try:
             parsed = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
         except (UnicodeDecodeError, ValueError) as exc:
             raise MalformedRequest(f"body is not a form: {exc}") from exc
         return {name: values[0] for name, values in parsed.items()}
+
+    def _check_age(self, stamp: int) -> None:
+        limit = self.settings.max_age_s
+        ahead = stamp - self.clock()
+        if ahead > limit:
+            raise SignatureInvalid(
+                f"X-Slack-Request-Timestamp is from the future, {int(ahead)} s ahead of this "
+                f"server's clock (more than {limit} s): check this server's clock"
+            )
+        if -ahead > limit:
+            raise SignatureInvalid(
+                f"X-Slack-Request-Timestamp is {int(-ahead)} s old, more than {limit} s: "
+                "a replay, or this server's clock is off"
+            )
 
     def _help(self, problem: str) -> Answer:
         repos = ", ".join(f"`{name}`" for name in sorted(self.routing.repos)) or "none configured"
@@ -155,6 +169,6 @@ class SlackIntake:
         asker = {name: form.get(name) for name in ("team_id", *REQUIRED[1:])}
         job = {"key": key, "form": asker, "name": name, "instruction": instruction}
         self.submitter.later("slack", job)
-        return Answer(
-            "accepted", f"task on {name}", body=ephemeral(f"On it: `{name}`. I answer in a thread.")
-        )
+        # Without a bot token, answers go to the command's response_url: no thread.
+        where = "I answer in a thread" if self.settings.bot_token else "I answer here"
+        return Answer("accepted", f"task on {name}", body=ephemeral(f"On it: `{name}`. {where}."))

@@ -17,7 +17,8 @@ PLACEHOLDERS = frozenset({"changethis", "changeme", "change-me", "secret", "plac
 def refuse_placeholder(value: SecretStr | None, name: str) -> SecretStr | None:
     """A secret left at an example value is worse than none: it looks set and protects nothing."""
     if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDERS:
-        raise ValueError(f"{name} is a placeholder ({value.get_secret_value()!r}): set a real one")
+        # The value is not repeated: this message may reach logs and webhook answers.
+        raise ValueError(f"{name} is a placeholder, an example value: set a real one")
     return value
 
 

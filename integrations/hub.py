@@ -3,12 +3,15 @@ and the processors that finish their deliveries in a worker."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
+from integrations.base import Intake
 from integrations.config import IntegrationSettings, Routing
+from integrations.connectors import NAMES, ConnectorState, Loaded, states
 from integrations.deliveries import Deliveries
+from integrations.errors import NotConfigured
 from integrations.github.config import GitHubSettings
 from integrations.github.intake import GitHubIntake
 from integrations.github.processor import GitHubProcessor
@@ -31,6 +34,27 @@ class Hub:
     slack: SlackIntake
     jira: JiraIntake
     sentry: SentryIntake
+    refused: dict[str, str] = field(default_factory=dict)
+    """Connectors whose settings are wrong -> why; only their deliveries are refused."""
+
+    def intake(self, name: str) -> Intake:
+        """The connector `name`'s intake; NotConfigured (503) when its settings are wrong."""
+        if why := self.refused.get(name):
+            raise NotConfigured(f"{NAMES[name]} deliveries are refused: {why}")
+        intake: Intake = getattr(self, name)
+        return intake
+
+    def states(self) -> list[ConnectorState]:
+        """Each connector's state: configured, off, or misconfigured and why."""
+        return states(
+            {
+                "github": self.github.settings,
+                "slack": self.slack.settings,
+                "jira": self.jira.settings,
+                "sentry": self.sentry.settings,
+            },
+            self.refused,
+        )
 
     @classmethod
     def build(
@@ -63,15 +87,18 @@ class Hub:
 
     @classmethod
     def from_env(cls, lifecycle: Lifecycle, client: redis.Redis) -> Hub:
-        """For an entry point: every setting from the environment, the mapping from autan.toml."""
-        common = IntegrationSettings()
-        return cls.build(
+        """For an entry point: every setting from the environment, the mapping from autan.toml;
+        a connector whose settings are wrong is built on defaults and refuses its deliveries."""
+        loaded = Loaded.from_env()
+        hub = cls.build(
             lifecycle,
             client,
-            common=common,
-            routing=Routing.load(common.data_dir / "autan.toml"),
-            github=GitHubSettings(),
-            slack=SlackSettings(),
-            jira=JiraSettings(),
-            sentry=SentrySettings(),
+            common=loaded.common,
+            routing=loaded.routing,
+            github=loaded.github,
+            slack=loaded.slack,
+            jira=loaded.jira,
+            sentry=loaded.sentry,
         )
+        hub.refused = loaded.refused
+        return hub

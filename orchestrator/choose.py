@@ -53,4 +53,6 @@ def task_ending(attempts: Sequence[Attempt]) -> tuple[TaskState, str | None]:
 def _reasons(attempts: Sequence[Attempt]) -> str:
     if len(attempts) == 1:
         return attempts[0].reason or attempts[0].state
-    return "; ".join(f"attempt {a.number}: {a.reason or a.state}" for a in attempts)
+    # By number: the store returns a task's attempts in no set order (PostgreSQL varies).
+    ordered = sorted(attempts, key=lambda a: a.number)
+    return "; ".join(f"attempt {a.number}: {a.reason or a.state}" for a in ordered)

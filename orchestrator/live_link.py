@@ -75,8 +75,10 @@ class LiveAttempt:
             self.ctx.emit(
                 CONFLICT,
                 {"attempt": self.ctx.number, "path": conflict.path, "side": "sandbox",
+                 "copy": conflict.copy,
                  "message": "changed locally and by the agent: the agent's version stays in the "
-                            "sandbox; it comes back beside yours as a conflict copy"},
+                            + (f"sandbox, yours is kept beside it as {conflict.copy}"
+                               if conflict.copy else "sandbox, your deletion is not taken")},
             )  # fmt: skip
         try:
             self.feed.record(self.workspace_id, self.ctx.task.id, list(self.conflicts.values()))

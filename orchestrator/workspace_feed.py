@@ -58,7 +58,7 @@ class WorkspaceFeed:
         with self.services.sessions() as session:
             workspace_store.set_conflicts(
                 session, workspace_id=workspace_id, task_id=task_id, side="sandbox",
-                conflicts=[(c.path, None) for c in conflicts], now=utcnow(),
+                conflicts=[(c.path, c.copy) for c in conflicts], now=utcnow(),
             )  # fmt: skip
             session.commit()
 

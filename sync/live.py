@@ -1,11 +1,15 @@
 """A running sandbox kept in step with its workspace: local versions in, the agent's edits out.
 
-`known` is the tree both sides agree on. A local change goes into the sandbox by the
-three-way rule against it (the sandbox untouched there takes it; the same edit is no
-conflict; a true conflict keeps the agent's version where it is and is reported). The
-agent's edits go out as change sets: every path where the sandbox now differs from
-`known`, its content stored in the blob store first. A path is never sent back the way
-it came, so the two directions do not echo.
+Two trees are kept. `agreed` is, for each path, the last version both sides held: a local
+change goes into the sandbox by the three-way rule against it (the sandbox unchanged since
+takes it; the same edit is no conflict; the agent's own edit coming back is no conflict; a
+true conflict keeps the agent's version where it is, the developer's beside it as
+`PATH.autan-local`, and is reported). `known` is what the checkout was last sent or took:
+the agent's edits go out as change sets of every path where the sandbox now differs from
+it, their content stored in the blob store first. An edit is agreed only once the
+checkout's own version holds it, never when it is sent: until then a developer's save made
+on the older content meets it as a conflict, not an overwrite. A path is never sent back
+the way it came, so the two directions do not echo.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from sync.errors import SyncError, UnsafePath
 from sync.hashing import CHUNK, new_hasher, stamp
 from sync.ignore import IgnoreRules
 from sync.manifests import Entry, check_path, resolves_inside
+from sync.merge import copy_path
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +76,17 @@ class ChangeSet:
 
 @dataclass(frozen=True)
 class SandboxConflict:
-    """A local change that met a different edit of the agent's: the agent's stays in place."""
+    """A local change that met a different edit of the agent's: the agent's stays in place,
+    the local one (unless a deletion) is kept beside it at `copy`."""
 
     path: str
     local: Entry | None
     agent: Entry | None
+    copy: str | None = None
+
+
+LOCAL_COPY = "local"
+"""The label of the developer's version kept beside a conflict in the sandbox."""
 
 
 class _SandboxIgnore(IgnoreRules):
@@ -117,6 +128,11 @@ class SandboxLink:
         self.version = version
         self.base = {p: e for p, e in base.items() if e.kind != "dir"}
         self.known: dict[str, Entry] = dict(self.base)
+        self.agreed: dict[str, Entry] = dict(self.base)
+        """The last version of each path both sides held: the base a local change merges on."""
+        self.sent: dict[str, list[Entry | None]] = {}
+        """The agent's versions of a path sent since it was last agreed: when the checkout's
+        version comes back as one of them, that is the agent's own edit, not a new local one."""
         self.apart: set[str] = set()
         """Paths where `known` is not the base: the overlay alone may not show them."""
         self._seen: dict[str, tuple[Stamp, Entry]] = {}
@@ -148,7 +164,7 @@ class SandboxLink:
             if theirs is not None and theirs.kind == "dir":
                 with self.sandbox.as_owner():
                     write_parents(fd, path)
-            elif theirs is None and path not in self.known and path not in self.apart:
+            elif theirs is None and path not in self.known and path not in self.agreed:
                 with self.sandbox.as_owner():
                     remove_beneath(fd, path, folder=True)  # a folder: gone once empty
             else:
@@ -159,18 +175,50 @@ class SandboxLink:
     def _take(
         self, fd: int, path: str, theirs: Entry | None, conflicts: list[SandboxConflict]
     ) -> None:
-        base = self.known.get(path)
         ours = self._entry(fd, path, store=False)
         if path in self.too_large:  # what the agent made there cannot be read: it stays
             log.warning("%s: the local change is not taken: the agent's file is too large", path)
             return
         if ours == theirs:
             self._agree(path, theirs)
-        elif ours == base:
+            self._settle(path, theirs)
+        elif theirs in self.sent.get(path, ()):
+            self._settle(path, theirs)  # the checkout took the agent's edit: the sandbox's stays
+        elif ours == self.agreed.get(path):
             self._write(fd, path, theirs)
             self._agree(path, theirs)
+            self._settle(path, theirs)
+        else:  # both changed it since they last agreed
+            copy = None if theirs is None else self._keep_beside(fd, path, theirs)
+            conflicts.append(SandboxConflict(path, theirs, ours, copy))
+
+    def _settle(self, path: str, entry: Entry | None) -> None:
+        """Both sides now hold `entry` at `path`: it is the base of the next merge there."""
+        if entry is None:
+            self.agreed.pop(path, None)
         else:
-            conflicts.append(SandboxConflict(path, theirs, ours))
+            self.agreed[path] = entry
+        self.sent.pop(path, None)
+
+    def _keep_beside(self, fd: int, path: str, theirs: Entry) -> str:
+        """The developer's version written beside the agent's, as `PATH.autan-local` (or the
+        next free `-N` when the agent has made that name its own). It is not sent back: the
+        checkout holds it already."""
+        first = copy_path(path, LOCAL_COPY)
+        copy, n = first, 1
+        while True:
+            check_path(copy)
+            entry = theirs.model_copy(update={"path": copy})
+            here = self._entry(fd, copy, store=False)
+            if here == entry:
+                break  # kept there already
+            if here is None or here == self.known.get(copy):
+                self._write(fd, copy, entry)
+                break
+            n += 1
+            copy = f"{first}-{n}"
+        self._agree(copy, entry)
+        return copy
 
     def _write(self, fd: int, path: str, entry: Entry | None) -> None:
         """Writes as the sandbox's user; the blob is opened first, with the worker's own ids."""
@@ -235,6 +283,7 @@ class SandboxLink:
                 else:
                     out.changes.append(entry)
                 out.bases[path] = self.known.get(path)
+                self.sent.setdefault(path, []).append(entry)
                 self._agree(path, entry)
             out.refused += sorted(self.too_large - large)
         finally:

@@ -54,6 +54,7 @@ class World:
     seq: int = 0
     written: list[tuple[str, bytes]] = field(default_factory=list)
     replaced: set[bytes] = field(default_factory=set)
+    sandbox_conflicts: set[str] = field(default_factory=set)
 
     def local_tree(self) -> dict[str, Entry]:
         found = Scanner(self.root).scan({}).entries
@@ -81,16 +82,10 @@ class World:
         self.written.append((name, content))
 
     def sync(self) -> None:
-        """The developer's change into the sandbox, then the agent's out to the checkout."""
-        now = self.local_tree()
-        changes = [e for p, e in now.items() if self.sent.get(p) != e]
-        deleted = [p for p in self.sent if p not in now]
-        for entry in changes:
-            self.blobs.put_bytes((self.root / entry.path).read_bytes())
-        if changes or deleted:
-            self.version += 1
-            self.link.push(self.version, ChangeSet(changes, deleted))
-        self.sent = now
+        """The developer's change into the sandbox, the agent's out to the checkout, and what
+        that wrote there back as the next local version (the daemon sees the follower's
+        writes as changes to the checkout)."""
+        self.push()
         out = self.link.pull()
         if out:
             self.seq += 1
@@ -102,6 +97,19 @@ class World:
                     task_id=TASK, version=0, finished=False, changes=[change], last=self.seq
                 )
             )
+            self.push()
+
+    def push(self) -> None:
+        now = self.local_tree()
+        changes = [e for p, e in now.items() if self.sent.get(p) != e]
+        deleted = [p for p in self.sent if p not in now]
+        for entry in changes:
+            self.blobs.put_bytes((self.root / entry.path).read_bytes())
+        if changes or deleted:
+            self.version += 1
+            found = self.link.push(self.version, ChangeSet(changes, deleted))
+            self.sandbox_conflicts.update(c.path for c in found)
+        self.sent = now
 
     def restart(self) -> None:
         line = load_line(line_path(self.state, TASK))
@@ -154,11 +162,14 @@ def test_edits_on_both_sides_lose_nothing_and_converge(edits: list[Op]) -> None:
                 for p in NAMES
                 if world.sandbox.exec(["test", "-f", p]).exit_code == 0
             }
+            kept = world.sandbox.exec("cat $(find . -name '*.autan-local*') </dev/null")
             on_disk = set(local.values()) | set(copies.values()) | set(agent.values())
+            on_disk |= {line.encode() + b"\n" for line in kept.stdout.splitlines()}
             for name, content in world.written:
                 if content not in world.replaced:
                     assert content in on_disk, f"{name}: {content!r} was lost"
             conflicted = {c.path for c in world.follower.line.conflicts}
+            conflicted |= world.sandbox_conflicts
             for name in NAMES:
                 if name not in conflicted:
                     assert local.get(name) == agent.get(name), name

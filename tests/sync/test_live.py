@@ -1,4 +1,6 @@
-"""A live sandbox and its workspace: local changes in by the three-way rule, the agent's out."""
+"""A live sandbox and its workspace: local changes in by the three-way rule against what both
+sides last held, the agent's out; a save made on content the agent has since changed is a
+conflict, in both apply modes."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from sync.blobs import BlobStore
 from sync.errors import UnsafePath
 from sync.live import ChangeSet, SandboxLink
 from sync.manifests import Entry, canonical
+from tests.sync.conftest import git_checkout
+from tests.sync.test_follow import StoreRemote, changes, entry, follower
 
 BASE = {"a.txt": b"base a\n", "src/b.py": b"print('b')\n", ".gitignore": b"build/\n"}
 
@@ -174,3 +178,98 @@ def test_git_names_fifos_and_files_too_large_stay_in_the_sandbox(
     with pytest.raises(UnsafePath):
         link.push(2, ChangeSet([hook]))
     assert sandbox.exec("test ! -e sub/.GIT").exit_code == 0  # nothing of it was written
+
+
+OLD, AGENT, LOCAL = b"line1\nline2\n", b"line1\nline2 AGENT\n", b"line1\nline2 LOCAL\n"
+
+
+def local_version(blobs: BlobStore, root: Path, *paths: str) -> ChangeSet:
+    """What the daemon would commit of `paths` as the checkout holds them now."""
+    return ChangeSet([entry(blobs, p, (root / p).read_bytes()) for p in paths])
+
+
+@pytest.mark.parametrize("mode", ["branch", "inplace"])
+def test_a_save_from_the_old_content_does_not_overwrite_the_agents_edit(
+    mode: str, sandbox: Sandbox, blobs: BlobStore, base: dict[str, Entry], tmp_path: Path
+) -> None:
+    root = git_checkout(tmp_path / "project", {"a.txt": BASE["a.txt"].decode()}, {})
+    (root / "src").mkdir()
+    (root / "src/b.py").write_bytes(BASE["src/b.py"])
+    (root / ".gitignore").write_bytes(BASE[".gitignore"])
+    (root / "shared.txt").write_bytes(OLD)
+    shared = file(blobs, "shared.txt", OLD)
+    base = {**base, "shared.txt": shared}
+    sandbox.write_file("shared.txt", OLD)
+    link = SandboxLink(sandbox, blobs, base, version=1)
+    home = follower(root, StoreRemote(blobs, base), tmp_path, mode)
+
+    sandbox.write_file("shared.txt", AGENT)  # the agent's edit_file
+    out = link.pull()
+    assert [e.path for e in out.changes] == ["shared.txt"] and out.bases["shared.txt"] == shared
+    (root / "shared.txt").write_bytes(LOCAL)  # saved from the editor's old buffer, meanwhile
+    home.take(changes(1, 1, *out.changes, bases=out.bases))
+    found = link.push(2, local_version(blobs, root, "shared.txt"))
+
+    assert sandbox.read_file("shared.txt") == AGENT  # the agent's edit survives
+    assert sandbox.read_file("shared.txt.autan-local") == LOCAL  # the developer's beside it
+    assert [(c.path, c.copy) for c in found] == [("shared.txt", "shared.txt.autan-local")]
+    assert found[0].agent is not None and blobs.read(found[0].agent.hash or "") == AGENT
+    assert (root / "shared.txt").read_bytes() == LOCAL  # the checkout keeps its own
+    if mode == "inplace":  # and holds the agent's beside it, reported to the server
+        assert (root / f"shared.txt.autan-{home.line.task_id}").read_bytes() == AGENT
+        assert [c.path for c in home.remote.reported[-1]] == ["shared.txt"]  # type: ignore[attr-defined]
+    else:
+        assert not (root / f"shared.txt.autan-{home.line.task_id}").exists()
+    assert not link.pull()  # the developer's copy is not sent back as the agent's work
+
+    # Saving again on the old content is still a conflict; the copy holds the newest save.
+    (root / "shared.txt").write_bytes(LOCAL + b"more\n")
+    again = link.push(3, local_version(blobs, root, "shared.txt"))
+    assert [c.path for c in again] == ["shared.txt"]
+    assert sandbox.read_file("shared.txt") == AGENT
+    assert sandbox.read_file("shared.txt.autan-local") == LOCAL + b"more\n"
+
+    # Once the checkout takes the agent's version, an edit on top of it goes in as usual.
+    (root / "shared.txt").write_bytes(AGENT)
+    assert link.push(4, local_version(blobs, root, "shared.txt")) == []
+    (root / "shared.txt").write_bytes(AGENT + b"line3\n")
+    assert link.push(5, local_version(blobs, root, "shared.txt")) == []
+    assert sandbox.read_file("shared.txt") == AGENT + b"line3\n"
+    assert not link.pull()
+
+
+def test_the_agents_own_edit_coming_back_is_no_conflict_when_it_has_moved_on(
+    sandbox: Sandbox, blobs: BlobStore, base: dict[str, Entry]
+) -> None:
+    link = SandboxLink(sandbox, blobs, base, version=1)
+    sandbox.write_file("a.txt", b"first\n")
+    first = link.pull().changes
+    sandbox.write_file("a.txt", b"second\n")  # before the checkout's version holds `first`
+    assert link.push(2, ChangeSet(first)) == []
+    assert sandbox.read_file("a.txt") == b"second\n"
+    assert [e.path for e in link.pull().changes] == ["a.txt"]
+    assert sandbox.exec("test -e a.txt.autan-local").exit_code != 0
+
+
+def test_a_local_deletion_of_a_file_the_agent_changed_leaves_the_agents(
+    sandbox: Sandbox, blobs: BlobStore, base: dict[str, Entry]
+) -> None:
+    link = SandboxLink(sandbox, blobs, base, version=1)
+    sandbox.write_file("a.txt", b"the agent's\n")
+    link.pull()
+    found = link.push(2, ChangeSet([], ["a.txt"]))
+    assert [(c.path, c.local, c.copy) for c in found] == [("a.txt", None, None)]
+    assert sandbox.read_file("a.txt") == b"the agent's\n"
+
+
+def test_a_copy_name_the_agent_uses_is_not_overwritten(
+    sandbox: Sandbox, blobs: BlobStore, base: dict[str, Entry]
+) -> None:
+    link = SandboxLink(sandbox, blobs, base, version=1)
+    sandbox.write_file("a.txt", b"the agent's\n")
+    sandbox.write_file("a.txt.autan-local", b"the agent's own file of that name\n")
+    link.pull()
+    found = link.push(2, ChangeSet([file(blobs, "a.txt", b"the developer's\n")]))
+    assert [c.copy for c in found] == ["a.txt.autan-local-2"]
+    assert sandbox.read_file("a.txt.autan-local") == b"the agent's own file of that name\n"
+    assert sandbox.read_file("a.txt.autan-local-2") == b"the developer's\n"

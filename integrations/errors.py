@@ -7,10 +7,14 @@ IntegrationError
  +-- InvalidPayload         (422: well-formed, but not shaped as the service documents)
  +-- ServiceError           (a call to GitHub, Slack, Jira or Sentry failed)
  |    +-- QueueUnavailable  (503: Redis, which holds deliveries and the intake queue, failed)
+ |    +-- ServiceRefused    (a 4xx other than 408/429: a report's side effect is not retried)
+ |    +-- ServiceUnavailable (the network, 5xx, 408, 429: retried with back-off)
  +-- PublishError           (the branch could not be built or pushed)
 """
 
 from __future__ import annotations
+
+from orchestrator.errors import SideEffectRefused, SideEffectUnavailable
 
 
 class IntegrationError(Exception):
@@ -40,6 +44,19 @@ class ServiceError(IntegrationError):
 class QueueUnavailable(ServiceError):
     """Raised when Redis cannot record a delivery or queue its intake job; the webhook
     answers 503 so the sender delivers it again."""
+
+
+class ServiceRefused(ServiceError, SideEffectRefused):
+    """Raised when a service refuses a call for good (a 4xx other than 408 and 429, or a
+    missing setting): asking again would be refused again."""
+
+
+class ServiceUnavailable(ServiceError, SideEffectUnavailable):
+    """Raised when a call to a service fails in a way that may pass (the network, a 5xx,
+    408, 429); `retry_after` is the wait in seconds the service asked for, if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        SideEffectUnavailable.__init__(self, message, retry_after)
 
 
 class PublishError(IntegrationError):

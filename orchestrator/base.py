@@ -11,6 +11,7 @@ from orchestrator.schemas import TaskView
 
 if TYPE_CHECKING:
     from orchestrator.lifecycle import Lifecycle
+    from orchestrator.reporting import Steps
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,10 @@ class Runner(Protocol):
 
 
 class Reporter(Protocol):
-    def report(self, task: TaskView) -> None:
-        """Answer the task's origin. Called again after a crash: key side effects by task id."""
+    def report(self, task: TaskView, steps: Steps | None = None) -> None:
+        """Answer the task's origin, each side effect through `steps` (which records it, so a
+        retry does only what is left). Raise SideEffectUnavailable for a failure that may
+        pass; called again after a crash, so key what is posted by the task id too."""
         ...
 
 

@@ -66,6 +66,20 @@ class OrchestratorSettings(BaseSettings):
     requeue_grace_s: float = Field(default=30.0, ge=0)
     """Age of a queued attempt before a missing job marker counts as a lost job."""
 
+    report_deadline_s: float = Field(default=24 * 3600.0, gt=0)
+    """How long a report keeps retrying side effects that fail in a way that may pass
+    (the network, 5xx, 429); after it the report ends as incomplete."""
+
+    report_backoff_s: float = Field(default=10.0, gt=0)
+    """The first wait before retrying a report; it doubles with each try."""
+
+    report_backoff_max_s: float = Field(default=3600.0, gt=0)
+    """The longest wait between two tries of a report."""
+
+    report_lease_s: float = Field(default=600.0, gt=0)
+    """How long a report job holds its task's report: another job waits this long before
+    taking over from one whose worker died."""
+
     default_attempts: int = Field(default=1, ge=1)
     """Attempts per task when a submission does not say."""
 

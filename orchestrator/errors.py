@@ -7,6 +7,9 @@ OrchestratorError
  +-- LeaseLost
  +-- RunnerNotConfigured
  +-- StoreUnavailable
+ +-- SideEffectFailed
+      +-- SideEffectRefused      (a report's side effect refused for good: not retried)
+      +-- SideEffectUnavailable  (may pass: retried with back-off until the deadline)
 """
 
 from __future__ import annotations
@@ -38,3 +41,21 @@ class RunnerNotConfigured(OrchestratorError):
 
 class StoreUnavailable(OrchestratorError):
     """Raised when the database cannot be reached or migrated."""
+
+
+class SideEffectFailed(OrchestratorError):
+    """Raised when a side effect of a report (a comment, a push, a transition) fails."""
+
+
+class SideEffectRefused(SideEffectFailed):
+    """Raised when a service refuses a report's side effect for good (a 4xx other than
+    408 and 429, a validation error): asking again would be refused again."""
+
+
+class SideEffectUnavailable(SideEffectFailed):
+    """Raised when a report's side effect failed in a way that may pass (the network, a
+    5xx, a 408 or 429); `retry_after` is the wait in seconds the service asked for."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -22,6 +22,7 @@ from orchestrator.errors import IdempotencyConflict, InvalidSubmission
 from orchestrator.events import EventBus, event_view
 from orchestrator.models import Attempt, Event, Task, utcnow
 from orchestrator.queue import AttemptQueue
+from orchestrator.report_runs import run_report
 from orchestrator.reporting import Reporters
 from orchestrator.schemas import TaskSpec, TaskView
 from orchestrator.states import (
@@ -204,29 +205,5 @@ class Lifecycle:
             log.warning("could not queue the report of %s (%s); the reconciler will", task_id, exc)
 
     def report(self, task_id: str, reporters: Reporters) -> str:
-        """Answer the origin of an ended task, once; a crash between the two steps repeats
-        the call, which is why reporters key what they post by the task."""
-        with self.sessions() as session:
-            task = store.get_task(session, task_id=task_id)
-            if task.reported_at is not None or task.state in ACTIVE_TASK_STATES:
-                return "nothing to report"
-            view = TaskView.model_validate(task)
-        reporter = reporters.get(view.origin.kind)
-        if reporter is not None:
-            reporter.report(view)
-        with self.write() as (session, events):
-            marked = store.changed(
-                session,
-                update(Task)
-                .where(Task.id == task_id, Task.reported_at.is_(None))
-                .values(reported_at=self.clock()),
-            )
-            if marked:
-                self.event(
-                    session,
-                    events,
-                    task_id,
-                    "task.reported",
-                    {"origin": view.origin.kind, "reporter": reporter is not None},
-                )
-        return "reported" if reporter else f"no reporter for origin {view.origin.kind}"
+        """One try of the report of an ended task (see `report_runs`); what happened."""
+        return run_report(self, task_id, reporters)

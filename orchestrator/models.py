@@ -1,4 +1,4 @@
-"""The store's tables: tasks, attempts, events, origins, results, baselines and API tokens."""
+"""The store's tables: tasks, attempts, events, origins, results, reports, baselines and tokens."""
 
 from __future__ import annotations
 
@@ -107,6 +107,7 @@ class Task(Base):
     result: Mapped[Result | None] = relationship(
         primaryjoin="foreign(Task.result_id) == Result.id", lazy="joined", viewonly=True
     )
+    report: Mapped[Report | None] = relationship(lazy="selectin", viewonly=True)
 
 
 class Attempt(Base):
@@ -279,3 +280,43 @@ class WorkspaceConflict(Base):
     copy_path: Mapped[str | None] = mapped_column(String(1100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column()
+
+
+class Report(Base):
+    """A task's report back to its origin: one row per task, so one report job runs at a
+    time (`lease_until`, on the database's clock) and retries wait for `next_at`."""
+
+    __tablename__ = "reports"
+    __table_args__ = (Index("ix_reports_state_next", "state", "next_at"),)
+
+    task_id: Mapped[str] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    lease: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column()
+    next_at: Mapped[datetime | None] = mapped_column()
+    lease_until: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+
+    steps: Mapped[list[ReportStep]] = relationship(
+        order_by="ReportStep.at", lazy="selectin", viewonly=True
+    )
+
+
+class ReportStep(Base):
+    """One side effect of a report (comment, pull request, transition, ...), done or failed
+    for good, so a retry does only what is left."""
+
+    __tablename__ = "report_steps"
+
+    task_id: Mapped[str] = mapped_column(
+        ForeignKey("reports.task_id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    """What the step left (a pull request's address) or, failed, the service's reason."""
+    at: Mapped[datetime] = mapped_column()

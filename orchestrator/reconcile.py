@@ -11,8 +11,9 @@ from sqlalchemy import select, update
 
 from orchestrator import store
 from orchestrator.lifecycle import Lifecycle
-from orchestrator.models import Attempt, Task
+from orchestrator.models import Attempt, Report, Task
 from orchestrator.outbox import STORE_DOWN, first_line
+from orchestrator.report_runs import due
 from orchestrator.states import LIVE_ATTEMPT_STATES, TERMINAL_TASK_STATES, AttemptState
 
 log = logging.getLogger(__name__)
@@ -113,12 +114,16 @@ def _requeue_lost_jobs(lifecycle: Lifecycle) -> int:
 
 def _requeue_reports(lifecycle: Lifecycle) -> int:
     # Reports are quick; one still missing after several graces was lost with its job.
+    # One that has started is queued only when its next try is due and no job holds it.
     old = lifecycle.clock() - timedelta(seconds=5 * lifecycle.settings.requeue_grace_s)
     with lifecycle.sessions() as session:
+        now = lifecycle.lease_clock(session)
         unreported = session.scalars(
             select(Task.id)
+            .outerjoin(Report, Report.task_id == Task.id)
             .where(Task.state.in_(TERMINAL_TASK_STATES), Task.reported_at.is_(None))
             .where(Task.finished_at < old)
+            .where(Report.task_id.is_(None) | due(now))
             .limit(BATCH)
         ).all()
     for task_id in unreported:

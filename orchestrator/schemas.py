@@ -122,6 +122,35 @@ class OriginView(BaseModel):
     data: dict[str, Any]
 
 
+class ReportStepView(BaseModel):
+    """One side effect of a report: `done` (with what it left) or `failed` (with why)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    state: Literal["done", "failed"]
+    detail: str
+    at: datetime
+
+
+class ReportView(BaseModel):
+    """A task's report back to its origin.
+
+    `pending` or `retrying` (a service failed in a way that may pass; `next_at` says when),
+    then `reported` (every side effect done) or `incomplete` (one could not be done, or the
+    deadline passed: `last_error` and the steps say which and why)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    state: Literal["pending", "retrying", "reported", "incomplete"]
+    tries: int
+    last_error: str | None
+    started_at: datetime
+    next_at: datetime | None
+    ended_at: datetime | None
+    steps: list[ReportStepView]
+
+
 class TaskView(BaseModel):
     """A task as the API, the CLI and the reporters see it."""
 
@@ -143,6 +172,8 @@ class TaskView(BaseModel):
     finished_at: datetime | None
     attempts: list[AttemptView]
     result: ResultView | None
+    report: ReportView | None = None
+    """None until the task has ended and its report has started."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from github import GithubException
 
 from integrations import text
 from integrations.config import IntegrationSettings, RepoConfig, Routing
-from integrations.errors import NotConfigured, ServiceError
+from integrations.errors import NotConfigured
 from integrations.github.client import GitHubAccess
 from integrations.github.config import GitHubSettings
 from integrations.gitpush import push_branch
+from integrations.report_errors import by_status, calling
+from orchestrator.reporting import Steps
 from orchestrator.schemas import TaskView
 from orchestrator.states import TaskState
 
@@ -48,6 +51,18 @@ class Publisher:
         if found is None:
             raise NotConfigured(f"{task.repo} is not a repository in autan.toml: cannot push")
         return found[1]
+
+    def publish_step(self, steps: Steps, task: TaskView) -> Published | None:
+        """`publish` as the report's `publish` side effect: done once, its result kept for
+        the retries; None when there is nothing to publish or it was refused."""
+
+        def effect() -> str:
+            with calling("GitHub"):
+                published = self.publish(task)
+            return json.dumps(asdict(published)) if published else ""
+
+        found = steps.run("publish", effect)
+        return Published(**json.loads(found)) if found else None
 
     def publish(self, task: TaskView) -> Published | None:
         """None when the task changed nothing, or its change is unverified and reports of
@@ -86,7 +101,7 @@ class Publisher:
                 draft=self.settings.draft or task.state == TaskState.UNVERIFIED,
             )
         except GithubException as exc:
-            raise ServiceError(f"GitHub answered {exc.status}: {exc.data}") from exc
+            raise by_status("GitHub", exc.status, exc.data, exc.headers) from exc
         log.info("task %s: opened %s", task.id, pull.html_url)
         return Published(branch, pushed.sha, pull.html_url)
 

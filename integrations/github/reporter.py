@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from github import GithubException
-
 from integrations import text
 from integrations.config import IntegrationSettings, Routing
-from integrations.errors import PublishError, ServiceError
 from integrations.github.config import GitHubSettings
 from integrations.github.publish import Publisher
+from integrations.report_errors import calling
+from orchestrator.reporting import Steps
 from orchestrator.schemas import TaskView
 
 
@@ -25,13 +24,12 @@ class GitHubReporter:
         common = IntegrationSettings()
         return cls(GitHubSettings(), common, Routing.load(common.data_dir / "autan.toml"))
 
-    def report(self, task: TaskView) -> None:
+    def report(self, task: TaskView, steps: Steps | None = None) -> None:
+        """Side effects `publish` then `comment`; a refused push is said in the comment."""
+        steps = steps or Steps()
         data = task.origin.data
-        problem = None
-        try:
-            published = self.publisher.publish(task)
-        except PublishError as exc:
-            published, problem = None, str(exc)
+        published = self.publisher.publish_step(steps, task)
+        problem = steps.refusal("publish")
         lines = text.outcome(
             task,
             self.common.task_url(task.id),
@@ -43,14 +41,16 @@ class GitHubReporter:
         if problem:
             lines.insert(1, f"The change could not be pushed: {problem}")
         mark = text.marker(task.id)
-        try:
-            issue = self.publisher.access.api().get_repo(str(data["repo"]))
-            thread = issue.get_issue(int(data["number"]))
-            if any(mark in (c.body or "") for c in thread.get_comments()):
-                return
-            thread.create_comment("\n\n".join([*lines, mark]))
-        except GithubException as exc:
-            raise ServiceError(f"GitHub answered {exc.status}: {exc.data}") from exc
+
+        def comment() -> str:
+            with calling("GitHub"):
+                issue = self.publisher.access.api().get_repo(str(data["repo"]))
+                thread = issue.get_issue(int(data["number"]))
+                if not any(mark in (c.body or "") for c in thread.get_comments()):
+                    thread.create_comment("\n\n".join([*lines, mark]))
+            return ""
+
+        steps.run("comment", comment)
 
 
 def reporter() -> GitHubReporter:

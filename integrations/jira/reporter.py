@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-
-from jira import JIRA, JIRAError
+from jira import JIRA
 
 from integrations import text
 from integrations.config import IntegrationSettings, Routing, secret
-from integrations.errors import NotConfigured, ServiceError
+from integrations.errors import NotConfigured, ServiceRefused
 from integrations.github.config import GitHubSettings
 from integrations.github.publish import Publisher
 from integrations.jira.config import JiraSettings
+from integrations.report_errors import calling
+from orchestrator.reporting import Steps
 from orchestrator.schemas import TaskView
 from orchestrator.states import TaskState
-
-log = logging.getLogger(__name__)
 
 
 def jira_marker(task_id: str) -> str:
@@ -43,32 +41,43 @@ class JiraReporter:
             timeout=15,
         )
 
-    def report(self, task: TaskView) -> None:
+    def report(self, task: TaskView, steps: Steps | None = None) -> None:
+        """Side effects `publish`, `comment`, then `transition` (a verified change only);
+        a refused one is recorded and the others still happen."""
+        steps = steps or Steps()
         key = str(task.origin.data["key"])
-        published = self.publisher.publish(task)
+        published = self.publisher.publish_step(steps, task)
         lines = text.outcome(
             task, self.common.task_url(task.id), published.pull_url if published else None
         )
         mark = jira_marker(task.id)
-        try:
-            jira = self.client()
-            if not any(mark in (c.body or "") for c in jira.comments(key)):
-                jira.add_comment(key, "\n\n".join([*lines, mark]))
-            if task.state == TaskState.SUCCEEDED and published is not None:
-                self._move(jira, key)
-        except JIRAError as exc:
-            raise ServiceError(f"Jira answered {exc.status_code}: {exc.text}") from exc
 
-    def _move(self, jira: JIRA, key: str) -> None:
+        def comment() -> str:
+            with calling("Jira"):
+                jira = self.client()
+                if not any(mark in (c.body or "") for c in jira.comments(key)):
+                    jira.add_comment(key, "\n\n".join([*lines, mark]))
+            return ""
+
+        steps.run("comment", comment)
+        if task.state == TaskState.SUCCEEDED and published is not None:
+            steps.run("transition", lambda: self._move(key))
+
+    def _move(self, key: str) -> str:
+        """The status the issue is left in; ServiceRefused when no transition leads there."""
         wanted = self.settings.review_status.lower()
-        status = jira.issue(key, fields="status").fields.status.name
-        if status.lower() == wanted:
-            return
-        for transition in jira.transitions(key):
-            if wanted in (transition["name"].lower(), transition["to"]["name"].lower()):
-                jira.transition_issue(key, transition["id"])
-                return
-        log.warning("%s: no transition to %r from %r", key, self.settings.review_status, status)
+        with calling("Jira"):
+            jira = self.client()
+            status = jira.issue(key, fields="status").fields.status.name
+            if status.lower() == wanted:
+                return str(status)
+            for transition in jira.transitions(key):
+                if wanted in (transition["name"].lower(), transition["to"]["name"].lower()):
+                    jira.transition_issue(key, transition["id"])
+                    return str(transition["to"]["name"])
+        raise ServiceRefused(
+            f"Jira: {key} has no transition to {self.settings.review_status!r} from {status!r}"
+        )
 
 
 def reporter() -> JiraReporter:

@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 
 from integrations.config import secret
-from integrations.errors import NotConfigured, ServiceError
+from integrations.errors import NotConfigured
+from integrations.report_errors import by_status
 from integrations.sentry.config import SentrySettings
 
 
@@ -31,11 +32,12 @@ class SentryApi:
                 response.raise_for_status()
                 return response.json()
         except httpx.HTTPStatusError as exc:
-            raise ServiceError(
-                f"Sentry answered {exc.response.status_code} to {method} {path}"
+            response = exc.response
+            raise by_status(
+                "Sentry", response.status_code, f"{method} {path}", response.headers
             ) from exc
         except (httpx.HTTPError, ValueError) as exc:
-            raise ServiceError(f"Sentry could not be reached for {method} {path}: {exc}") from exc
+            raise by_status("Sentry", None, f"{method} {path}: {exc}") from exc
 
     def latest_event(self, issue_id: str) -> dict[str, Any]:
         event: dict[str, Any] = self._call("GET", f"issues/{issue_id}/events/latest/")

@@ -8,6 +8,7 @@ from integrations.github.config import GitHubSettings
 from integrations.github.publish import Publisher
 from integrations.sentry.api import SentryApi
 from integrations.sentry.config import SentrySettings
+from orchestrator.reporting import Steps
 from orchestrator.schemas import TaskView
 
 
@@ -23,18 +24,23 @@ class SentryReporter:
         self.common = common
         self.publisher = publisher
 
-    def report(self, task: TaskView) -> None:
+    def report(self, task: TaskView, steps: Steps | None = None) -> None:
+        """Side effects `publish` then `comment` on the Sentry issue."""
+        steps = steps or Steps()
         issue_id = str(task.origin.data["issue_id"])
-        published = self.publisher.publish(task)
+        published = self.publisher.publish_step(steps, task)
         lines = text.outcome(
             task, self.common.task_url(task.id), published.pull_url if published else None
         )
         mark = sentry_marker(task.id)
-        if any(
-            mark in str((n.get("data") or {}).get("text", "")) for n in self.api.comments(issue_id)
-        ):
-            return
-        self.api.comment(issue_id, "\n\n".join([*lines, mark]))
+
+        def comment() -> str:
+            notes = self.api.comments(issue_id)
+            if not any(mark in str((n.get("data") or {}).get("text", "")) for n in notes):
+                self.api.comment(issue_id, "\n\n".join([*lines, mark]))
+            return ""
+
+        steps.run("comment", comment)
 
 
 def reporter() -> SentryReporter:

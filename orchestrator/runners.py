@@ -10,12 +10,12 @@ from orchestrator.errors import RunnerNotConfigured
 
 
 class NoRunner:
-    """The runner until the sandbox and agent are wired: every attempt fails, saying why."""
+    """The runner when none is chosen: every attempt fails, saying how to choose one."""
 
     def run(self, ctx: AttemptContext) -> AttemptOutcome:
         raise RunnerNotConfigured(
-            "no runner configured: set AUTAN_RUNNER to a runner name or import path "
-            "(the sandboxed agent runner arrives with the agent issue)"
+            "no runner configured: set AUTAN_RUNNER to `agent` (the sandboxed agent), "
+            "another runner's name, or an import path `module:attr`"
         )
 
 

@@ -42,50 +42,63 @@ class Watchdog(threading.Thread):
         self._done = threading.Event()
         self._deadline = time.monotonic() + lifecycle.settings.attempt_time_limit_s
         self.reason: StopReason | None = None
+        self._lock = threading.Lock()
+        self._failing = False
+        """Heartbeats fail now: said once when they start failing, once when they are back."""
 
     def run(self) -> None:
         settings = self._lifecycle.settings
-        failing = False
+        beat: threading.Thread | None = None
         while not self._done.wait(settings.heartbeat_interval_s):
-            try:
-                cancelled = self._lifecycle.claims.heartbeat(self._claim)
-                self._outbox.reached()
-            except LeaseLost:
-                self._halt("lease_lost")
+            if beat is None or not beat.is_alive():
+                # Each beat runs on its own thread, one at a time: a beat that hangs (a
+                # database behind a dropped network) must not hold up the deadlines below.
+                beat = threading.Thread(target=self._beat, name=f"{self.name}-beat", daemon=True)
+                beat.start()
+            if self.reason is not None:
                 return
-            except Exception as exc:
-                # A blip is ridden out; only past the self-stop deadline does the run end,
-                # before its lease runs out and another worker may take the attempt.
-                silent = time.monotonic() - self._outbox.last_ok
-                if not failing:
-                    failing = True
-                    log.warning(
-                        "heartbeat of attempt %s failed (%s); the run goes on for up to %gs",
-                        self._claim.attempt_id,
-                        first_line(exc),
-                        settings.self_stop_s,
-                    )
-                if silent > settings.self_stop_s:
-                    log.warning(
-                        "attempt %s: no heartbeat for %.0fs; stopping the run and its sandbox "
-                        "before its lease runs out",
-                        self._claim.attempt_id,
-                        silent,
-                    )
-                    self._halt("store_lost")
-                    return
-                continue
-            if failing:
-                failing = False
-                log.info("heartbeat of attempt %s is back", self._claim.attempt_id)
-            if cancelled:
-                self._halt("cancelled")
-            elif time.monotonic() > self._deadline:
+            silent = time.monotonic() - self._outbox.last_ok
+            if silent > settings.self_stop_s:
+                # Past the self-stop deadline, before the lease runs out and another worker
+                # may take the attempt: a blip is ridden out, a long outage is not.
+                log.warning(
+                    "attempt %s: no heartbeat for %.0fs; stopping the run and its sandbox "
+                    "before its lease runs out",
+                    self._claim.attempt_id,
+                    silent,
+                )
+                self._halt("store_lost")
+                return
+            if time.monotonic() > self._deadline:
                 self._halt("timed_out")
 
+    def _beat(self) -> None:
+        try:
+            cancelled = self._lifecycle.claims.heartbeat(self._claim)
+            self._outbox.reached()
+        except LeaseLost:
+            self._halt("lease_lost")
+            return
+        except Exception as exc:
+            if not self._failing:
+                self._failing = True
+                log.warning(
+                    "heartbeat of attempt %s failed (%s); the run goes on for up to %gs",
+                    self._claim.attempt_id,
+                    first_line(exc),
+                    self._lifecycle.settings.self_stop_s,
+                )
+            return
+        if self._failing:
+            self._failing = False
+            log.info("heartbeat of attempt %s is back", self._claim.attempt_id)
+        if cancelled:
+            self._halt("cancelled")
+
     def _halt(self, reason: StopReason) -> None:
-        if self.reason is None:
-            self.reason = reason
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
         self._signal.set()
 
     def finish(self) -> None:
@@ -190,7 +203,12 @@ class AttemptExecutor:
         # the lease runs out; otherwise the reconciler does when the lease has run out.
         reason = "its worker could not reach the store; running it again"
         try:
-            self.lifecycle.claims.release(claim, reason)
+            if not self.lifecycle.claims.release(claim, reason):
+                # Frozen, then thawed: another worker has the attempt by now.
+                log.warning(
+                    "attempt %s was taken over; dropping this run's outcome", claim.attempt_id
+                )
+                return "lease lost"
         except STORE_DOWN as exc:
             log.warning(
                 "attempt %s stopped without the store (%s); the reconciler will queue it again",

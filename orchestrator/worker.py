@@ -11,6 +11,8 @@ from typing import Any
 import redis
 from celery import Celery, Task
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from orchestrator.executor import AttemptExecutor
 from orchestrator.queue import (
@@ -45,9 +47,16 @@ def register_jobs(services: Services) -> Celery:
     def run_attempt(self: Task, attempt_id: str) -> str:
         return AttemptExecutor(services.lifecycle, runner, worker_name()).execute(attempt_id)
 
-    # No Celery retries: a report records its own next try (back-off, deadline) in the
-    # store, and the reconciler queues it when it is due; one job at a time holds it.
-    @app.task(name=REPORT_TASK, bind=True, shared=False, acks_late=True)
+    @app.task(
+        name=REPORT_TASK,
+        bind=True,
+        shared=False,
+        acks_late=True,
+        autoretry_for=(Exception,),
+        retry_backoff=5,
+        retry_backoff_max=600,
+        max_retries=20,
+    )
     def report_task(self: Task, task_id: str) -> str:
         return services.lifecycle.report(task_id, services.reporters)
 
@@ -76,6 +85,7 @@ def run_worker(services: Services, *, concurrency: int, loglevel: str = "INFO") 
     not 0 after an unrecoverable error. A Redis that refuses writes (a full disk) is waited
     out, here at the start and by Celery's consumer later (see `make_celery`)."""
     wait_for_writes(services.queue)
+    end_frozen_transactions(services.engine, services.settings.heartbeat_timeout_s / 2)
     services.migrate()
     reaped = reap_orphans(services.settings.sandboxes_dir)
     if reaped:
@@ -115,6 +125,23 @@ def run_worker(services: Services, *, concurrency: int, loglevel: str = "INFO") 
     if status != 0:
         log.error("the worker stopped on an unrecoverable error (status %d); see above", status)
     return status
+
+
+def end_frozen_transactions(engine: Engine, after_s: float) -> None:
+    """Have PostgreSQL end a worker's session that sits in a transaction for `after_s`.
+
+    A worker frozen mid-transaction (SIGSTOP, a stalled VM) would otherwise keep its row
+    locks, and the reconciler could not hand the attempt to another worker when its lease
+    runs out. The worker's own transactions never wait that long between statements."""
+    if engine.dialect.name != "postgresql":
+        return
+    millis = max(1000, int(after_s * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _bound(dbapi_connection: Any, _: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET idle_in_transaction_session_timeout = {millis}")
+        dbapi_connection.commit()
 
 
 def wait_for_writes(queue: AttemptQueue) -> None:

@@ -140,7 +140,10 @@ def test_events_and_the_end_made_during_an_outage_are_kept_and_sent_in_order(
     texts = [d["text"] for _, k, d in chaos.events(task.id) if k == "model.message"]
     assert texts == ["step 1", "then 1", "then 2", "then 3"]
     one_outcome(chaos, task.id)
-    assert "Traceback" not in log.read_text()
+    said = log.read_text().splitlines()
+    # One line per change of state, no error of ours (the driver's pool may still log its own).
+    assert [line for line in said if " ERROR orchestrator." in line] == []
+    assert sum("heartbeat of attempt" in line and "failed" in line for line in said) <= 1
 
 
 def test_a_frozen_worker_is_fenced_out_after_its_replacement_starts(chaos: Chaos) -> None:

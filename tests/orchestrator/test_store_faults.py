@@ -39,8 +39,12 @@ class Outage:
         self.down = False
         self.writes = 0
         self.refused = 0
+        self.hang = threading.Event()
+        self.lifted = threading.Event()
 
     def __enter__(self) -> Any:
+        if self.hang.is_set():
+            self.lifted.wait(60)  # a database behind a dropped network: no answer at all
         if self.down or self.writes > 0:
             self.writes = max(0, self.writes - 1)
             self.refused += 1
@@ -170,6 +174,30 @@ def test_a_run_cut_off_from_the_store_stops_itself_before_its_lease_ends(
     )  # fmt: skip
     failed = [r for r in caplog.records if "heartbeat of attempt" in r.getMessage()]
     assert len(failed) == 1 and failed[0].exc_info is None  # one line, not a traceback a beat
+
+
+class Hangs:
+    """A runner that makes the store hang (no error, no answer) and waits for its stop."""
+
+    def __init__(self, outage: Outage) -> None:
+        self.outage = outage
+
+    def run(self, ctx: AttemptContext) -> AttemptOutcome:
+        self.outage.hang.set()
+        stopped = ctx.stop.wait(60)
+        self.outage.hang.clear()
+        self.outage.lifted.set()
+        raise AttemptFailed(f"stopped: {stopped}")
+
+
+def test_a_heartbeat_that_hangs_does_not_hold_up_the_self_stop(
+    services: Services, outage: Outage
+) -> None:
+    task = submit(services.lifecycle)
+    executor = AttemptExecutor(services.lifecycle, Hangs(outage), "w")
+    assert executor.execute(task.attempts[0].id) == "stopped: the store is unreachable"
+    attempt = services.lifecycle.get(task.id).attempts[0]
+    assert attempt.state == AttemptState.QUEUED and attempt.runs == 1
 
 
 def test_a_run_that_lost_its_lease_writes_nothing_more(services: Services, clock: Clock) -> None:

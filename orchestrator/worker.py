@@ -47,16 +47,9 @@ def register_jobs(services: Services) -> Celery:
     def run_attempt(self: Task, attempt_id: str) -> str:
         return AttemptExecutor(services.lifecycle, runner, worker_name()).execute(attempt_id)
 
-    @app.task(
-        name=REPORT_TASK,
-        bind=True,
-        shared=False,
-        acks_late=True,
-        autoretry_for=(Exception,),
-        retry_backoff=5,
-        retry_backoff_max=600,
-        max_retries=20,
-    )
+    # No Celery retries: a report records its own next try (back-off, deadline) in the
+    # store, and the reconciler queues it when it is due; one job at a time holds it.
+    @app.task(name=REPORT_TASK, bind=True, shared=False, acks_late=True)
     def report_task(self: Task, task_id: str) -> str:
         return services.lifecycle.report(task_id, services.reporters)
 

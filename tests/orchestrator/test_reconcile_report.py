@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from orchestrator.base import AttemptOutcome
 from orchestrator.executor import AttemptExecutor
 from orchestrator.lifecycle import Lifecycle

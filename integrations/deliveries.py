@@ -54,10 +54,11 @@ class Deliveries:
 
     @contextmanager
     def held(self, key: str) -> Iterator[None]:
-        """Release the claimed `key` if the block fails to queue its job."""
+        """Release the claimed `key` if the block fails (to queue its job, to store its task):
+        the delivery was not handled, so the sender's retry must not be called a duplicate."""
         try:
             yield
-        except QueueUnavailable:
+        except Exception:
             try:
                 self.forget(key)
             except QueueUnavailable:

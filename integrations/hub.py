@@ -73,7 +73,7 @@ class Hub:
         return cls(
             github=GitHubIntake(github, routing, submitter, deliveries),
             slack=SlackIntake(slack, common, routing, submitter, deliveries),
-            jira=JiraIntake(jira, routing, submitter, deliveries),
+            jira=JiraIntake(jira, routing, submitter),
             sentry=SentryIntake(sentry, routing, submitter, deliveries),
         )
 

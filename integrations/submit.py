@@ -46,11 +46,13 @@ class Submitter:
             ) from exc
 
     def submit(self, spec: TaskSpec) -> TaskView | None:
+        """The new task; None when its idempotency key was already used (a redelivery)."""
         try:
             task, created = self.lifecycle.submit(spec)
         except IdempotencyConflict as exc:
             log.info("dropped a redelivery whose content changed: %s", exc)
             return None
-        if created:
-            log.info("task %s from %s %s", task.id, spec.origin.kind, spec.origin.external_id)
+        if not created:
+            return None
+        log.info("task %s from %s %s", task.id, spec.origin.kind, spec.origin.external_id)
         return task

@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from integrations.base import Answer
 from integrations.config import Routing, secret
-from integrations.deliveries import Deliveries
 from integrations.errors import InvalidPayload, MalformedRequest, NotConfigured
 from integrations.jira.config import JiraSettings
 from integrations.signatures import verify
@@ -83,13 +82,10 @@ def plain(description: str | dict[str, Any] | None) -> str:
 
 
 class JiraIntake:
-    def __init__(
-        self, settings: JiraSettings, routing: Routing, submitter: Submitter, deliveries: Deliveries
-    ) -> None:
+    def __init__(self, settings: JiraSettings, routing: Routing, submitter: Submitter) -> None:
         self.settings = settings
         self.routing = routing
         self.submitter = submitter
-        self.deliveries = deliveries
 
     def receive(self, body: bytes, headers: Mapping[str, str]) -> Answer:
         if self.settings.webhook_secret is None:
@@ -116,8 +112,6 @@ class JiraIntake:
             return Answer("ignored", reason)
         fields = event.issue.fields
         repo = self.routing.repos[self.routing.jira.projects[fields.project.key]]
-        if not self.deliveries.first(f"jira:{delivery}"):
-            return Answer("duplicate", f"delivery {delivery} was already received")
         try:
             spec = TaskSpec(
                 repo=repo.url,
@@ -132,6 +126,8 @@ class JiraIntake:
             )
         except ValidationError as exc:
             raise InvalidPayload(f"{kind} payload makes no task: {exc}") from exc
+        # The delivery is marked seen by its task's idempotency key, in the transaction that
+        # stores the task: a failure before it leaves Jira's retry free to make the task.
         task = self.submitter.submit(spec)
         if task is None:
             return Answer("duplicate", f"delivery {delivery} was already received")

@@ -104,6 +104,8 @@ class SyncDaemon:
         self._unsaved_since: float | None = None
         self._sent_at = 0.0
         self.current: dict[str, Local] | None = None
+        self._compared = False
+        """Whether the server's head has been compared with the state since this started."""
         self._lock: int | None = None
         self.observer: BaseObserver | None = None
         """The watcher while `run` runs; a dead one is noticed and replaced."""
@@ -122,26 +124,58 @@ class SyncDaemon:
     def sync(self, dirty: set[str] | None = None) -> Report:
         """Send what changed: everything when `dirty` is None, else those paths and below."""
         workspace = self.register()
+        if not self._compared:
+            self._compare_head(workspace)
+            dirty = None
+        failed: set[str] = set()
+        held: set[str] = set()
         for _ in range(TRIES):
-            found = self._scan(dirty)
+            found = self._scan(dirty, held)
             try:
                 return self._send(workspace, found)
             except (BlobHashMismatch, BlobsMissing) as exc:
                 log.info("%s; reading the tree again", exc)
                 dirty = None
+                paths = set(getattr(exc, "paths", []))
+                held |= paths & failed  # changed while sent twice: it waits, the rest goes
+                failed |= paths
             except (ServerUnreachable, ServerRefused) as exc:
                 self._pending(found, str(exc))
                 raise
-        found = self._scan(None)
+        found = self._scan(None, held | failed)
         return self._send(workspace, found)
 
-    def _scan(self, dirty: set[str] | None) -> Scan:
+    def _compare_head(self, workspace: str) -> None:
+        """Start from what the server holds, not from the state file: a daemon killed after a
+        commit and before its state was written (or a state from elsewhere) would otherwise
+        take the file's older tree for the server's, and a change undone meanwhile would
+        never be sent. Entries the server holds as this state has them keep their stamps, so
+        only files that differ are read again."""
+        head, tree = self.remote.manifest(workspace)
+        had = self.committed
+        if head != self.state.version:
+            log.info("the workspace is at version %d, this checkout's state at %d: comparing "
+                     "the tree with it", head, self.state.version)  # fmt: skip
+        self.committed = {
+            path: had[path] if path in had and had[path].entry == entry else Local(entry)
+            for path, entry in tree.items()
+        }
+        self.state.version = head
+        self.current = None
+        self._compared = True
+
+    def _scan(self, dirty: set[str] | None, held: set[str] | None = None) -> Scan:
+        """The tree as it is now; `held` are files that kept changing (or went) while they
+        were sent: they count as unstable, left for a later round."""
         known = self.current if self.current is not None else self.committed
         if dirty is None or self.current is None:
             found = self.scanner.scan(known)
         else:
             found = self.scanner.rescan(self.current, dirty, self.state.refused)
         committed = self.committed
+        for path in sorted((held or set()) - set(found.unstable)):
+            found.entries.pop(path, None)
+            found.unstable.append(path)
         for path in found.unstable:  # keep what the server has until the file holds still
             if path in committed:
                 found.entries[path] = committed[path]
@@ -198,9 +232,9 @@ class SyncDaemon:
             try:
                 data = (self.root / entry.path).read_bytes()
             except OSError as exc:
-                raise BlobHashMismatch(f"{entry.path}: {exc}") from exc
+                raise BlobHashMismatch(f"{entry.path}: {exc}", [entry.path]) from exc
             if hash_bytes(data) != digest:
-                raise BlobHashMismatch(f"{entry.path} changed since it was hashed")
+                raise BlobHashMismatch(f"{entry.path} changed since it was hashed", [entry.path])
             inline[digest] = data
         return inline
 
@@ -228,13 +262,16 @@ class SyncDaemon:
             self._send_blobs(batch)
 
     def _send_blobs(self, blobs: list[tuple[str, Path]], alone: bool = False) -> None:
+        paths = [str(path.relative_to(self.root)) for _, path in blobs]
         try:
             if alone:
                 self.remote.upload(*blobs[0])
             else:
                 self.remote.upload_many(blobs)
         except OSError as exc:  # it went away or changed type between scan and send
-            raise BlobHashMismatch(f"{exc}: reading the tree again") from exc
+            raise BlobHashMismatch(f"{exc}: reading the tree again", paths) from exc
+        except BlobHashMismatch as exc:  # it changed between scan and send
+            raise BlobHashMismatch(str(exc), paths) from exc
 
     def _commit(
         self,
@@ -270,8 +307,8 @@ class SyncDaemon:
     def flush(self, idle_s: float = 1.0, max_age_s: float = 10.0) -> None:
         """Write the state once changes have paused for `idle_s`, or have waited `max_age_s`
         (a large tree's state takes tens of milliseconds to write: not on every save). A
-        daemon killed before that resends nothing: the server's head is newer than the file's
-        version, so it gets a stale-parent answer and sends only what the head lacks."""
+        daemon killed before that loses nothing: the next one starts by comparing the disk
+        with the server's head (`_compare_head`), not with this file."""
         since, now = self._unsaved_since, time.monotonic()
         if since is None:
             return
@@ -311,6 +348,12 @@ class SyncDaemon:
             while not stop.is_set():
                 try:
                     report = self.sync(dirty)
+                except (BlobHashMismatch, BlobsMissing) as exc:
+                    # Files that would not hold still while sent: they are read again.
+                    log.info("%s; trying again in %.1fs", exc, self.config.retry_s)
+                    dirty = None
+                    stop.wait(self.config.retry_s)
+                    continue
                 except (ServerUnreachable, ServerRefused) as exc:
                     # Refused (a tree caught mid-change, say): the watcher must not die of it;
                     # the change waits, and the whole tree is read again before the next try.

@@ -24,7 +24,12 @@ class UnsafePath(SyncError, ValueError):
 
 
 class BlobHashMismatch(SyncError):
-    """Raised when uploaded content does not hash to the name it was sent under."""
+    """Raised when uploaded content does not hash to the name it was sent under (the file
+    changed, or went, since it was hashed); `paths` names the files, where they are known."""
+
+    def __init__(self, message: str, paths: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.paths = paths or []
 
 
 class BlobsMissing(SyncError):

@@ -132,7 +132,10 @@ class Scanner:
 
     def _link(self, path: str, found: Scan) -> None:
         full = self.root / path
-        target = os.readlink(full)
+        try:
+            target = os.readlink(full)
+        except OSError:  # gone, or no longer a symlink, since it was listed
+            return
         real = os.path.realpath(full)
         inside = real == str(self.root) or real.startswith(f"{self.root}/")
         if os.path.isabs(target) or not inside:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import httpx
@@ -114,7 +115,8 @@ def test_first_sync_sends_only_missing_blobs_and_a_restart_sends_nothing(
 
     restarted = daemons.make(checkout)
     assert restarted.sync().version == 1
-    assert daemons.transports[1].sent == []  # nothing unchanged is sent, or even asked about
+    # Nothing unchanged is sent, or even asked about: the server's head is read, once.
+    assert daemons.transports[1].sent == [("GET", f"/api/workspaces/{workspace_id}/manifest")]
 
     (checkout / "b.txt").write_bytes(b"changed")
     restarted.sync()
@@ -280,3 +282,108 @@ def test_a_file_and_a_folder_renamed_back_and_forth_end_as_on_disk(
     ]  # fmt: skip
     assert tree["b.txt"].hash == hash_bytes(A) and tree["two/sub/deep.txt"].hash == hash_bytes(B)
     assert daemon.state.pending.paths == [] and daemon.state.refused == []
+
+
+def test_killed_after_a_commit_before_its_state_was_written_then_undone_converges(
+    daemons: Daemons, checkout: Path
+) -> None:
+    (checkout / "a.txt").write_bytes(A)
+    (checkout / "b.txt").write_bytes(B)
+    daemon = daemons.make(checkout)
+    daemon.sync()
+    (checkout / "a.txt").write_bytes(B)
+    assert daemon.sync({"a.txt"}).version == 2  # a save: its state is written a second later
+    assert load(daemon.path) is not None and load(daemon.path).version == 1  # type: ignore[union-attr]
+    del daemon  # killed here (kill -9: nothing more of it runs)
+    (checkout / "a.txt").write_bytes(A)  # the developer undoes the change
+
+    restarted = daemons.make(checkout)
+    report = restarted.sync()
+
+    workspace_id = restarted.state.workspace_id or ""
+    assert (report.version, report.changed, report.deleted) == (3, ["a.txt"], [])
+    tree = server_tree(daemons.url, daemons.token, workspace_id)
+    assert tree["a.txt"].hash == hash_bytes(A) and tree["b.txt"].hash == hash_bytes(B)
+    (checkout / "a.txt").rename(checkout / "c.txt")  # and renamed, while no daemon runs
+    again = daemons.make(checkout).sync()
+    assert (again.version, again.changed, again.deleted) == (4, ["c.txt"], ["a.txt"])
+    assert sorted(server_tree(daemons.url, daemons.token, workspace_id)) == ["b.txt", "c.txt"]
+
+
+class ChangesWhileSent(CountingTransport):
+    """The real transport; while `churn`, each streamed upload finds its file changed (or,
+    for `vanish`, deleted) as it starts to be sent."""
+
+    def __init__(self, root: Path, vanish: str) -> None:
+        super().__init__()
+        self.root, self.vanish = root, vanish
+        self.churn = True
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.churn and request.method == "PUT" and request.url.path.startswith("/api/blobs/"):
+            (self.root / self.vanish).unlink(missing_ok=True)
+            with (self.root / "big.log").open("ab") as log:
+                log.write(b"one more line\n")
+        return super().handle_request(request)
+
+
+def test_a_file_changing_while_sent_waits_and_one_deleted_is_skipped(
+    daemons: Daemons, checkout: Path
+) -> None:
+    big = b"x" * (2 << 20)  # over MAX_RECORD: streamed from disk as it is sent
+    (checkout / "big.log").write_bytes(big)
+    (checkout / "gone.bin").write_bytes(big + b"gone")
+    (checkout / "small.txt").write_bytes(A)
+    daemon = daemons.make(checkout)
+    transport = ChangesWhileSent(checkout, "gone.bin")
+    daemon.remote = HttpRemote(daemons.url, daemons.token, transport=transport)
+    daemons.remotes.append(daemon.remote)  # type: ignore[arg-type]
+
+    report = daemon.sync()
+
+    workspace_id = daemon.state.workspace_id or ""
+    assert report.changed == ["small.txt"]  # the rest went; the restless file waits
+    assert daemon.state.pending.paths == ["big.log"] and daemon.state.pending.error is None
+    assert sorted(server_tree(daemons.url, daemons.token, workspace_id)) == ["small.txt"]
+    transport.churn = False  # it holds still now: the next round sends it
+    assert daemon.sync().changed == ["big.log"]
+    tree = server_tree(daemons.url, daemons.token, workspace_id)
+    assert sorted(tree) == ["big.log", "small.txt"]
+    assert tree["big.log"].hash == hash_bytes((checkout / "big.log").read_bytes())
+    assert daemon.state.pending.paths == []
+
+
+@pytest.mark.timeout(120)
+def test_a_log_appended_every_20ms_and_files_deleted_mid_scan_do_not_stop_the_daemon(
+    daemons: Daemons, checkout: Path
+) -> None:
+    (checkout / "keep.txt").write_bytes(A)
+    daemon = daemons.make(checkout, settle_s=0.01, retry_s=0.05)
+    stop = daemons.start(daemon)
+    thread = daemons.running[-1][0]
+    wait_until(lambda: daemon.state.version >= 1, what="the first sync")
+    workspace_id = daemon.state.workspace_id or ""
+    writes = threading.Event()
+
+    def churn() -> None:  # 150 rounds of 20 ms: about 3 s of churn
+        for n in range(150):
+            with (checkout / "app.log").open("ab") as log:
+                log.write(f"line {n}\n".encode().ljust(32 << 10, b"."))  # soon streamed
+            (checkout / f"tmp-{n}.bin").write_bytes(B * (n % 7 + 1))
+            (checkout / f"tmp-{n - 1}.bin").unlink(missing_ok=True)
+            writes.wait(0.02)
+
+    writer = threading.Thread(target=churn, name="churn")
+    writer.start()
+    writer.join(timeout=60)
+    assert thread.is_alive() and not stop.is_set()
+
+    def converged() -> bool:
+        local = {p: found.entry for p, found in Scanner(checkout).scan({}).entries.items()}
+        return server_tree(daemons.url, daemons.token, workspace_id) == local
+
+    wait_until(converged, timeout=30, what="the server to hold the tree as on disk")
+    assert thread.is_alive()
+    assert sorted(server_tree(daemons.url, daemons.token, workspace_id)) == [
+        "app.log", "keep.txt", "tmp-149.bin"
+    ]  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +75,7 @@ def test_help_lists_every_command_without_importing_any() -> None:
     assert modules & HEAVY == set()
     assert not any(m.startswith("cli.") for m in modules if m != "cli")
     for name, (_, help_text) in COMMANDS.items():
-        assert f"│ {name:<8} {help_text}" in out
+        assert re.search(rf"│ {name} +{re.escape(help_text)}", out), name
 
 
 def test_sandbox_run_imports_the_sandbox_and_nothing_heavy(tmp_path: Path) -> None:

@@ -64,6 +64,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Model serving: vLLM profiles, endpoint checks, the scripted model.",
     ),
     "sandbox": ("cli.sandbox:app", "Run commands in sandboxes by hand."),
+    "doctor": (
+        "cli.doctor:doctor",
+        "Check the connectors: each one's state, its token and repositories tried for real.",
+    ),
 }
 
 

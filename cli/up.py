@@ -22,6 +22,7 @@ from cli import render
 from cli.config import ADMIN_TOKEN_FILE
 from cli.errors import SupervisorError
 from cli.processes import Child, respawn, spawn, terminate
+from integrations import connectors
 from orchestrator.config import OrchestratorSettings
 from orchestrator.models import utcnow
 from orchestrator.services import Services
@@ -229,12 +230,18 @@ class Supervisor:
             f"  export AUTAN_URL={self.probe_url}\n"
             f'  export AUTAN_TOKEN="$(cat {shlex.quote(str(token_file))})"\n'
             '  autan run "what to do" --repo .\n'
-            "Ctrl-C stops everything."
+            "Connectors (webhooks; `autan doctor` checks them):\n"
+            + "".join(line + "\n" for line in connectors.lines(self._connectors()))
+            + "Ctrl-C stops everything."
         )
         if self.host not in ("127.0.0.1", "::1", "localhost"):
             self._say(
                 f"warning: the API listens on {self.host} without TLS: put a TLS proxy in front"
             )
+
+    def _connectors(self) -> list[connectors.ConnectorState]:
+        """What the API's webhooks will do, from the environment it was given."""
+        return connectors.Loaded.from_env(self.data_dir).states()
 
     # -- watching and stopping --------------------------------------------------------
 

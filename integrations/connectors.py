@@ -7,6 +7,7 @@ the settings at fault and never their values (a mistyped token must not reach a 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, TypeVar
 
 from pydantic import SecretStr, ValidationError
@@ -77,10 +78,12 @@ class Loaded:
     """Connector name -> why its deliveries are refused."""
 
     @classmethod
-    def from_env(cls) -> Loaded:
-        """For an entry point. autan.toml and the shared settings serve every connector, so
-        when they are wrong every connector is refused, saying so."""
+    def from_env(cls, data_dir: Path | None = None) -> Loaded:
+        """For an entry point (`data_dir` replaces AUTAN_DATA_DIR). autan.toml and the shared
+        settings serve every connector, so when they are wrong every connector is refused."""
         common, shared = load(IntegrationSettings)
+        if data_dir is not None:
+            common = common.model_copy(update={"data_dir": data_dir})
         routing = Routing()
         if not shared:
             try:
@@ -126,3 +129,8 @@ def states(settings: dict[str, BaseSettings], refused: dict[str, str]) -> list[C
             continue
         found.append(ConnectorState(name, "configured"))
     return found
+
+
+def lines(found: list[ConnectorState]) -> list[str]:
+    """One line a connector, aligned: what `autan up` and `autan doctor` print."""
+    return [f"  {NAMES[s.name]:<8} {s.line()}" for s in found]

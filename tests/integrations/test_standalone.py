@@ -3,17 +3,28 @@ setting and never its value, while the others keep serving; each says its state.
 
 from __future__ import annotations
 
+import base64
+import os
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from integrations.connectors import Loaded
 from orchestrator.services import Services
+from tests.cli.conftest import Autan, base_env
 from tests.integrations import signing
 from tests.integrations.drive import queued
+from tests.integrations.fake_github import FakeGitHub
+from tests.integrations.fake_jira import FakeJira
+from tests.integrations.fake_sentry import FakeSentry
+from tests.integrations.fake_slack import FakeSlack
+from tests.integrations.fakehttp import Handler, Reply, Request
 from tests.integrations.test_jira import issue_event
 from tests.integrations.test_sentry import issue_created
+from tests.live import free_port
 
 TOML = """
 [repos.app]
@@ -113,3 +124,96 @@ def test_a_broken_autan_toml_refuses_every_connector_saying_where(
     states = Loaded.from_env().states()
     assert [s.state for s in states] == ["misconfigured"] * 4
     assert queued(api.app.state.services) == []  # type: ignore[attr-defined]
+
+
+def authorised(token: str, reply: Any) -> Handler:
+    """A route that answers `reply` to `Bearer token` (or its Basic form) and 401 otherwise."""
+
+    def handle(request: Request, _: re.Match[str]) -> Reply:
+        sent = request.headers.get("authorization", "")
+        basic = "Basic " + base64.b64encode(f"autan@acme.test:{token}".encode()).decode()
+        return (200, reply) if sent in (f"Bearer {token}", basic) else (401, {"error": "bad"})
+
+    return handle
+
+
+@pytest.fixture
+def services_env(
+    env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fakes: tuple[FakeGitHub, FakeSlack, FakeJira, FakeSentry],
+) -> dict[str, str]:
+    """Every connector configured against the fake services, which know its token."""
+    gh, sl, ji, se = fakes
+    gh.route("GET", "/user", authorised("ghp_doctor_0123456789", {"login": "autan"}))
+    sl.route("POST", r"/api/auth\.test", authorised("xoxb-doctor-0123", {"ok": True}))
+    ji.route("GET", "/rest/api/2/myself", authorised("jira-token-0123456789", {"name": "a"}))
+    se.route("GET", "/api/0/", authorised("sntrys-doctor-0123", {"version": "0"}))
+    values = {
+        "AUTAN_GITHUB_TOKEN": "ghp_doctor_0123456789",
+        "AUTAN_GITHUB_API_URL": gh.url,
+        "AUTAN_SLACK_SIGNING_SECRET": signing.SLACK_SECRET,
+        "AUTAN_SLACK_BOT_TOKEN": "xoxb-doctor-0123",
+        "AUTAN_SLACK_API_URL": sl.url + "/api/",
+        "AUTAN_JIRA_URL": ji.url,
+        "AUTAN_JIRA_EMAIL": "autan@acme.test",
+        "AUTAN_SENTRY_TOKEN": "sntrys-doctor-0123",
+        "AUTAN_SENTRY_API_URL": se.url,
+    }
+    return {k: v for k, v in os.environ.items() if k.startswith("AUTAN_")} | values
+
+
+def test_doctor_says_each_connector_s_state_and_tries_each_token(
+    services_env: dict[str, str], fakes: tuple[FakeGitHub, FakeSlack, FakeJira, FakeSentry]
+) -> None:
+    done = Autan(base_env(**services_env))("doctor")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout == (
+        "Connectors:\n"
+        "  GitHub   configured\n"
+        "  Slack    configured\n"
+        "  Jira     configured\n"
+        "  Sentry   configured\n"
+        "Checks:\n"
+        "  ok   GitHub   token: ok\n"
+        "  ok   GitHub   repository app (acme/app): ok\n"
+        "  ok   Slack    bot token: ok\n"
+        "  ok   Jira     account: ok\n"
+        "  ok   Sentry   token: ok\n"
+    )
+    gh, sl, ji, se = fakes
+    assert gh.lines() == ["GET /user", "GET /repos/acme/app"]
+    assert (sl.lines(), ji.lines(), se.lines()) == (
+        ["POST /api/auth.test"],
+        ["GET /rest/api/2/myself"],
+        ["GET /api/0/"],
+    )
+
+
+def test_doctor_fails_naming_a_refused_token_a_wrong_setting_and_an_unreachable_service(
+    services_env: dict[str, str], fakes: tuple[FakeGitHub, FakeSlack, FakeJira, FakeSentry]
+) -> None:
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    broken = services_env | {
+        "AUTAN_GITHUB_TOKEN": "ghp_revoked_0123456789",
+        "AUTAN_JIRA_TOKEN": "changeme",
+        "AUTAN_SENTRY_API_URL": unreachable,
+    }
+    done = Autan(base_env(**broken))("doctor")
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert (
+        "  Jira     misconfigured: AUTAN_JIRA_TOKEN: Value error, a Jira secret is a "
+        "placeholder, an example value: set a real one" in lines
+    )
+    assert "changeme" not in done.stdout
+    assert (
+        "  FAIL GitHub   token: the token refused (401): check that it is current and its scopes"
+        in lines
+    )
+    assert "  ok   Slack    bot token: ok" in lines
+    assert (
+        f"  FAIL Sentry   token: cannot reach {unreachable}/api/0/ (ConnectError): "
+        "check the API base URL" in lines
+    )
+    assert fakes[2].lines() == []  # a misconfigured Jira is not called

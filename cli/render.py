@@ -113,12 +113,27 @@ def task_details(task: TaskView, now: datetime) -> RenderableType:
         ("finished", _local(task.finished_at)),
         ("instruction", task.instruction),
     ]
+    if task.report is not None:
+        rows.insert(8, ("report", report_text(task)))
     for key, value in rows:
         grid.add_row(key, value)
     parts: list[RenderableType] = [grid, Text(), attempts_table(task.attempts)]
     if task.result is not None:
         parts += [Text(), result_text(task.result)]
     return Group(*parts)
+
+
+def report_text(task: TaskView) -> str:
+    """The report's state, its tries, and each side effect that failed with the reason."""
+    report = task.report
+    assert report is not None
+    said = f"{report.state} ({report.tries} {'try' if report.tries == 1 else 'tries'})"
+    if report.state == "retrying" and report.next_at is not None:
+        said += f", next at {_local(report.next_at)}: {report.last_error}"
+    failed = [f"{s.name} failed: {s.detail}" for s in report.steps if s.state == "failed"]
+    if report.state == "incomplete" and not failed and report.last_error:
+        failed = [report.last_error]
+    return "; ".join([said, *failed])
 
 
 def attempts_table(attempts: Iterable[AttemptView]) -> Table:

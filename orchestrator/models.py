@@ -302,7 +302,7 @@ class Report(Base):
     ended_at: Mapped[datetime | None] = mapped_column()
 
     steps: Mapped[list[ReportStep]] = relationship(
-        order_by="ReportStep.at", lazy="selectin", viewonly=True
+        order_by="ReportStep.seq", lazy="selectin", viewonly=True
     )
 
 
@@ -316,6 +316,8 @@ class ReportStep(Base):
         ForeignKey("reports.task_id", ondelete="CASCADE"), primary_key=True
     )
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    """The order the side effects ended in, 1 first."""
     state: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(Text, default="")
     """What the step left (a pull request's address) or, failed, the service's reason."""

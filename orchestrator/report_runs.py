@@ -7,7 +7,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,13 @@ log = logging.getLogger(__name__)
 
 OPEN = ("pending", "retrying")
 """Report states that still have a try to come."""
+
+REPORT_STATES = (*OPEN, "reported", "incomplete")
+
+
+def count_reports_by_state(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Report.state, func.count()).group_by(Report.state)).all()
+    return {str(state): int(count) for state, count in rows}
 
 
 def due(now: datetime) -> ColumnElement[bool]:
@@ -99,10 +106,12 @@ def _claim(lifecycle: Lifecycle, task_id: str) -> str | None:
 
 def _record(lifecycle: Lifecycle, task_id: str, name: str, state: str, detail: str) -> None:
     with lifecycle.write() as (session, _):
+        ended = session.scalar(select(func.count()).where(ReportStep.task_id == task_id))
         session.merge(
             ReportStep(
                 task_id=task_id,
                 name=name,
+                seq=int(ended or 0) + 1,
                 state=state,
                 detail=detail,
                 at=lifecycle.lease_clock(session),

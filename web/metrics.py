@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
 from orchestrator.models import Attempt, utcnow
+from orchestrator.report_runs import REPORT_STATES, count_reports_by_state
 from orchestrator.services import Services
 from orchestrator.states import LIVE_ATTEMPT_STATES, AttemptState, TaskState
 from orchestrator.store import count_tasks_by_state
@@ -79,6 +80,7 @@ class StoreCollector(Collector):
         with self._services.sessions() as session:
             age, stranded = self._queued(session)
             by_state = count_tasks_by_state(session)
+            by_report = count_reports_by_state(session)
             row = session.execute(
                 select(
                     func.count(Attempt.duration_s),
@@ -103,6 +105,12 @@ class StoreCollector(Collector):
         for state in TaskState:
             tasks.add_metric([state.value], by_state.get(state.value, 0))
         yield tasks
+        reports = GaugeMetricFamily(
+            "autan_reports", "Reports back to a task's origin by state", labels=["state"]
+        )
+        for report_state in REPORT_STATES:
+            reports.add_metric([report_state], by_report.get(report_state, 0))
+        yield reports
 
         count, total, *cumulative = row
         buckets = [(str(b), int(c)) for b, c in zip(DURATION_BUCKETS, cumulative, strict=True)]

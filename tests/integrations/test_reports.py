@@ -10,12 +10,15 @@ import sqlite3
 from typing import Any
 
 import pytest
+from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
+from cli import render
 from integrations.errors import ServiceRefused, ServiceUnavailable
 from integrations.jira.reporter import JiraReporter
 from integrations.report_errors import by_status
 from orchestrator import store
+from orchestrator.models import utcnow
 from orchestrator.reconcile import reconcile
 from orchestrator.reporting import Reporters
 from orchestrator.schemas import TaskView
@@ -109,6 +112,24 @@ def test_a_refused_transition_ends_the_report_with_the_comment_posted_and_the_re
     assert steps["transition"][1].startswith(f"Jira answered {status}: ")
     wanted = "Resolution is required." if status == 400 else "You do not have permission"
     assert wanted in steps["transition"][1]
+
+    # Seen on the task page, in `autan status ID` and in /metrics.
+    page = w.api.get(f"/api/tasks/{task.id}").json()["report"]
+    assert (page["state"], page["tries"]) == ("incomplete", 1)
+    assert [(s["name"], s["state"]) for s in page["steps"]] == [
+        ("publish", "done"),
+        ("comment", "done"),
+        ("transition", "failed"),
+    ]
+    shown = Console(record=True, width=400)
+    shown.print(render.task_details(w.services.lifecycle.get(task.id), utcnow()))
+    [line] = [x for x in shown.export_text().splitlines() if x.startswith("report")]
+    assert line.split(None, 1)[1].startswith(
+        f"incomplete (1 try); transition failed: Jira answered {status}: "
+    )
+    metrics = w.api.get("/metrics").text.splitlines()
+    assert 'autan_reports{state="incomplete"} 1.0' in metrics
+    assert 'autan_reports{state="retrying"} 0.0' in metrics
 
     # Left running for a day: no report job is queued again, nothing is called again.
     assert leave_running(w, clock, reporters, hours=24) == 0

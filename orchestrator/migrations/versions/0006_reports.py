@@ -35,6 +35,7 @@ def upgrade() -> None:
         "report_steps",
         sa.Column("task_id", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=32), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("detail", sa.Text(), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),

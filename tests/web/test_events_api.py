@@ -76,3 +76,20 @@ def test_a_follower_sees_a_worker_s_events_live_until_the_task_ends(
     assert kinds.count("model.message") == 2
     assert [int(f["id"]) for f in seen] == list(range(1, len(seen) + 1))
     assert json.loads(seen[-1]["data"])["data"]["state"] == "succeeded"
+
+
+def test_a_backlog_longer_than_a_page_is_sent_whole_and_ends_with_the_end(
+    api: TestClient, services: Services
+) -> None:
+    task = api.post("/api/tasks", json={"repo": "r", "instruction": "i"}).json()
+    with services.lifecycle.write() as (session, events):
+        for i in range(1200):
+            services.lifecycle.event(session, events, task["id"], "model.message", {"i": i})
+    api.post(f"/api/tasks/{task['id']}/cancel")
+    with services.lifecycle.write() as (session, events):  # stored after the end
+        services.lifecycle.event(session, events, task["id"], "task.reported", {})
+    for follow in ("false", "true"):
+        r = api.get(f"/api/tasks/{task['id']}/events", params={"follow": follow})
+        frames = parse_sse(r.text)
+        assert [int(f["id"]) for f in frames] == list(range(1, 1203))
+        assert frames[-1]["event"] == "task.finished"

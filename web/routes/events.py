@@ -34,13 +34,15 @@ router = APIRouter(prefix="/api/tasks", tags=["events"])
 
 StreamId = bytes | str
 POLL_WITHOUT_REDIS_S = 1.0
+PAGE = 500
+"""Most stored events one read fetches; a stream reads on at once while pages come full."""
 
 
 def _stored_after(services: Services, task_id: str, seq: int) -> tuple[list[EventView], bool]:
     """The events after `seq`, and whether the task had ended before they were read."""
     with services.sessions() as session:
         ended = store.get_task(session, task_id=task_id).finished_at is not None
-        events = store.events_after(session, task_id=task_id, seq=seq)
+        events = store.events_after(session, task_id=task_id, seq=seq, limit=PAGE)
         return [EventView.model_validate(e) for e in events], ended
 
 
@@ -116,18 +118,17 @@ async def _frames(
     yield "retry: 2000\n\n"
     checked = time.monotonic()
     while True:
+        # `ended` is read before the events, in the same session: the end's own event
+        # commits with it, and every earlier one before it, so this read holds them all.
         events, ended = await run_in_threadpool(_stored_after, services, task_id, seq)
         for event in events:
             seq = event.seq
-            ended = ended or event.kind == END_KIND
             yield _frame(event)
-        if ended:
-            # One more read closes the gap between the last read and the end.
-            events, _ = await run_in_threadpool(_stored_after, services, task_id, seq)
-            for event in events:
-                yield _frame(event)
-            return
-        if not what.follow:
+            if event.kind == END_KIND:
+                return  # the stream ends with the task's end, whatever was stored after it
+        if len(events) == PAGE:
+            continue  # more is stored: read on before waiting for news
+        if ended or not what.follow:
             return
         if time.monotonic() - checked >= what.recheck_s:
             if not await run_in_threadpool(_token_live, services, what.token_id):

@@ -99,6 +99,10 @@ def test_a_placeholder_jira_token_refuses_only_jira_deliveries(
         "an example value: set a real one",
         "sentry": "configured",
     }
+    # /readyz says the same, and a connector alone does not make the API unready.
+    ready = api.get("/readyz").json()
+    assert ready["connectors"] == lines
+    assert not {"connectors", "github", "jira", "slack", "sentry"} & set(ready["failing"])
 
 
 def test_a_setting_of_the_wrong_type_names_the_setting_not_its_value(

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from web.deps import ServicesDep
 from web.readiness import Readiness
+from web.routes.hooks import hub_of
 
 router = APIRouter(tags=["health"])
 
@@ -24,16 +25,20 @@ async def livez() -> JSONResponse:
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     """200 when the database, Redis, a worker, the disk and the last write are all well;
-    503 naming each that is not. Read from memory: the state is refreshed in the background."""
+    503 naming each that is not. Read from memory: the state is refreshed in the background.
+    Each connector's state is listed too, but one that is off or misconfigured does not fail
+    readiness: it refuses only its own deliveries."""
     readiness: Readiness = request.app.state.readiness
     failing = readiness.failing()
     checks = dict(readiness.checks)
     checks["writes"] = failing.get("writes", "ok")
+    hub = hub_of(request, request.app.state.services)
     return JSONResponse(
         {
             "status": "failing" if failing else "ok",
             "failing": sorted(failing),
             "checks": checks,
+            "connectors": {state.name: state.line() for state in hub.states()},
             "workers_alive": readiness.workers_alive,
             "disk_free_bytes": readiness.disk_free_bytes,
         },

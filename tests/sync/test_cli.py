@@ -1,4 +1,5 @@
-"""`autan sync` and `autan run --workspace` for real: a child process killed mid-upload, status."""
+"""`autan sync` and `autan run --workspace` for real: a child process killed mid-upload or just
+after a commit, status."""
 
 from __future__ import annotations
 
@@ -124,3 +125,40 @@ def test_killed_mid_upload_leaves_no_partial_file_and_resumes(
         remote.close()
     assert tree["big.bin"].hash == big_hash and tree["big.bin"].size == BIG
     assert blobs.has(big_hash) and blobs.path(big_hash).stat().st_size == BIG
+
+
+def test_killed_just_after_a_commit_then_undone_the_server_converges(
+    settings: OrchestratorSettings, live_api: LiveApi, checkout: Path, tmp_path: Path
+) -> None:
+    env = cli_env(settings, live_api, tmp_path)
+    (checkout / "a.txt").write_text("version one\n")
+    state_path = state_file(tmp_path / "sync-state", checkout)
+    remote = HttpRemote(live_api.url, live_api.token)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "sync", str(checkout)],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        state = wait_until(
+            lambda: (found := load(state_path)) and found.version == 1 and found,
+            timeout=60, what="the first sync",
+        )  # fmt: skip
+        workspace_id = state.workspace_id or ""
+        (checkout / "a.txt").write_text("version two\n")
+        wait_until(lambda: remote.manifest(workspace_id)[0] == 2, what="version 2 committed")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # its state is written a second after a save
+        process.wait(timeout=10)
+    (checkout / "a.txt").write_text("version one\n")  # the developer undoes the change
+
+    again = Autan(env)("sync", str(checkout), "--once")
+
+    try:
+        assert again.returncode == 0, again.stderr
+        assert "at version 3: 1 changed" in again.stdout, again.stdout
+        head, tree = remote.manifest(workspace_id)
+        assert head == 3 and tree["a.txt"].hash == hash_bytes(b"version one\n")
+        assert (load(state_path) or state).version == 3
+    finally:
+        remote.close()

@@ -31,6 +31,10 @@ class GitHubSettings(BaseSettings):
     api_url: str = "https://api.github.com"
     """REST API base; `https://HOST/api/v3` for GitHub Enterprise Server."""
 
+    bot_login: str | None = None
+    """The login Autan posts as (an App's `NAME[bot]`, or the token's user): its comments are
+    left out of what the agent is told, as is anything carrying Autan's hidden marker."""
+
     label: str = "autan"
     """The issue label that hands an issue to Autan."""
 

@@ -13,6 +13,7 @@ from integrations.errors import ServiceError
 from integrations.github import payloads as p
 from integrations.github.client import GitHubAccess
 from integrations.github.config import GitHubSettings
+from integrations.github.instruction import Comment, instruction
 from integrations.github.publish import issue_marker
 from integrations.submit import Submitter
 from orchestrator.lifecycle import Lifecycle
@@ -55,14 +56,18 @@ class GitHubProcessor:
             log.info("%s: pull request #%s is not Autan's: ignored", key, work.number)
             return None
         issue = repo.get_issue(work.number)
-        parts = [f"# {issue.title}", issue.body or ""]
-        parts += [f"## @{c.user.login} wrote\n\n{c.body}" for c in issue.get_comments()]
-        if work.asked:
-            parts.append(f"## Asked now by @{work.sender}\n\n{work.asked}")
+        told = instruction(
+            issue.title,
+            issue.body or "",
+            [Comment(c.user.login, c.body or "") for c in issue.get_comments()],
+            asked=work.asked,
+            sender=work.sender,
+            bot_login=self.settings.bot_login,
+        )
         return TaskSpec(
             repo=repo_cfg.url,
             ref=branch or repo_cfg.branch or repo.default_branch,
-            instruction="\n\n".join(parts)[:100_000],
+            instruction=told,
             idempotency_key=key,
             origin=OriginSpec(
                 kind="github",

@@ -161,7 +161,9 @@ def test_a_comment_mentioning_autan_on_its_pull_request_pushes_to_the_same_branc
     assert post(w, "issue_comment", comment, delivery="d-2").json()["status"] == "accepted"
     follow = next(t for t in tasks(w.services) if t.id != first.id)
     assert follow.ref == branch and follow.origin.data["branch"] == branch
-    assert follow.instruction.endswith("## Asked now by @octocat\n\n@autan also add a docstring")
+    assert follow.instruction.endswith(
+        "## The request, from @octocat\n\n@autan also add a docstring"
+    )
 
     docstring = FIX.replace(
         "@@ -1,2 +1,2 @@\n def add(a, b):\n-    return a - b\n+    return a + b\n",

@@ -19,12 +19,14 @@ from sync.base import Remote
 from sync.batches import MAX_RECORD
 from sync.config import DaemonConfig
 from sync.errors import (
+    AccessDenied,
     AlreadySyncing,
     BlobHashMismatch,
     BlobsMissing,
     ServerRefused,
     ServerUnreachable,
     StaleVersion,
+    WorkspaceNotFound,
 )
 from sync.hashing import hash_bytes
 from sync.manifests import Entry
@@ -124,6 +126,15 @@ class SyncDaemon:
     def sync(self, dirty: set[str] | None = None) -> Report:
         """Send what changed: everything when `dirty` is None, else those paths and below."""
         workspace = self.register()
+        try:
+            return self._sync(workspace, dirty)
+        except WorkspaceNotFound as exc:
+            raise WorkspaceNotFound(
+                f"{exc}: the workspace was removed from the server; remove {self.path} "
+                "and start `autan sync` again to register this checkout anew"
+            ) from exc
+
+    def _sync(self, workspace: str, dirty: set[str] | None) -> Report:
         if not self._compared:
             self._compare_head(workspace)
             dirty = None
@@ -139,9 +150,10 @@ class SyncDaemon:
                 paths = set(getattr(exc, "paths", []))
                 held |= paths & failed  # changed while sent twice: it waits, the rest goes
                 failed |= paths
-            except (ServerUnreachable, ServerRefused) as exc:
+            except (ServerUnreachable, ServerRefused, AccessDenied) as exc:
                 self._pending(found, str(exc))
                 raise
+
         found = self._scan(None, held | failed)
         return self._send(workspace, found)
 

@@ -9,6 +9,7 @@ SyncError
  +-- FileUnstable
  +-- ServerUnreachable
  +-- ServerRefused
+ +-- AccessDenied
  +-- AlreadySyncing
 """
 
@@ -67,6 +68,10 @@ class ServerUnreachable(SyncError):
 
 class ServerRefused(SyncError):
     """Raised when the API answers a sync request with an error the daemon cannot resolve."""
+
+
+class AccessDenied(SyncError):
+    """Raised when the API refuses the token itself (401, 403): retrying cannot help."""
 
 
 class AlreadySyncing(SyncError):

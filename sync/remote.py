@@ -12,6 +12,7 @@ import httpx
 
 from sync.batches import encode
 from sync.errors import (
+    AccessDenied,
     BlobHashMismatch,
     BlobsMissing,
     ServerRefused,
@@ -189,6 +190,11 @@ def _raise(response: httpx.Response) -> NoReturn:
         raise StaleVersion(-1, int(detail["head"]))
     if status == 422 and "hashes to" in str(message):
         raise BlobHashMismatch(str(message))
+    if status in (401, 403):
+        raise AccessDenied(
+            f"the Autan API refused the token ({status}: {message}): set AUTAN_TOKEN to a "
+            "valid token (`autan token create`) and start `autan sync` again"
+        )
     if status == 404:
         raise WorkspaceNotFound(str(message))
     if status >= 500:

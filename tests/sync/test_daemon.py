@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.services import Services
 from sync.blobs import BlobStore
-from sync.errors import AlreadySyncing
+from sync.errors import AccessDenied, AlreadySyncing
 from sync.hashing import hash_bytes
 from sync.manifests import Entry
 from sync.remote import HttpRemote
@@ -387,3 +387,19 @@ def test_a_log_appended_every_20ms_and_files_deleted_mid_scan_do_not_stop_the_da
     assert sorted(server_tree(daemons.url, daemons.token, workspace_id)) == [
         "app.log", "keep.txt", "tmp-149.bin"
     ]  # fmt: skip
+
+
+def test_a_refused_token_stops_the_daemon_saying_what_to_do(
+    daemons: Daemons, checkout: Path
+) -> None:
+    (checkout / "a.txt").write_bytes(A)
+    daemon = daemons.make(checkout, retry_s=0.05)
+    daemon.sync()
+    (checkout / "a.txt").write_bytes(B)
+    daemon.remote = HttpRemote(daemons.url, "not-a-token")
+    daemons.remotes.append(daemon.remote)  # type: ignore[arg-type]
+    with pytest.raises(AccessDenied, match=r"refused the token \(401.*set AUTAN_TOKEN"):
+        daemon.run(threading.Event())  # at once, not after retries
+    saved = load(daemon.path)
+    assert saved is not None and saved.pending.paths == ["a.txt"]
+    assert "refused the token" in (saved.pending.error or "")

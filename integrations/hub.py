@@ -82,7 +82,9 @@ class Hub:
         return {
             "github": GitHubProcessor(self.github.settings, self.github.routing),
             "slack": SlackProcessor(self.slack.settings, self.slack.common, self.slack.routing),
-            "sentry": SentryProcessor(self.sentry.settings, self.sentry.routing),
+            "sentry": SentryProcessor(
+                self.sentry.settings, self.sentry.routing, self.github.settings
+            ),
         }
 
     @classmethod

@@ -7,10 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from integrations.config import IntegrationSettings, Routing
+from integrations.connectors import load
 from integrations.errors import NotConfigured, ServiceError
+from integrations.github.client import GitHubAccess
+from integrations.github.config import GitHubSettings
 from integrations.sentry.api import SentryApi
 from integrations.sentry.config import SentrySettings
 from integrations.sentry.intake import Problem
+from integrations.sentry.repeats import Repeats
 from integrations.submit import Submitter
 from orchestrator.lifecycle import Lifecycle
 from orchestrator.schemas import OriginSpec, TaskSpec
@@ -40,16 +44,24 @@ def stack_of(event: dict[str, Any]) -> tuple[str, str]:
 class SentryProcessor:
     """The `autan.intakes: sentry` processor; its payload, `{"key", "problem"}`, is the intake's."""
 
-    def __init__(self, settings: SentrySettings, routing: Routing) -> None:
+    def __init__(self, settings: SentrySettings, routing: Routing, github: GitHubSettings) -> None:
         self.settings = settings
         self.routing = routing
         self.api = SentryApi(settings)
+        self.github = GitHubAccess(github)
 
     def process(self, payload: dict[str, Any], lifecycle: Lifecycle) -> None:
         problem, key = Problem.model_validate(payload["problem"]), str(payload["key"])
         name = self.routing.sentry.projects.get(problem.project)
         if name is None:
             log.info("%s: project %s left autan.toml: ignored", key, problem.project)
+            return
+        repeats = Repeats(lifecycle, self.github)
+        if (found := repeats.open_task(problem.issue_id)) is not None:
+            task_id, pull = found
+            alert = {"issue_id": problem.issue_id, "title": problem.title, "link": problem.link}
+            repeats.add(task_id, pull, key, alert)
+            log.info("%s: issue %s has task %s open: added to it", key, problem.issue_id, task_id)
             return
         try:
             exception, stack = stack_of(self.api.latest_event(problem.issue_id))
@@ -86,4 +98,5 @@ class SentryProcessor:
 def processor() -> SentryProcessor:
     """Entry point `autan.intakes: sentry`: settings from the environment, autan.toml."""
     common = IntegrationSettings()
-    return SentryProcessor(SentrySettings(), Routing.load(common.data_dir / "autan.toml"))
+    github, _ = load(GitHubSettings)  # wrong GitHub settings: open pull requests cannot be told
+    return SentryProcessor(SentrySettings(), Routing.load(common.data_dir / "autan.toml"), github)

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from pydantic import ValidationError
+
 from integrations.base import Answer
 from integrations.config import IntegrationSettings, Routing, secret
 from integrations.deliveries import Deliveries
@@ -17,7 +19,7 @@ from integrations.slack.config import SlackSettings
 from integrations.submit import Submitter
 from orchestrator import store
 from orchestrator.errors import TaskNotFound
-from orchestrator.schemas import TaskSummary, TaskView
+from orchestrator.schemas import TaskRequest, TaskSummary, TaskView
 
 HELP = (Path(__file__).parent / "help.md").read_text()
 REQUIRED = ("command", "user_id", "channel_id", "response_url")
@@ -163,6 +165,13 @@ class SlackIntake:
             name, instruction = default, " ".join(words)
         if not instruction.strip():
             return self._help("What should I do? `/autan REPO INSTRUCTION`")
+        try:
+            # Checked here, before "On it": refused later, the worker could only fail.
+            TaskRequest(repo=self.routing.repos[name].url, instruction=instruction)
+        except ValidationError as exc:
+            problem = exc.errors(include_url=False, include_input=False)[0]["msg"]
+            why = problem.removeprefix("Value error, ")
+            return self._help(f"That instruction cannot become a task: {why}.")
         key = f"slack:{form['channel_id']}:{form.get('trigger_id') or form['response_url']}"
         # Only what the thread and the task need: the form also carries Slack's
         # legacy verification token, which must not rest in Redis.

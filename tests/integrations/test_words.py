@@ -112,6 +112,25 @@ def test_without_a_bot_token_slack_is_not_promised_a_thread(wired: Wired) -> Non
     assert r.json() == {"response_type": "ephemeral", "text": "On it: `app`. I answer here."}
 
 
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("app " + "x" * 100_001, "String should have at most 100000 characters"),
+        ("app ring\x07the bell", "must not contain control characters"),
+    ],
+)
+def test_an_instruction_that_cannot_become_a_task_is_refused_before_on_it(
+    wired: Wired, text: str, why: str
+) -> None:
+    body, headers = signing.slack(urlencode(command(wired, text)))
+    r = wired.api.post("/hooks/slack/commands", content=body, headers=headers)
+    assert r.status_code == 200
+    answer = r.json()["text"]
+    assert answer.startswith(f"That instruction cannot become a task: {why}")
+    assert "On it" not in answer and "/autan REPO INSTRUCTION" in answer
+    assert queued(wired.services) == [] and wired.slack.requests == []
+
+
 def test_no_runner_says_how_to_set_one_and_nothing_of_how_autan_was_built() -> None:
     with pytest.raises(Exception, match="AUTAN_RUNNER") as raised:
         NoRunner().run(None)  # type: ignore[arg-type]

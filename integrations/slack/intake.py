@@ -110,7 +110,8 @@ class SlackIntake:
 
     def _help(self, problem: str) -> Answer:
         repos = ", ".join(f"`{name}`" for name in sorted(self.routing.repos)) or "none configured"
-        message = (problem + "\n\n" if problem else "") + HELP.format(repos=repos)
+        answers = "answers in a thread" if self.settings.bot_token else "answers here"
+        message = (problem + "\n\n" if problem else "") + HELP.format(repos=repos, answers=answers)
         return Answer("answered", "help", body=ephemeral(message))
 
     def _allowed(self, user: str) -> bool:

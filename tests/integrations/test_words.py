@@ -110,6 +110,12 @@ def test_without_a_bot_token_slack_is_not_promised_a_thread(wired: Wired) -> Non
     body, headers = signing.slack(urlencode(command(wired, "app do it")))
     r = wired.api.post("/hooks/slack/commands", content=body, headers=headers)
     assert r.json() == {"response_type": "ephemeral", "text": "On it: `app`. I answer here."}
+    body, headers = signing.slack(urlencode(command(wired, "help")))
+    help_text = wired.api.post("/hooks/slack/commands", content=body, headers=headers).json()
+    assert help_text["text"].startswith(
+        "*Autan* runs a coding agent on a repository and answers here."
+    )
+    assert "thread" not in help_text["text"]
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ Op = tuple[str, str, bool]
 ops = st.lists(
     st.one_of(
         st.tuples(st.sampled_from(["local", "agent"]), st.sampled_from(NAMES), st.booleans()),
-        st.tuples(st.sampled_from(["sync", "restart"]), st.just(""), st.just(False)),
+        st.tuples(st.sampled_from(["sync", "pull", "restart"]), st.just(""), st.just(False)),
     ),
     max_size=30,
 )
@@ -86,6 +86,13 @@ class World:
         that wrote there back as the next local version (the daemon sees the follower's
         writes as changes to the checkout)."""
         self.push()
+        if self.pull():
+            self.push()
+
+    def pull(self) -> bool:
+        """The agent's edits out to the checkout; a local edit made before the daemon sends
+        what they wrote there meets them as a conflict (the daemon cannot tell it apart from
+        one made on the older content)."""
         out = self.link.pull()
         if out:
             self.seq += 1
@@ -97,7 +104,7 @@ class World:
                     task_id=TASK, version=0, finished=False, changes=[change], last=self.seq
                 )
             )
-            self.push()
+        return bool(out)
 
     def push(self) -> None:
         now = self.local_tree()
@@ -148,6 +155,8 @@ def test_edits_on_both_sides_lose_nothing_and_converge(edits: list[Op]) -> None:
             for side, name, delete in edits:
                 if side == "sync":
                     world.sync()
+                elif side == "pull":
+                    world.pull()
                 elif side == "restart":
                     world.restart()
                 else:

@@ -77,6 +77,14 @@ def _webhooks(args: argparse.Namespace) -> Figures:
     return bench_webhooks(rate=200.0, seconds=3.0)
 
 
+def _report_back(args: argparse.Namespace) -> Figures:
+    from tests.bench.report_back import bench_report_back
+
+    for database in args.databases.split(","):
+        for refuse in (None, "transition"):
+            yield bench_report_back(database, tasks=50, refuse=refuse)
+
+
 def _dashboard(args: argparse.Namespace) -> Figures:
     from tests.bench.dashboard import bench_event_to_browser, bench_tasks_page
 
@@ -118,6 +126,7 @@ AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
     "agent": _agent,
     "verification": _verification,
     "webhooks": _webhooks,
+    "report-back": _report_back,
     "dashboard": _dashboard,
     "outage": _outage,
     "sync": _sync,

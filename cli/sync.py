@@ -202,8 +202,10 @@ def _tasks(out: Console, state: SyncState, state_dir: Path) -> None:
             where,
             str(line.followed or "-"),
             "error: " + line.error if line.error else ("done" if line.done else "following"),
-            "\n".join(f"{c.path} (theirs: {c.copy_path or 'kept in the sandbox'})"
-                       for c in line.conflicts) or "none",
+            "\n".join([f"{c.path} (theirs: {c.copy_path or 'kept in the sandbox'})"
+                        for c in line.conflicts]
+                       + [f"{c.path} in the sandbox (yours: {c.copy_path or 'deletion not taken'})"
+                          for c in line.in_sandbox]) or "none",
         )  # fmt: skip
     out.print(table)
 

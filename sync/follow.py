@@ -26,7 +26,7 @@ from sync.hashing import hash_file
 from sync.manifests import Entry
 from sync.merge import Applier, merge
 from sync.scan import Scanner
-from sync.schemas import ConflictCopy, TaskChanges
+from sync.schemas import ConflictCopy, ConflictView, TaskChanges
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,9 @@ class TaskLine(BaseModel):
     branch: str | None = None
     base_done: bool = False
     conflicts: list[ConflictCopy] = Field(default_factory=list)
+    in_sandbox: list[ConflictCopy] = Field(default_factory=list)
+    """Conflicts met in the task's sandbox, as the server lists them: the agent's version
+    stays there, the developer's beside it (`copy_path`; None for a deletion not taken)."""
     done: bool = False
     error: str | None = None
 
@@ -74,6 +77,8 @@ class TaskRemote(Protocol):
     def report_conflicts(
         self, workspace_id: str, task_id: str, conflicts: list[ConflictCopy]
     ) -> None: ...
+
+    def conflicts(self, workspace_id: str) -> list[ConflictView]: ...
 
 
 def lines_dir(state_path: Path) -> Path:
@@ -166,7 +171,22 @@ class TaskFollower:
                 self._target()  # a task that changed nothing still gets its branch
             self.line.done = True
         self._resolve_gone()
+        self._sandbox_conflicts()
         self.save()
+
+    def _sandbox_conflicts(self) -> None:
+        """The task's open conflicts in its sandbox, kept for `autan sync status` (each answer
+        of the long-poll brings them up to date)."""
+        try:
+            found = self.remote.conflicts(self.line.workspace_id)
+        except SyncError as exc:
+            log.info("task %s: sandbox conflicts not read: %s", self.line.task_id, exc)
+            return
+        self.line.in_sandbox = [
+            ConflictCopy(path=c.path, copy_path=c.copy_path)
+            for c in found
+            if c.task_id == self.line.task_id and c.side == "sandbox"
+        ]
 
     def _switch(self, chosen: int) -> Overlay:
         """What takes the applied tree to the chosen attempt's."""

@@ -26,6 +26,7 @@ from sync.schemas import (
     MAX_BATCH,
     ConflictCopy,
     ConflictReport,
+    ConflictView,
     ManifestView,
     TaskChanges,
     WorkspaceDetail,
@@ -161,6 +162,11 @@ class HttpRemote:
     ) -> None:
         body = ConflictReport(task_id=task_id, conflicts=conflicts).model_dump()
         self._call("POST", f"/api/workspaces/{workspace_id}/conflicts", json=body)
+
+    def conflicts(self, workspace_id: str) -> list[ConflictView]:
+        """The workspace's open conflicts, in the checkout and in sandboxes."""
+        found = self._call("GET", f"/api/workspaces/{workspace_id}/conflicts")
+        return [ConflictView.model_validate(c) for c in found]
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

@@ -4,6 +4,7 @@ the agent's edits by long-poll, conflicts reported, listed and shown on the dash
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,7 +13,13 @@ from fastapi.testclient import TestClient
 from orchestrator import store, workspace_store
 from orchestrator.models import utcnow
 from orchestrator.services import Services
+from orchestrator.workspace_feed import WorkspaceFeed
+from sync.follow import TaskFollower, TaskLine, line_path, load_line
 from sync.hashing import hash_bytes
+from sync.live import SandboxConflict
+from sync.manifests import Entry
+from sync.remote import HttpRemote
+from sync.schemas import ConflictCopy, TaskChanges
 from sync.snapshots import repo_of
 from tests.live import LiveApi
 from tests.sync.test_api import A, B, file, register
@@ -176,3 +183,26 @@ def test_a_sandbox_conflict_shows_while_its_task_runs(api: TestClient, services:
     assert [(c["path"], c["side"]) for c in api.get(url).json()] == [("a.txt", "sandbox")]
     assert api.post(f"/api/tasks/{task_id}/cancel").status_code == 200
     assert api.get(url).json() == []  # the daemon reports it from here on, if it still is one
+
+
+def test_a_sandbox_conflict_reaches_the_follower_for_sync_status(
+    api: TestClient, services: Services, live_api: LiveApi, tmp_path: Path
+) -> None:
+    workspace_id = register(api)
+    first_version(api, workspace_id)
+    task_id = submit_from(api, workspace_id)
+    agent = Entry(path="a.txt", kind="file", hash=hash_bytes(B), size=len(B))
+    WorkspaceFeed(services).record(  # as the worker's LiveAttempt records one
+        workspace_id, task_id, [SandboxConflict("a.txt", None, agent, "a.txt.autan-local")]
+    )
+    remote = HttpRemote(live_api.url, live_api.token)
+    line = TaskLine(task_id=task_id, workspace_id=workspace_id, version=1, mode="inplace")
+    follower = TaskFollower(tmp_path, remote, line, tmp_path / "lines")
+    try:
+        follower.take(TaskChanges(task_id=task_id, version=1, finished=False, changes=[], last=0))
+    finally:
+        remote.close()
+    saved = load_line(line_path(tmp_path / "lines", task_id))
+    assert saved is not None
+    assert saved.in_sandbox == [ConflictCopy(path="a.txt", copy_path="a.txt.autan-local")]
+    assert saved.conflicts == []  # none in the checkout

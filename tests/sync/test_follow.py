@@ -13,7 +13,7 @@ from sync.blobs import BlobStore
 from sync.errors import ServerUnreachable, UnsafePath
 from sync.follow import TaskFollower, TaskLine, line_path, load_line
 from sync.manifests import Entry
-from sync.schemas import AgentChange, ConflictCopy, TaskChanges
+from sync.schemas import AgentChange, ConflictCopy, ConflictView, TaskChanges
 from tests.agent.bugs import git
 from tests.sync.conftest import git_checkout
 
@@ -28,6 +28,8 @@ class StoreRemote:
     blobs: BlobStore
     base: dict[str, Entry]
     reported: list[list[ConflictCopy]] = field(default_factory=list)
+    listed: list[ConflictView] = field(default_factory=list)
+    """What GET .../conflicts answers."""
 
     def task_changes(self, workspace_id: str, task_id: str, after: int, wait: float) -> TaskChanges:
         raise AssertionError("the tests hand changes to take() themselves")
@@ -42,6 +44,9 @@ class StoreRemote:
         self, workspace_id: str, task_id: str, conflicts: list[ConflictCopy]
     ) -> None:
         self.reported.append(list(conflicts))
+
+    def conflicts(self, workspace_id: str) -> list[ConflictView]:
+        return list(self.listed)
 
 
 @pytest.fixture

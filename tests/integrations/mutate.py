@@ -68,13 +68,34 @@ def _apply(payload: Any, path: tuple[Any, ...], how: str, replacement: Any) -> A
 
 @st.composite
 def mutated(draw: st.DrawFn, payload: dict[str, Any]) -> Any:
-    """`payload` with one field removed, nulled, or replaced by other JSON or an odd string."""
-    path = draw(st.sampled_from(paths(payload)))
-    how = draw(st.sampled_from(["remove", "null", "replace", "replace"]))
-    replacement = draw(json_values | odd_text)
-    return _apply(payload, path, how, replacement)
+    """`payload` with a field or two removed, nulled, or replaced by other JSON or an odd
+    string."""
+    for _ in range(draw(st.integers(1, 2))):
+        path = draw(st.sampled_from(paths(payload) or [()]))
+        if not path:
+            break
+        how = draw(st.sampled_from(["remove", "null", "replace", "replace"]))
+        replacement = draw(st.one_of(odd_text, odd_text, json_values))
+        payload = _apply(payload, path, how, replacement)
+    return payload
+
+
+@st.composite
+def odd_strings(draw: st.DrawFn, payload: dict[str, Any]) -> Any:
+    """`payload` with one of its strings made huge, or given a control character or a lone
+    surrogate: what a task's text must survive or refuse."""
+    texts = [path for path in paths(payload) if isinstance(_get(payload, path), str)]
+    return _apply(payload, draw(st.sampled_from(texts)), "replace", draw(odd_text))
+
+
+def _get(payload: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        payload = payload[key]
+    return payload
 
 
 def bodies(payload: dict[str, Any]) -> st.SearchStrategy[Any]:
-    """JSON-able things to post: the real payload changed, random JSON, random documents."""
-    return mutated(payload) | json_values | st.just(payload)
+    """JSON-able things to post: mostly the real payload changed (where the bugs hide: deep
+    in a shape or a text the code trusts), sometimes random JSON or the payload itself."""
+    changed, odd = mutated(payload), odd_strings(payload)
+    return st.one_of(changed, changed, odd, odd, json_values, st.just(payload))

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ from tests.integrations.test_jira import issue_event
 from tests.integrations.test_sentry import event_alert, issue_created
 
 FUZZ = settings(
-    max_examples=40,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -254,3 +255,24 @@ def test_a_jira_description_nested_deep_or_huge_gets_an_answer_not_500(wired: Wi
     body = json.dumps(huge).encode()
     r = wired.api.post(ROUTES["jira"], content=body, headers=signed("jira", body))
     assert r.status_code in (200, 422), r.text
+
+
+@pytest.mark.parametrize("summary", ["nul \x00 byte", "half \ud800 a pair"])
+def test_a_signed_jira_issue_whose_text_cannot_be_stored_gets_422(
+    wired: Wired, summary: str
+) -> None:
+    payload = issue_event()
+    payload["issue"]["fields"]["summary"] = summary
+    body, headers = signing.jira(payload)
+    r = wired.api.post(ROUTES["jira"], content=body, headers=headers)
+    assert r.status_code == 422 and "makes no task" in r.json()["detail"]
+    assert tasks(wired.services) == []
+
+
+def test_an_answer_echoing_a_lone_surrogate_is_sent_escaped(wired: Wired) -> None:
+    payload = issue_event()
+    payload["issue"]["fields"]["project"]["key"] = "\ud800"
+    body, headers = signing.jira(payload)
+    r = wired.api.post(ROUTES["jira"], content=body, headers=headers)
+    assert r.status_code == 200 and b"\\ud800" in r.content
+    assert r.json()["reason"] == "project \ud800 is not in autan.toml"

@@ -5,7 +5,8 @@ queue), so nothing slow runs here and nothing accepted lives only in this proces
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -57,8 +58,22 @@ async def _handle(hub: Hub, name: str, request: Request) -> JSONResponse:
         answer = await run_in_threadpool(hub.intake(name).receive, body, headers)
     except IntegrationError as exc:
         status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 502)
-        raise HTTPException(status, str(exc)) from exc
-    return JSONResponse(answer.json(), status_code=200)
+        raise HTTPException(status, encodable(str(exc))) from exc
+    return AsciiJSONResponse(answer.json(), status_code=200)
+
+
+def encodable(text: str) -> str:
+    """`text` with lone surrogates (valid in JSON, a sender's field may hold one) escaped:
+    UTF-8 cannot encode them, and an answer that cannot be encoded would be a 500."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class AsciiJSONResponse(JSONResponse):
+    """JSON with everything beyond ASCII escaped, so a lone surrogate echoed from a sender's
+    payload is sent as `\\ud800`, not a failure to encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 @router.post("/github")

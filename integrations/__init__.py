@@ -11,6 +11,8 @@ from integrations.errors import (
     NotConfigured,
     PublishError,
     ServiceError,
+    ServiceRefused,
+    ServiceUnavailable,
     SignatureInvalid,
 )
 
@@ -26,5 +28,7 @@ __all__ = [
     "RepoConfig",
     "Routing",
     "ServiceError",
+    "ServiceRefused",
+    "ServiceUnavailable",
     "SignatureInvalid",
 ]

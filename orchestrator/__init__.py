@@ -12,9 +12,12 @@ if TYPE_CHECKING:
         IdempotencyConflict,
         InvalidSubmission,
         OrchestratorError,
+        SideEffectRefused,
+        SideEffectUnavailable,
         TaskNotFound,
     )
     from orchestrator.lifecycle import Lifecycle
+    from orchestrator.reporting import Steps
     from orchestrator.schemas import EventView, OriginSpec, TaskSpec, TaskSummary, TaskView
     from orchestrator.services import Services
     from orchestrator.states import AttemptState, TaskState
@@ -30,8 +33,11 @@ _HOMES = {
     "IdempotencyConflict": "errors",
     "InvalidSubmission": "errors",
     "OrchestratorError": "errors",
+    "SideEffectRefused": "errors",
+    "SideEffectUnavailable": "errors",
     "TaskNotFound": "errors",
     "Lifecycle": "lifecycle",
+    "Steps": "reporting",
     "EventView": "schemas",
     "OriginSpec": "schemas",
     "TaskSpec": "schemas",
@@ -57,6 +63,9 @@ __all__ = [
     "Reporter",
     "Runner",
     "Services",
+    "SideEffectRefused",
+    "SideEffectUnavailable",
+    "Steps",
     "TaskNotFound",
     "TaskSpec",
     "TaskState",

@@ -116,6 +116,10 @@ class Routing(BaseModel):
         if not path.exists():
             return cls()
         try:
-            return cls.model_validate(tomllib.loads(path.read_text()))
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise NotConfigured(f"cannot read {path}: {exc}") from exc
+        try:
+            return cls.model_validate(tomllib.loads(text))
         except (tomllib.TOMLDecodeError, ValidationError) as exc:
             raise NotConfigured(f"{path} is not a valid autan.toml: {exc}") from exc

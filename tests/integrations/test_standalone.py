@@ -130,6 +130,17 @@ def test_a_broken_autan_toml_refuses_every_connector_saying_where(
     assert queued(api.app.state.services) == []  # type: ignore[attr-defined]
 
 
+def test_an_unreadable_autan_toml_is_a_state_not_a_crash(env: Path) -> None:
+    (env / "autan.toml").unlink()
+    (env / "autan.toml").mkdir()
+    states = Loaded.from_env().states()
+    assert [s.state for s in states] == ["misconfigured"] * 4
+    assert states[0].why.startswith(f"cannot read {env / 'autan.toml'}: [Errno 21]")
+    (env / "autan.toml").rmdir()
+    (env / "autan.toml").write_bytes(b"[repos.app]\nurl = '\xff'\n")
+    assert Loaded.from_env().states()[0].why.startswith(f"cannot read {env / 'autan.toml'}")
+
+
 def authorised(token: str, reply: Any) -> Handler:
     """A route that answers `reply` to `Bearer token` (or its Basic form) and 401 otherwise."""
 

@@ -10,6 +10,7 @@ import sqlite3
 from typing import Any
 
 import pytest
+from celery.exceptions import Retry
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
@@ -24,8 +25,11 @@ from orchestrator.reporting import Reporters
 from orchestrator.schemas import TaskView
 from tests.integrations import signing
 from tests.integrations.conftest import FIX, Wired
-from tests.integrations.drive import finish, tasks
+from tests.integrations.drive import drain, finish, queued, tasks
+from tests.integrations.fake_github import Issue
 from tests.integrations.fakehttp import Handler, Reply, Request
+from tests.integrations.test_github import labeled
+from tests.integrations.test_github import post as github_post
 from tests.integrations.test_jira import issue_event, post
 from tests.orchestrator.conftest import Clock
 
@@ -270,3 +274,32 @@ def test_a_signed_duplicate_of_an_accepted_delivery_is_still_a_duplicate(wired: 
         "reason": "delivery j-2 was already received",
         "task_id": None,
     }
+
+
+def test_a_github_delivery_whose_store_write_fails_in_the_worker_makes_exactly_one_task(
+    wired: Wired, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = wired
+    w.github.permissions["octocat"] = "write"
+    w.github.issues[7] = Issue("add() subtracts", "2 + 2 gives 0", [])
+    submit, failures = w.services.lifecycle.submit, [1]
+
+    def locked(spec: Any, **kw: Any) -> Any:
+        if failures:
+            failures.pop()
+            raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+        return submit(spec, **kw)
+
+    monkeypatch.setattr(w.services.lifecycle, "submit", locked)
+    first = github_post(w, "issues", labeled(), delivery="d-9", work=False)
+    assert first.json()["status"] == "accepted"
+    [(_, job)] = queued(w.services)
+    with pytest.raises(Retry):  # the job fails on the store: Celery will run it again
+        drain(w)
+    assert tasks(w.services) == []
+    w.services.intakes.get("github").process(job, w.services.lifecycle)  # its retry
+    [task] = tasks(w.services)
+    assert task.idempotency_key == "github:d-9"
+    again = github_post(w, "issues", labeled(), delivery="d-9")
+    assert again.json()["status"] == "duplicate"
+    assert [t.id for t in tasks(w.services)] == [task.id]

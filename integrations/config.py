@@ -121,5 +121,12 @@ class Routing(BaseModel):
             raise NotConfigured(f"cannot read {path}: {exc}") from exc
         try:
             return cls.model_validate(tomllib.loads(text))
-        except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        except tomllib.TOMLDecodeError as exc:
             raise NotConfigured(f"{path} is not a valid autan.toml: {exc}") from exc
+        except ValidationError as exc:
+            # Where and what, not the values: a repository URL may hold a token.
+            wrong = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'top level'}: {error['msg']}"
+                for error in exc.errors(include_url=False, include_input=False)
+            )
+            raise NotConfigured(f"{path} is not a valid autan.toml: {wrong}") from exc

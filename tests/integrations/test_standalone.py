@@ -130,6 +130,20 @@ def test_a_broken_autan_toml_refuses_every_connector_saying_where(
     assert queued(api.app.state.services) == []  # type: ignore[attr-defined]
 
 
+def test_a_wrong_autan_toml_says_where_without_the_values(env: Path) -> None:
+    (env / "autan.toml").write_text(
+        '[repos.app]\nurl = "https://x:ghp_in_url_0123@github.com/a/b"\nbranch = 3\n'
+        '[jira.projects]\nAPP = "nowhere"\n'
+    )
+    why = Loaded.from_env().states()[2].why
+    assert why == (
+        f"{env / 'autan.toml'} is not a valid autan.toml: "
+        "repos.app.branch: Input should be a valid string"
+    )
+    (env / "autan.toml").write_text('[repos.app]\nurl = "https://x:ghp_in_url_0123@h/a"\n[x]\n')
+    assert "ghp_in_url" not in Loaded.from_env().states()[0].why
+
+
 def test_an_unreadable_autan_toml_is_a_state_not_a_crash(env: Path) -> None:
     (env / "autan.toml").unlink()
     (env / "autan.toml").mkdir()

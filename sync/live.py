@@ -283,7 +283,9 @@ class SandboxLink:
                 else:
                     out.changes.append(entry)
                 out.bases[path] = self.known.get(path)
-                self.sent.setdefault(path, []).append(entry)
+                sent = self.sent.setdefault(path, [])
+                if entry not in sent:  # an agent that edits back and forth adds nothing new
+                    sent.append(entry)
                 self._agree(path, entry)
             out.refused += sorted(self.too_large - large)
         finally:

@@ -48,6 +48,35 @@ class PoolConfig(BaseModel):
     timeout_s: float = Field(default=30.0, gt=0)
     """How long a caller waits for a free connection before the pool gives up (TimeoutError)."""
 
+    connect_timeout_s: int = Field(default=5, ge=1)
+    """PostgreSQL: how long opening a connection (TCP, TLS, authentication) may take."""
+
+    keepalive_idle_s: int = Field(default=10, ge=1)
+    """PostgreSQL: silence on a connection after which TCP keepalive probes start."""
+
+    keepalive_interval_s: int = Field(default=5, ge=1)
+    """PostgreSQL: time between unanswered keepalive probes."""
+
+    keepalive_count: int = Field(default=3, ge=1)
+    """PostgreSQL: unanswered probes after which the connection is declared dead."""
+
+    def postgres_connect_args(self) -> dict[str, int]:
+        """libpq options that bound how long a dropped network can block a caller.
+
+        Keepalives find a dead peer on an idle connection; they are not sent while a
+        write is unacknowledged, so `tcp_user_timeout` bounds that case with the same
+        budget (otherwise the kernel retransmits for about 15 minutes).
+        """
+        dead_after_s = self.keepalive_idle_s + self.keepalive_interval_s * self.keepalive_count
+        return {
+            "connect_timeout": self.connect_timeout_s,
+            "keepalives": 1,
+            "keepalives_idle": self.keepalive_idle_s,
+            "keepalives_interval": self.keepalive_interval_s,
+            "keepalives_count": self.keepalive_count,
+            "tcp_user_timeout": dead_after_s * 1000,
+        }
+
 
 def make_engine(url: str, pool: PoolConfig | None = None) -> Engine:
     pool = pool or PoolConfig()
@@ -67,7 +96,9 @@ def make_engine(url: str, pool: PoolConfig | None = None) -> Engine:
         return engine
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True, **sizing)
+    return create_engine(
+        url, pool_pre_ping=True, connect_args=pool.postgres_connect_args(), **sizing
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -2,43 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from orchestrator.states import AttemptState, TaskState
+from sync.text import Line, Text
 
 ORIGIN_KINDS = ("cli", "web", "api", "github", "slack", "jira", "sentry")
-
-# C0 controls (tab, newline and carriage return allowed in text) and lone surrogates: the
-# first cannot be stored in PostgreSQL or shown safely, the second cannot be encoded at all.
-_TEXT_REFUSED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-_LINE_REFUSED = re.compile("[\x00-\x1f\ud800-\udfff]")
-
-
-def _refusing(pattern: re.Pattern[str], what: str) -> AfterValidator:
-    def check(value: str) -> str:
-        found = pattern.search(value)
-        if found:
-            raise ValueError(
-                f"must not contain {what} (found U+{ord(found.group()):04X} "
-                f"at character {found.start()})"
-            )
-        return value
-
-    return AfterValidator(check)
-
-
-Text = Annotated[
-    str,
-    _refusing(_TEXT_REFUSED, "control characters other than tab and newline, or lone surrogates"),
-]
-"""Free text from outside (an instruction): what every input schema uses for such a field."""
-
-Line = Annotated[str, _refusing(_LINE_REFUSED, "control characters or lone surrogates")]
-"""One line from outside (a repository, a ref, a key): no control characters at all."""
 
 
 class OriginSpec(BaseModel):

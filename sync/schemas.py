@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, field_validator
+from pydantic import Base64Bytes, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from sync.hashing import hash_bytes, is_digest
 from sync.manifests import Entry, check_path
+from sync.text import Line
 
 MAX_BATCH = 10_000
 """Most hashes one `missing` question may carry."""
@@ -19,13 +21,35 @@ MAX_COMMIT = 200_000
 """Most entries and deletions one commit may carry (a first sync of a large tree)."""
 
 
+class _EntryText(BaseModel):
+    """An entry's text fields as the API takes them: Entry itself also describes local
+    trees, whose names may hold what a request must not."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    path: Line | None = None
+    target: Line | None = None
+
+
+def _entry_text(value: Any) -> Any:
+    # The refusal's loc names the field (changes.3.path); the value stays a plain Entry,
+    # which the commit compares with the stored tree.
+    if isinstance(value, dict):
+        _EntryText.model_validate(value)
+    return value
+
+
+EntryIn = Annotated[Entry, BeforeValidator(_entry_text)]
+"""An entry sent to the API: an Entry whose path and target are Lines."""
+
+
 class WorkspaceRegister(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    key: str = Field(min_length=1, max_length=255)
+    key: Line = Field(min_length=1, max_length=255)
     """The daemon's stable name for the checkout (host and path)."""
-    name: str = Field(min_length=1, max_length=255)
-    root: str = Field(min_length=1, max_length=4096)
+    name: Line = Field(min_length=1, max_length=255)
+    root: Line = Field(min_length=1, max_length=4096)
 
 
 class WorkspaceView(BaseModel):
@@ -84,8 +108,8 @@ class CommitRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     parent: int = Field(ge=0)
-    changes: list[Entry] = Field(default_factory=list, max_length=MAX_COMMIT)
-    deleted: list[str] = Field(default_factory=list, max_length=MAX_COMMIT)
+    changes: list[EntryIn] = Field(default_factory=list, max_length=MAX_COMMIT)
+    deleted: list[Line] = Field(default_factory=list, max_length=MAX_COMMIT)
     inline: dict[str, Base64Bytes] = Field(default_factory=dict, max_length=16)
     """Content of a few small new blobs (base64, by hash), so an editor's save is one request."""
 
@@ -154,8 +178,8 @@ class TaskChanges(BaseModel):
 class ConflictCopy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: str
-    copy_path: str | None = None
+    path: Line
+    copy_path: Line | None = None
     """Where the other side's version was kept (`PATH.autan-<task>`), if it was."""
 
     @field_validator("path", "copy_path")
@@ -169,7 +193,7 @@ class ConflictReport(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    task_id: str = Field(min_length=1, max_length=32)
+    task_id: Line = Field(min_length=1, max_length=32)
     conflicts: list[ConflictCopy] = Field(default_factory=list, max_length=10_000)
 
 

@@ -31,11 +31,20 @@ def choose_result(attempts: Sequence[Attempt]) -> Result | None:
     return min(results, key=rank, default=None)
 
 
-def task_ending(attempts: Sequence[Attempt]) -> tuple[TaskState, str | None]:
+def verified_ranked(attempts: Sequence[Attempt]) -> list[Result]:
+    """The verified results, best first: what the model's review chooses between."""
+    results = [a.result for a in attempts if a.state == AttemptState.SUCCEEDED and a.result]
+    return sorted((r for r in results if r.verified), key=rank)
+
+
+def task_ending(
+    attempts: Sequence[Attempt], kept: Result | None = None
+) -> tuple[TaskState, str | None]:
     """The task's final state once every attempt has ended: `succeeded` only when the result
-    it keeps is verified, `unverified` when attempts finished but none verified."""
+    it keeps is verified, `unverified` when attempts finished but none verified. `kept`: the
+    result the review picked, instead of the ranking's."""
     states = [AttemptState(a.state) for a in attempts]
-    kept = choose_result(attempts)
+    kept = kept or choose_result(attempts)
     if kept is not None:
         which = f"kept attempt {kept.attempt.number} of {len(attempts)}"
         if kept.verified:

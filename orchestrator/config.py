@@ -86,6 +86,13 @@ class OrchestratorSettings(BaseSettings):
     max_attempts: int = Field(default=8, ge=1)
     """Most attempts one task may ask for."""
 
+    choose_review: bool = False
+    """When two or more attempts are verified, the model reviews the ranking's top two against
+    the instruction and picks one (event `task.review`); off: the ranking alone decides."""
+
+    choose_review_timeout_s: float = Field(default=120.0, gt=0)
+    """Longest the end of a task waits for the review; past it the ranking's pick stands."""
+
     queue_name: str = "autan.attempts"
     """Celery queue the attempt jobs go to."""
 

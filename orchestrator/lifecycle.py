@@ -24,6 +24,7 @@ from orchestrator.models import Attempt, Event, Task, utcnow
 from orchestrator.queue import AttemptQueue
 from orchestrator.report_runs import run_report
 from orchestrator.reporting import Reporters
+from orchestrator.review import Reviewer, reviewed
 from orchestrator.schemas import TaskSpec, TaskView
 from orchestrator.states import (
     ACTIVE_TASK_STATES,
@@ -45,6 +46,7 @@ class Lifecycle:
         gate: AbstractContextManager[Any] | None = None,
         clock: Callable[[], datetime] = utcnow,
         lease_clock: Callable[[Session], datetime] = database_now,
+        reviewer: Reviewer | None = None,
     ) -> None:
         self.sessions = sessions
         self.gate = gate or nullcontext()
@@ -56,6 +58,8 @@ class Lifecycle:
         """Now for leases and deadlines (heartbeats, claims, the reconciler): the database's."""
         self.claims = Claims(self)
         """The worker's side: claim an attempt, keep it, end it."""
+        self.reviewer = reviewer
+        """The model's pick between two verified attempts (AUTAN_CHOOSE_REVIEW); None: off."""
 
     @contextmanager
     def write(self) -> Iterator[tuple[Session, list[Event]]]:
@@ -166,6 +170,9 @@ class Lifecycle:
 
     def finalize(self, task_id: str) -> bool:
         """End the task once all its attempts have ended, keeping the best result."""
+        # The review's model call happens here, before and outside the ending transaction;
+        # it is recorded, so a retried end reuses it.
+        picked = reviewed(self, task_id) if self.reviewer is not None else None
         with self.write() as (session, events):
             task = store.get_task(session, task_id=task_id)
             session.refresh(task)
@@ -174,8 +181,10 @@ class Lifecycle:
             attempts = list(session.scalars(select(Attempt).where(Attempt.task_id == task_id)))
             if any(not AttemptState(a.state).terminal for a in attempts):
                 return False
-            state, reason = task_ending(attempts)
-            best = choose_result(attempts)
+            results = {a.result.id: a.result for a in attempts if a.result is not None}
+            best = results.get(picked) if picked is not None else None
+            best = best or choose_result(attempts)
+            state, reason = task_ending(attempts, best)
             ended = store.changed(
                 session,
                 update(Task)

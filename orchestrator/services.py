@@ -17,6 +17,7 @@ from orchestrator.lifecycle import Lifecycle
 from orchestrator.queue import AttemptQueue, make_celery
 from orchestrator.registry import Intakes
 from orchestrator.reporting import Reporters
+from orchestrator.review import Reviewer
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Services:
             queue=self.queue,
             bus=EventBus(self.redis),
             gate=write_gate(self.engine),
+            reviewer=Reviewer.from_settings(self.settings),
         )
 
     def migrate(self) -> None:

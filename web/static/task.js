@@ -71,6 +71,12 @@
       case "task.finished":
         li.appendChild(el("span", d.state + (d.reason ? " — " + d.reason : "")));
         return;
+      case "task.review": {
+        const who = d.by === "model" ? "the model's pick" : "the ranking's pick";
+        const pick = "picked attempt " + d.picked.attempt + " (" + who + ")";
+        li.appendChild(el("span", pick + " — " + d.reason));
+        return;
+      }
       default:
         li.appendChild(el("pre", json(d)));
     }
@@ -128,9 +134,9 @@
   }
 
   const source = new EventSource("/api/tasks/" + encodeURIComponent(taskId) + "/events");
-  const kinds = ["task.created", "task.finished", "task.reported", "attempt.state",
-    "model.message", "tool.call", "tool.output", "file.change", "tests.finished",
-    "context.compacted", "network.connection", "message"];
+  const kinds = ["task.created", "task.reviewing", "task.review", "task.finished",
+    "task.reported", "attempt.state", "model.message", "tool.call", "tool.output",
+    "file.change", "tests.finished", "context.compacted", "network.connection", "message"];
   function onFrame(frame) {
     const event = JSON.parse(frame.data);
     draw(event);

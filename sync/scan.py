@@ -13,6 +13,7 @@ from sync.errors import FileUnstable
 from sync.hashing import hash_file, stamp
 from sync.ignore import IGNORE_FILES, IgnoreRules
 from sync.manifests import MAX_PATH_BYTES, Entry
+from sync.text import is_line
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,9 @@ class Scanner:
             found.touched.add(path)
         if len(path.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
             log.warning("%s: path longer than %d bytes, not synced", path, MAX_PATH_BYTES)
+        elif not is_line(path):
+            # The server refuses such a path (422), and one refused entry would stop every sync.
+            log.warning("%r: a control character or a byte not UTF-8 in the path, not synced", path)
         elif stat_mode.S_ISDIR(st.st_mode):
             found.entries[path] = Local(Entry(path=path, kind="dir"))
             self._walk(path, known, found)

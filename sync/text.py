@@ -34,3 +34,8 @@ Text = Annotated[
 
 Line = Annotated[str, _refusing(_LINE_REFUSED, "control characters or lone surrogates")]
 """One line from outside (a repository, a ref, a key, a path): no control characters at all."""
+
+
+def is_line(value: str) -> bool:
+    """Whether `value` would pass as a Line (what a scan asks before sending a name)."""
+    return _LINE_REFUSED.search(value) is None

@@ -142,6 +142,13 @@ class Scanner:
             return
         real = os.path.realpath(full)
         inside = real == str(self.root) or real.startswith(f"{self.root}/")
+        if not is_line(target):
+            log.warning(
+                "symlink %s: a control character or a byte not UTF-8 in its target, not synced",
+                path,
+            )
+            found.refused.append(path)
+            return
         if os.path.isabs(target) or not inside:
             log.warning(
                 "symlink %s -> %s points outside %s: not synced (make it relative and inside "

@@ -23,12 +23,17 @@ def test_names_the_server_would_refuse_are_left_out_saying_so(
     with open(os.path.join(os.fsencode(root), b"latin1-\xe9.txt"), "w") as f:  # not UTF-8
         f.write("x")
 
+    (root / "odd-link").symlink_to("ok\x01.txt")
+
     with caplog.at_level("WARNING", logger="sync.scan"):
         found = Scanner(root).scan({})
 
     assert sorted(found.entries) == ["ok.txt"]
+    assert found.refused == ["odd-link"]
     again = Scanner(root).rescan(found.entries, {"tab\tdir/inside.txt", "new\nline.txt"}, [])
     assert sorted(again.entries) == ["ok.txt"]
     said = [r.getMessage() for r in caplog.records]
-    assert len(said) == 5  # three in the scan, two in the rescan
-    assert all(line.endswith("in the path, not synced") for line in said)
+    assert len(said) == 6  # four in the scan, two in the rescan
+    assert all(
+        line.endswith(("in the path, not synced", "in its target, not synced")) for line in said
+    )

@@ -36,6 +36,7 @@ class Followers:
         self.threads: dict[str, threading.Thread] = {}
         self.failed: dict[str, str] = {}
         self.done: set[str] = set()
+        self._first_round = True
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -48,6 +49,10 @@ class Followers:
             thread.join(timeout=10)
 
     def round(self, stop: threading.Event) -> None:
+        """Follow every task not yet brought home. A task that had already ended when this
+        daemon first looked is left to `autan pull`; one that ends between two looks (a task
+        quicker than `poll_s`) is still followed: its change sets stay on the server."""
+        first, self._first_round = self._first_round, False
         for task in self.remote.tasks(self.workspace_id):
             running = self.threads.get(task.id)
             if task.id in self.failed or task.id in self.done:
@@ -56,8 +61,8 @@ class Followers:
                 continue
             line = load_line(line_path(self.state_dir, task.id))
             if line is None:
-                if task.finished:
-                    self.done.add(task.id)  # ended before this daemon saw it: `autan pull`
+                if task.finished and first:
+                    self.done.add(task.id)  # ended before this daemon started: `autan pull`
                     continue
                 line = TaskLine(
                     task_id=task.id, workspace_id=self.workspace_id, version=task.version,

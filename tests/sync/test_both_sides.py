@@ -55,6 +55,11 @@ class World:
     written: list[tuple[str, bytes]] = field(default_factory=list)
     replaced: set[bytes] = field(default_factory=set)
     sandbox_conflicts: set[str] = field(default_factory=set)
+    unsent: set[str] = field(default_factory=set)
+    """Paths the follower wrote into the checkout that the daemon has not sent back yet."""
+    unseen_deletes: set[str] = field(default_factory=set)
+    """Such paths the developer deleted before the daemon sent them: a known gap (docs/sync.md):
+    the daemon never saw the file, so its deletion does not reach the sandbox."""
 
     def local_tree(self) -> dict[str, Entry]:
         found = Scanner(self.root).scan({}).entries
@@ -67,6 +72,8 @@ class World:
             if path.exists():
                 self.replaced.add(path.read_bytes())
             if delete:
+                if path.exists() and name in self.unsent:
+                    self.unseen_deletes.add(name)
                 path.unlink(missing_ok=True)
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +101,7 @@ class World:
         what they wrote there meets them as a conflict (the daemon cannot tell it apart from
         one made on the older content)."""
         out = self.link.pull()
+        self.unsent |= {e.path for e in out.changes}
         if out:
             self.seq += 1
             change = AgentChange(
@@ -117,6 +125,7 @@ class World:
             found = self.link.push(self.version, ChangeSet(changes, deleted))
             self.sandbox_conflicts.update(c.path for c in found)
         self.sent = now
+        self.unsent.clear()
 
     def restart(self) -> None:
         line = load_line(line_path(self.state, TASK))
@@ -180,7 +189,7 @@ def test_edits_on_both_sides_lose_nothing_and_converge(edits: list[Op]) -> None:
             conflicted = {c.path for c in world.follower.line.conflicts}
             conflicted |= world.sandbox_conflicts
             for name in NAMES:
-                if name not in conflicted:
+                if name not in conflicted and name not in world.unseen_deletes:
                     assert local.get(name) == agent.get(name), name
         finally:
             world.sandbox.close()

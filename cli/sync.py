@@ -21,7 +21,7 @@ from cli.errors import CliError
 from sync import follow, snapshots
 from sync import state as sync_state
 from sync.config import SyncSettings
-from sync.daemon import SyncDaemon
+from sync.daemon import ONE_SHOT_WAIT_S, SyncDaemon
 from sync.errors import AlreadySyncing, SyncError
 from sync.follow import Mode
 from sync.followers import Followers
@@ -72,7 +72,7 @@ def sync(
     out = render.console()
     try:
         if once:
-            daemon.acquire()
+            daemon.acquire(wait_s=ONE_SHOT_WAIT_S)
             try:
                 report = daemon.sync()
             finally:

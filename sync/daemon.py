@@ -37,6 +37,9 @@ from sync.watch import Changes, start_observer
 
 log = logging.getLogger(__name__)
 
+ONE_SHOT_WAIT_S = 30.0
+"""How long a starting daemon waits for a one-shot sync of the same checkout to finish."""
+
 TRIES = 3  # a file that changes between hashing and upload is read again, this many times
 BATCH_BLOBS, BATCH_BYTES = 2000, 8 << 20
 """Small blobs go up in requests of at most this many, or this many bytes."""
@@ -329,18 +332,25 @@ class SyncDaemon:
 
     # -- the daemon ------------------------------------------------------------------
 
-    def acquire(self) -> None:
-        """Hold the checkout's lock: one daemon per checkout."""
+    def acquire(self, wait_s: float = 0.0) -> None:
+        """Hold the checkout's lock: one daemon per checkout. A one-shot sync (`autan run
+        --workspace`, `autan sync --once`) holds it for moments: wait up to `wait_s` for it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path.with_suffix(".lock"), os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise AlreadySyncing(
-                f"{self.root} is already being synced by another `autan sync` "
-                f"(lock {self.path.with_suffix('.lock')})"
-            ) from None
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                os.close(fd)
+                raise AlreadySyncing(
+                    f"{self.root} is already being synced by another `autan sync` "
+                    f"(lock {self.path.with_suffix('.lock')})"
+                ) from None
         self._lock = fd
         self.state.pid = os.getpid()
 
@@ -351,7 +361,7 @@ class SyncDaemon:
 
     def run(self, stop: threading.Event) -> None:
         """Sync, then watch and send each settled burst, until `stop` is set."""
-        self.acquire()
+        self.acquire(wait_s=ONE_SHOT_WAIT_S)
         changes = Changes(self.root)
         observer = self.observer = start_observer(self.root, changes, self.config)
         dirty: set[str] | None = None

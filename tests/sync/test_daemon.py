@@ -207,6 +207,23 @@ def test_a_second_daemon_on_the_same_checkout_is_refused(daemons: Daemons, check
     second.release()
 
 
+def test_a_starting_daemon_waits_for_a_one_shot_sync_to_finish(
+    daemons: Daemons, checkout: Path
+) -> None:
+    """`autan run --workspace` syncs once under the lock; a daemon started beside it waits
+    instead of quitting with "already being synced" (it used to, when the one-shot won)."""
+    one_shot = daemons.make(checkout)
+    one_shot.acquire()
+    releaser = threading.Timer(0.2, one_shot.release)  # the one-shot's sync ends
+    releaser.start()
+    waiting = daemons.make(checkout)
+    try:
+        waiting.acquire(wait_s=30)
+    finally:
+        releaser.join()
+    waiting.release()
+
+
 def test_a_workspace_moved_on_by_someone_else_gets_the_local_tree(
     daemons: Daemons, checkout: Path
 ) -> None:

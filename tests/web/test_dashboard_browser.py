@@ -60,6 +60,10 @@ def test_a_stranger_is_refused_and_sent_to_sign_in(page: Page, live_api: LiveApi
     )
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="known flaky in a full CI run: the watched page sometimes shows no step events",
+)
 def test_start_a_task_from_the_form_and_watch_it_to_the_end(
     page: Page, live_api: LiveApi, workers: WorkerPool
 ) -> None:

@@ -7,6 +7,7 @@ what it counts; the benchmark reports its latencies and error counts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -102,7 +103,8 @@ async def _watch_livez(http: httpx.AsyncClient, load: Load, stop: asyncio.Event)
             load.livez[str(r.status_code)] += 1
         except httpx.TimeoutException:
             load.livez["timeout"] += 1
-        await asyncio.sleep(0.2)  # a probe's period, not a wait for a condition
+        with contextlib.suppress(TimeoutError):  # the next probe, or the end of the load
+            await asyncio.wait_for(stop.wait(), 0.2)
 
 
 async def run_load(base: str, token: str, *, clients: int, submissions: int, streams: int) -> Load:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Executable, and_, func, or_, select, update
+from sqlalchemy import CursorResult, Executable, func, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import TaskNotFound
@@ -59,48 +58,6 @@ def get_task(session: Session, *, task_id: str) -> Task:
 
 def find_task_by_key(session: Session, *, idempotency_key: str) -> Task | None:
     return session.scalars(select(Task).where(Task.idempotency_key == idempotency_key)).first()
-
-
-def encode_cursor(task: Task) -> str:
-    raw = f"{task.created_at.isoformat()}|{task.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """Raises ValueError when the cursor was not made by encode_cursor."""
-    padded = cursor + "=" * (-len(cursor) % 4)
-    created, _, task_id = base64.urlsafe_b64decode(padded.encode()).decode().partition("|")
-    if not task_id:
-        raise ValueError("malformed cursor")
-    return datetime.fromisoformat(created), task_id
-
-
-def list_tasks(
-    session: Session,
-    *,
-    state: str | None = None,
-    repo: str | None = None,
-    origin: str | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
-) -> tuple[list[Task], str | None]:
-    """Newest first; returns a page and the cursor of the next page (None at the end)."""
-    query = select(Task).order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
-    if state:
-        query = query.where(Task.state == state)
-    if repo:
-        query = query.where(Task.repo == repo)
-    if origin:
-        query = query.join(Task.origin).where(Origin.kind == origin)
-    if cursor:
-        created, task_id = decode_cursor(cursor)
-        query = query.where(
-            or_(Task.created_at < created, and_(Task.created_at == created, Task.id < task_id))
-        )
-    tasks = list(session.scalars(query).unique())
-    if len(tasks) > limit:
-        return tasks[:limit], encode_cursor(tasks[limit - 1])
-    return tasks, None
 
 
 def add_event(

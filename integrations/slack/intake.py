@@ -17,9 +17,9 @@ from integrations.errors import InvalidPayload, MalformedRequest, NotConfigured,
 from integrations.signatures import verify
 from integrations.slack.config import SlackSettings
 from integrations.submit import Submitter
-from orchestrator import store
 from orchestrator.errors import TaskNotFound
 from orchestrator.schemas import TaskRequest, TaskSummary, TaskView
+from orchestrator.task_lists import TaskFilter, list_tasks
 
 HELP = (Path(__file__).parent / "help.md").read_text()
 REQUIRED = ("command", "user_id", "channel_id", "response_url")
@@ -127,8 +127,8 @@ class SlackIntake:
             except TaskNotFound:
                 return Answer("answered", "status", body=ephemeral(f"No task `{task_id}`."))
         with self.lifecycle.sessions() as session:
-            tasks, _ = store.list_tasks(session, origin="slack", limit=5)
-            lines = [self._line(TaskSummary.of(t)) for t in tasks]
+            page = list_tasks(session, filters=TaskFilter(origin="slack"), limit=5)
+            lines = [self._line(TaskSummary.of(t)) for t in page.items]
         return Answer("answered", "status", body=ephemeral("\n".join(lines) or "No tasks yet."))
 
     def _line(self, task: TaskView | TaskSummary) -> str:

@@ -67,8 +67,8 @@ def finish(
 
 
 def tasks(services: Services) -> list[TaskView]:
-    from orchestrator import store
+    from orchestrator.task_lists import list_tasks
 
     with services.sessions() as session:
-        found, _ = store.list_tasks(session, limit=100)
+        found = list_tasks(session, limit=100).items
         return [services.lifecycle.get(t.id) for t in found]

@@ -1,13 +1,16 @@
-"""Helpers for the dashboard tests: a signed-in TestClient, and the CSRF token of a page."""
+"""Helpers for the dashboard tests: a signed-in TestClient, a page's CSRF token, many tasks."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
+from orchestrator import store
+from orchestrator.schemas import OriginSpec, TaskSpec
 from orchestrator.services import Services
 from web.app import create_app
 from web.config import WebSettings
@@ -38,3 +41,21 @@ def sign_in(client: TestClient, token: str) -> str:
     )
     assert r.status_code == 303, r.text
     return csrf_of(client.get("/tasks").text)
+
+
+def many_tasks(services: Services, count: int, *, start: datetime | None = None) -> list[str]:
+    """`count` tasks stored at once, a minute apart (repos r0/r1, origins cli/web, instructions
+    "task N"); their ids, newest first, as lists show them."""
+    start = start or datetime(2026, 1, 1, tzinfo=UTC)
+    ids = []
+    with services.sessions.begin() as session:
+        for n in range(count):
+            spec = TaskSpec(
+                repo=f"r{n % 2}",
+                instruction=f"task {n}",
+                origin=OriginSpec(kind=("cli", "web")[n % 3 == 0]),
+            )
+            when = start + timedelta(minutes=n)
+            task = store.create_task(session, spec=spec, attempts=1, created_by=None, now=when)
+            ids.append(task.id)
+    return ids[::-1]

@@ -8,11 +8,12 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from orchestrator import store
+from orchestrator import task_lists
 from orchestrator.errors import InvalidSubmission
 from orchestrator.schemas import ORIGIN_KINDS, OriginSpec, TaskRequest, TaskSpec, TaskSummary
 from orchestrator.states import TaskState
 from web.deps import CheckedFormDep, LifecycleDep, SessionDep, ViewerDep, WebSettingsDep
+from web.task_filters import FilterForm
 from web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -21,34 +22,46 @@ PAGE_SIZE = 50
 DIFF_LINES_SHOWN = 5000
 
 
+Field = Annotated[str | None, Query(max_length=1024)]
+
+
 @router.get("/tasks")
 def tasks_page(
     request: Request,
     session: SessionDep,
     viewer: ViewerDep,
-    state: TaskState | None = None,
-    origin: Annotated[str | None, Query(max_length=32)] = None,
-    repo: Annotated[str | None, Query(max_length=1024)] = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    state: Field = None,
+    origin: Field = None,
+    repo: Field = None,
+    q: Field = None,
+    since: Field = None,
+    until: Field = None,
+    cursor: Field = None,
+    before: Field = None,
 ) -> Response:
-    filters = {"state": state or "", "origin": origin or "", "repo": repo or ""}
+    """The list: every filter optional and combined; a wrong one is said on the page."""
+    form = FilterForm.of(state=state, origin=origin, repo=repo, q=q, since=since, until=until)
+    page, error = task_lists.TaskList([], None, None), None
     try:
-        tasks, next_cursor = store.list_tasks(
-            session, state=state, origin=origin, repo=repo, limit=PAGE_SIZE, cursor=cursor
+        page = task_lists.list_tasks(
+            session, filters=form.parse(), limit=PAGE_SIZE, after=cursor, before=before
         )
     except ValueError as exc:
-        raise HTTPException(422, "cursor: not one this page gave out") from exc
+        error = str(exc)
     return render(
         request,
         "tasks.html",
+        422 if error else 200,
         viewer=viewer,
-        tasks=[TaskSummary.of(t) for t in tasks],
-        filters=filters,
-        cursor=cursor or "",
-        next_cursor=next_cursor,
+        tasks=[TaskSummary.of(t) for t in page.items],
+        form=form,
+        error=error,
+        api_query=form.query(cursor=cursor, before=before, limit=str(PAGE_SIZE)),
+        next_query=form.query(cursor=page.next_cursor) if page.next_cursor else None,
+        prev_query=form.query(before=page.prev_cursor) if page.prev_cursor else None,
+        first_query=form.query() if cursor or before else None,
         states=[s.value for s in TaskState],
         origins=ORIGIN_KINDS,
-        page_size=PAGE_SIZE,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel
 
-from orchestrator import store
+from orchestrator import task_lists
 from orchestrator.schemas import (
     AttemptView,
     OriginSpec,
@@ -18,6 +18,7 @@ from orchestrator.schemas import (
 )
 from orchestrator.states import TaskState
 from web.deps import CurrentToken, LifecycleDep, RoomToWrite, SessionDep
+from web.task_filters import FilterForm
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
@@ -31,6 +32,7 @@ class TaskCreate(TaskRequest):
 class TaskPage(BaseModel):
     items: list[TaskSummary]
     next_cursor: str | None
+    prev_cursor: str | None
 
 
 @router.post(
@@ -53,19 +55,30 @@ def create_task(
 def list_tasks(
     session: SessionDep,
     _: CurrentToken,
-    state: TaskState | None = None,
+    state: str | None = None,
     repo: str | None = None,
     origin: str | None = None,
+    q: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    before: Annotated[str | None, Query(max_length=512)] = None,
 ) -> TaskPage:
+    """Newest first. The filters combine; empty or "any" is no filter. `cursor` pages to
+    older tasks (`next_cursor`), `before` to newer ones (`prev_cursor`)."""
+    form = FilterForm.of(state=state, origin=origin, repo=repo, q=q, since=since, until=until)
     try:
-        tasks, next_cursor = store.list_tasks(
-            session, state=state, repo=repo, origin=origin, limit=limit, cursor=cursor
+        page = task_lists.list_tasks(
+            session, filters=form.parse(), limit=limit, after=cursor, before=before
         )
     except ValueError as exc:
-        raise HTTPException(422, f"cursor: not a cursor this API gave out ({exc})") from exc
-    return TaskPage(items=[TaskSummary.of(t) for t in tasks], next_cursor=next_cursor)
+        raise HTTPException(422, str(exc)) from exc
+    return TaskPage(
+        items=[TaskSummary.of(t) for t in page.items],
+        next_cursor=page.next_cursor,
+        prev_cursor=page.prev_cursor,
+    )
 
 
 @router.get("/{task_id}", response_model=TaskView)

@@ -1,4 +1,5 @@
-// The task list: refreshes its rows from the JSON API, and moves focus with j/k and arrows.
+// The task list: refreshes the rows that changed from the JSON API, and moves focus with j/k
+// and arrows. It waits while someone is selecting text in the list.
 // Every value goes in through textContent: nothing a user or a model wrote becomes markup.
 "use strict";
 (function () {
@@ -19,60 +20,84 @@
     return v > 0 && v < 0.01 ? "$" + v.toFixed(4) : "$" + v.toFixed(2);
   }
 
-  function cell(row, text, className) {
-    const td = row.insertCell();
-    if (className) td.className = className;
-    td.textContent = text;
-    return td;
+  // The row's cells as the list draws them: [text, href or class] per column.
+  function cells(t) {
+    return [
+      { text: t.title, href: "/tasks/" + encodeURIComponent(t.id) },
+      { text: t.state, className: "state s-" + t.state },
+      { text: t.origin.kind },
+      { text: t.repo },
+      { text: age(t.created_at), dateTime: t.created_at },
+      { text: t.attempts_ended + "/" + t.attempts_requested },
+      { text: money(t.cost_usd) },
+    ];
   }
 
-  function row(t) {
+  function newRow(t) {
     const tr = document.createElement("tr");
     tr.dataset.id = t.id;
     const link = document.createElement("a");
     link.className = "task-link";
-    link.href = "/tasks/" + encodeURIComponent(t.id);
-    link.textContent = t.title;
     tr.insertCell().appendChild(link);
-    const state = document.createElement("span");
-    state.className = "state s-" + t.state;
-    state.textContent = t.state;
-    tr.insertCell().appendChild(state);
-    cell(tr, t.origin.kind);
-    cell(tr, t.repo, "repo");
-    const time = document.createElement("time");
-    time.dateTime = t.created_at;
-    time.textContent = age(t.created_at);
-    tr.insertCell().appendChild(time);
-    cell(tr, t.attempts_ended + "/" + t.attempts_requested);
-    cell(tr, money(t.cost_usd));
+    tr.insertCell().appendChild(document.createElement("span"));
+    tr.insertCell();
+    tr.insertCell().className = "repo";
+    tr.insertCell().appendChild(document.createElement("time"));
+    tr.insertCell();
+    tr.insertCell();
     return tr;
+  }
+
+  // Writes only what differs: an unchanged cell keeps its text node, and any selection in it.
+  function update(tr, t) {
+    const wanted = cells(t);
+    Array.from(tr.cells).forEach(function (td, i) {
+      const want = wanted[i];
+      const node = td.firstElementChild || td;
+      if (node.textContent !== want.text) node.textContent = want.text;
+      if (want.href && node.getAttribute("href") !== want.href) node.setAttribute("href", want.href);
+      if (want.className && node.className !== want.className) node.className = want.className;
+      if (want.dateTime && node.dateTime !== want.dateTime) node.dateTime = want.dateTime;
+    });
+  }
+
+  function selecting() {
+    const selection = window.getSelection();
+    return selection && !selection.isCollapsed && table.contains(selection.anchorNode);
   }
 
   async function refresh() {
     if (document.hidden) return;
-    const params = new URLSearchParams({ limit: table.dataset.limit });
-    for (const name of ["state", "origin", "repo", "cursor"]) {
-      if (table.dataset[name]) params.set(name, table.dataset[name]);
-    }
     let page;
     try {
-      const response = await fetch("/api/tasks?" + params, { credentials: "same-origin" });
+      const response = await fetch("/api/tasks?" + table.dataset.query, { credentials: "same-origin" });
       if (response.status === 401) { window.location.assign("/login"); return; }
       if (!response.ok) return;
       page = await response.json();
     } catch (err) {
       return; // the server is restarting: the next tick tries again
     }
-    if (page.items.length === 0) return; // keep the server's "no tasks" row
-    const focusedId = document.activeElement && document.activeElement.closest("tr")
-      ? document.activeElement.closest("tr").dataset.id : null;
-    const rows = page.items.map(row);
-    body.replaceChildren(...rows);
-    if (focusedId) {
-      const again = body.querySelector('tr[data-id="' + CSS.escape(focusedId) + '"] a');
-      if (again) again.focus();
+    // Nothing is touched while a selection is open in the list: the next tick catches up.
+    if (page.items.length > 0 && !selecting()) draw(page); // none: keep the "no tasks" row
+    table.dataset.refreshes = String(Number(table.dataset.refreshes || 0) + 1);
+  }
+
+  function draw(page) {
+    const focused = document.activeElement;
+    const existing = new Map();
+    for (const tr of body.rows) if (tr.dataset.id) existing.set(tr.dataset.id, tr);
+    let at = body.firstElementChild;
+    for (const t of page.items) {
+      const tr = existing.get(t.id) || newRow(t);
+      existing.delete(t.id);
+      update(tr, t);
+      // Move a row only when it is out of place, so focus and text stay put otherwise.
+      if (tr !== at) body.insertBefore(tr, at);
+      else at = at.nextElementSibling;
     }
+    for (const gone of existing.values()) gone.remove();
+    for (const stale of body.querySelectorAll("tr.empty")) stale.remove();
+    if (focused && focused.isConnected && document.activeElement !== focused) focused.focus();
   }
 
   function move(step) {
@@ -94,5 +119,5 @@
     if (event.key === "k" || (inList && event.key === "ArrowUp")) { move(-1); event.preventDefault(); }
   });
 
-  window.setInterval(refresh, REFRESH_MS);
+  if (table.dataset.frozen !== "true") window.setInterval(refresh, REFRESH_MS);
 })();

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sync.storage import StorageConfig
 
 
 def default_data_dir() -> Path:
@@ -15,7 +17,7 @@ def default_data_dir() -> Path:
 class OrchestratorSettings(BaseSettings):
     """Read from the environment (prefix `AUTAN_`) by the entry points only."""
 
-    model_config = SettingsConfigDict(env_prefix="AUTAN_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="AUTAN_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(default_factory=default_data_dir)
     """Where the embedded database, the private Redis and the admin token live."""
@@ -25,6 +27,42 @@ class OrchestratorSettings(BaseSettings):
 
     redis_url: str = ""
     """Redis for the queue and the event streams; empty means the private one `autan up` starts."""
+
+    storage_url: str = ""
+    """Where blobs, manifests and trajectories live: `s3://bucket/prefix` (shared by every
+    host), `file:///path`, or empty for `DATA_DIR/blobs` (one host)."""
+
+    s3_endpoint_url: str = Field(
+        default="", validation_alias=AliasChoices("AUTAN_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL")
+    )
+    """The S3 API's address (MinIO, Ceph RGW); empty: AWS S3."""
+
+    s3_region: str = Field(
+        default="",
+        validation_alias=AliasChoices("AUTAN_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+    )
+    """The S3 region."""
+
+    s3_access_key_id: str = Field(
+        default="", validation_alias=AliasChoices("AUTAN_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID")
+    )
+    """The S3 access key; empty: botocore's own chain (an instance role, a profile)."""
+
+    s3_secret_access_key: SecretStr = Field(
+        default=SecretStr(""),
+        validation_alias=AliasChoices("AUTAN_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+    )
+    """The S3 secret key."""
+
+    storage_attempts: int = Field(default=4, ge=1)
+    """Tries of one object storage request that failed in a way that may pass (unreachable,
+    5xx, throttled), with back-off; then the API answers 503 and a worker's attempt fails."""
+
+    blob_cache_dir: Path | None = None
+    """A worker's cache of blobs fetched from object storage; DATA_DIR/cache if unset."""
+
+    blob_cache_budget_mb: int = Field(default=10_240, ge=1)
+    """Most a worker's blob cache holds; past it the blobs used longest ago go."""
 
     worker_concurrency: int = Field(default=2, ge=1)
     """Attempts one worker process runs at once."""
@@ -113,6 +151,13 @@ class OrchestratorSettings(BaseSettings):
         intervals (and a quarter of the lease at least) before the lease runs out."""
         margin = max(2 * self.heartbeat_interval_s, self.heartbeat_timeout_s / 4)
         return min(self.store_outage_s, self.heartbeat_timeout_s - margin)
+
+    def storage_config(self) -> StorageConfig:
+        return StorageConfig(
+            url=self.storage_url, endpoint_url=self.s3_endpoint_url, region=self.s3_region,
+            access_key_id=self.s3_access_key_id, secret_access_key=self.s3_secret_access_key,
+            attempts=self.storage_attempts,
+        )  # fmt: skip
 
     @property
     def resolved_database_url(self) -> str:

@@ -18,6 +18,8 @@ from orchestrator.queue import AttemptQueue, make_celery
 from orchestrator.registry import Intakes
 from orchestrator.reporting import Reporters
 from orchestrator.review import Reviewer
+from sync.base import Storage
+from sync.storage import open_storage
 
 
 @dataclass
@@ -44,6 +46,11 @@ class Services:
             socket_connect_timeout=5,
             health_check_interval=30,
         )
+
+    @cached_property
+    def storage(self) -> Storage:
+        """Blobs, manifests and trajectories: object storage shared by every host, or the disk."""
+        return open_storage(self.settings.storage_config(), self.settings.data_dir / "blobs")
 
     @cached_property
     def celery(self) -> Celery:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from orchestrator import workspace_store as store
 from orchestrator.models import Workspace, WorkspaceEntry, WorkspaceVersion
 from orchestrator.store import changed
-from sync.blobs import BlobStore
+from sync.base import Storage
 from sync.errors import BlobsMissing, StaleVersion, UnsafePath
 from sync.manifests import Entry, check_links, check_parents
 
@@ -84,7 +84,7 @@ def commit(
     parent: int,
     changes: Iterable[Entry],
     deleted: Iterable[str],
-    blobs: BlobStore,
+    blobs: Storage,
     now: datetime,
 ) -> WorkspaceVersion | None:
     """Make version parent+1 from `parent` and a change; None when nothing changes.

@@ -15,7 +15,7 @@ from orchestrator.models import (
     WorkspaceEntry,
     WorkspaceVersion,
 )
-from sync.blobs import BlobStore
+from sync.base import Storage
 from sync.errors import WorkspaceNotFound
 from sync.manifests import Entry, Kind, canonical
 
@@ -95,7 +95,7 @@ def beneath(path: str) -> ColumnElement[bool]:
 
 
 def snapshot(
-    session: Session, *, workspace_id: str, number: int, blobs: BlobStore
+    session: Session, *, workspace_id: str, number: int, blobs: Storage
 ) -> WorkspaceVersion:
     """The version with its manifest blob, written on first ask (a task starting from it)."""
     row = version(session, workspace_id=workspace_id, number=number)

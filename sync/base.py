@@ -1,7 +1,8 @@
-"""The sync seam: what the daemon needs of the server it mirrors to."""
+"""The sync seams: what the daemon needs of its server, and where the server keeps blobs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -40,4 +41,61 @@ class Remote(Protocol):
 
     def manifest(self, workspace_id: str) -> tuple[int, dict[str, Entry]]:
         """The head version and its tree."""
+        ...
+
+
+class BlobSink(Protocol):
+    """One blob being written: it enters the store on `commit` only if it hashes to its name."""
+
+    digest: str | None
+    size: int
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def check(self) -> None:
+        """Raise BlobHashMismatch unless the content written hashes to `digest`."""
+        ...
+
+    def commit(self) -> bool:
+        """Verify and store; True when the store did not hold the blob yet."""
+        ...
+
+    def abort(self) -> None:
+        """Drop what was written (safe after `commit`, and twice)."""
+        ...
+
+
+class Storage(Protocol):
+    """Where blobs, manifests and trajectories live: the local disk (sync/blobs.py) or
+    S3-compatible object storage (sync/s3.py). Blobs are named by their hash; files (a
+    trajectory) by a key such as `trajectories/<attempt id>.json`."""
+
+    def has(self, digest: str) -> bool: ...
+
+    def missing(self, digests: Iterable[str]) -> list[str]:
+        """The hashes of `digests` the store lacks, each once, in the order given."""
+        ...
+
+    def writer(self, digest: str | None) -> BlobSink:
+        """A sink for blob `digest` (None: whatever the content hashes to)."""
+        ...
+
+    def commit_many(self, writers: Sequence[BlobSink]) -> int:
+        """Store a batch of this store's sinks whole or not at all; how many were new."""
+        ...
+
+    def put_bytes(self, data: bytes) -> str: ...
+
+    def read(self, digest: str) -> bytes: ...
+
+    def open(self, digest: str) -> Iterator[bytes]:
+        """The blob's content in chunks; ObjectMissing (at once) when it is not held."""
+        ...
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Store the file at `path` under `key`, replacing what was there."""
+        ...
+
+    def open_file(self, key: str) -> Iterator[bytes]:
+        """The content stored under `key` in chunks; ObjectMissing (at once) when absent."""
         ...

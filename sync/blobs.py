@@ -1,4 +1,4 @@
-"""The content-addressed blob store on disk: verified on the way in, written atomically."""
+"""The storage backend on local disk: blobs verified on the way in, written atomically."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import contextlib
 import ctypes
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from sync.errors import BlobHashMismatch
-from sync.hashing import hash_bytes, is_digest, new_hasher
+from sync.base import BlobSink
+from sync.errors import BlobHashMismatch, ObjectMissing, StorageError
+from sync.hashing import CHUNK, hash_bytes, is_digest, new_hasher
 
 EXEC_SUFFIX = ".x"
 """An executable twin of a blob: hard links share their mode, so 0o755 needs its own inode."""
@@ -90,11 +91,13 @@ class BlobWriter:
 
 
 class BlobStore:
-    """Blobs named by their BLAKE3 under `root/objects/ab/cdef...`; temporaries in `root/tmp`."""
+    """Implements Storage: blobs named by their BLAKE3 under `root/objects/ab/cdef...`, files
+    under `root/files/<key>`, temporaries in `root/tmp`."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.objects = root / "objects"
+        self.files = root / "files"
         self.tmp = root / "tmp"
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -118,8 +121,9 @@ class BlobStore:
                 lacking.append(digest)
         return lacking
 
-    def writer(self, digest: str) -> BlobWriter:
-        self.path(digest)  # refuses a malformed name before a byte is written
+    def writer(self, digest: str | None) -> BlobWriter:
+        if digest is not None:
+            self.path(digest)  # refuses a malformed name before a byte is written
         return BlobWriter(self, digest)
 
     def put_bytes(self, data: bytes) -> str:
@@ -138,10 +142,12 @@ class BlobStore:
         assert writer.digest is not None
         return writer.digest, writer.size
 
-    def commit_many(self, writers: list[BlobWriter]) -> int:
+    def commit_many(self, sinks: Sequence[BlobSink]) -> int:
         """Store a batch whole or not at all: every hash checked first, then one flush of
         the file system for all of them (not an fsync each), renames, and one more flush.
         Returns how many blobs were new."""
+        writers = [sink for sink in sinks if isinstance(sink, BlobWriter)]
+        assert len(writers) == len(sinks), "a batch of another store's sinks"
         for writer in writers:
             writer.check()
         for writer in writers:
@@ -163,7 +169,37 @@ class BlobStore:
         return created
 
     def read(self, digest: str) -> bytes:
-        return self.path(digest).read_bytes()
+        try:
+            return self.path(digest).read_bytes()
+        except FileNotFoundError:
+            raise ObjectMissing(f"no blob {digest} in the store") from None
+
+    def open(self, digest: str) -> Iterator[bytes]:
+        return _chunks(self.path(digest), f"blob {digest}")
+
+    def put_file(self, key: str, path: Path) -> None:
+        final = self._file(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        try:
+            with open(path, "rb") as src, open(tmp, "xb") as dst:
+                while chunk := src.read(CHUNK):
+                    dst.write(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def open_file(self, key: str) -> Iterator[bytes]:
+        return _chunks(self._file(key), f"file {key}")
+
+    def _file(self, key: str) -> Path:
+        parts = key.split("/")
+        if not key or any(part in ("", ".", "..") for part in parts) or "\0" in key:
+            raise StorageError(f"{key!r} is not a storage key (names joined by /)")
+        return self.files.joinpath(*parts)
 
     def executable(self, digest: str) -> Path:
         """The blob's executable twin (0o755), copied once beside it, atomically."""
@@ -186,3 +222,18 @@ class BlobStore:
     def partials(self) -> list[Path]:
         """Temporary files of uploads still running or cut off."""
         return sorted(self.tmp.iterdir())
+
+
+def _chunks(path: Path, what: str) -> Iterator[bytes]:
+    """The file's content in chunks, opened now: ObjectMissing at once when it is absent."""
+    try:
+        file = open(path, "rb")  # noqa: SIM115 - closed by the generator
+    except FileNotFoundError:
+        raise ObjectMissing(f"no {what} in the store") from None
+
+    def chunks() -> Iterator[bytes]:
+        with file:
+            while chunk := file.read(CHUNK):
+                yield chunk
+
+    return chunks()

@@ -11,6 +11,9 @@ SyncError
  +-- ServerRefused
  +-- AccessDenied
  +-- AlreadySyncing
+ +-- StorageError
+      +-- StorageUnavailable
+      +-- ObjectMissing
 """
 
 from __future__ import annotations
@@ -76,3 +79,17 @@ class AccessDenied(SyncError):
 
 class AlreadySyncing(SyncError):
     """Raised when another daemon already syncs the same checkout."""
+
+
+class StorageError(SyncError):
+    """Raised when the object store refuses a request in a way retrying cannot mend (access
+    denied, no such bucket)."""
+
+
+class StorageUnavailable(StorageError):
+    """Raised when the object store cannot be reached, or answers busy, after bounded retries:
+    the request may pass later."""
+
+
+class ObjectMissing(StorageError):
+    """Raised when a blob or a stored file is not in the object store."""

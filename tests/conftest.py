@@ -16,6 +16,7 @@ from orchestrator.reporting import Reporters
 from orchestrator.services import Services
 from orchestrator.tokens import create_token
 from tests.live import LiveApi, serve
+from tests.object_storage import S3Server
 from tests.services import PostgresDatabases, RedisServer
 from tests.workers import WorkerPool
 from web.app import create_app
@@ -60,8 +61,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     databases.drop(url)
 
 
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    server = S3Server(tmp_path_factory.mktemp("s3") / "moto.log")
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, redis_url: str) -> OrchestratorSettings:
+def storage_fields() -> dict[str, str]:
+    """OrchestratorSettings fields of the object store: none, blobs in the data directory.
+    A module overrides it to run on S3 (tests/sync/conftest.py's `paired_storage`)."""
+    return {}
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, database_url: str, redis_url: str, storage_fields: dict[str, str]
+) -> OrchestratorSettings:
     return OrchestratorSettings(
         data_dir=tmp_path / "data",
         database_url=database_url,
@@ -74,6 +92,7 @@ def settings(tmp_path: Path, database_url: str, redis_url: str) -> OrchestratorS
         requeue_grace_s=0.5,
         attempt_time_limit_s=60,
         queue_name=f"autan.test.{uuid.uuid4().hex[:8]}",
+        **storage_fields,
     )
 
 

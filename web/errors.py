@@ -32,6 +32,7 @@ from orchestrator.errors import (
     StoreUnavailable,
     TaskNotFound,
 )
+from sync.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ def outage_of(exc: BaseException) -> Outage | None:
         return Outage("redis", f"refuses writes ({_first_line(exc)})")
     if isinstance(exc, KombuOperationalError):
         return Outage("redis", f"the queue is unreachable ({_first_line(exc)})")
+    if isinstance(exc, StorageUnavailable):
+        return Outage("object storage", str(exc))
     if _disk_full(exc):
         return Outage("disk", f"the disk is full ({exc})", 507)
     return None
@@ -176,6 +179,7 @@ OUTAGE_CLASSES: tuple[type[Exception], ...] = (
     RedisError,
     KombuOperationalError,
     OSError,
+    StorageUnavailable,
 )
 
 

@@ -17,6 +17,7 @@ from sync.daemon import SyncDaemon
 from sync.remote import HttpRemote
 from sync.state import state_file
 from tests.live import LiveApi
+from tests.object_storage import S3Server
 from tests.waiting import wait_until
 from web.app import create_app
 from web.config import WebSettings
@@ -100,6 +101,17 @@ class Daemons:
         for remote in self.remotes:
             remote.close()
         self.remotes.clear()
+
+
+@pytest.fixture
+def paired_storage(database_url: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The embedded set-up (SQLite, blobs on disk) and the production one (PostgreSQL, S3 on
+    the test suite's moto server): both backends at no extra run. A module opts in with
+    `storage_fields = paired_storage`."""
+    if database_url.startswith("sqlite"):
+        return {}
+    server: S3Server = request.getfixturevalue("s3_server")
+    return server.settings(server.bucket())
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
@@ -21,7 +21,7 @@ from orchestrator.models import utcnow
 from orchestrator.schemas import TaskSummary
 from orchestrator.services import Services
 from sync import snapshots
-from sync.errors import SyncError
+from sync.errors import ObjectMissing, SyncError
 from sync.hashing import is_digest
 from sync.schemas import (
     AgentChange,
@@ -40,14 +40,15 @@ MAX_WAIT_S = 60.0
 
 
 @router.get("/blobs/{digest}")
-def download_blob(digest: str, blobs: BlobsDep, _: CurrentToken) -> FileResponse:
-    """A blob's content (the agent's edits are fetched this way)."""
+def download_blob(digest: str, blobs: BlobsDep, _: CurrentToken) -> StreamingResponse:
+    """A blob's content, streamed from the store (the agent's edits are fetched this way)."""
     if not is_digest(digest):
         raise HTTPException(422, f"{digest!r} is not a blob hash (64 lowercase hex digits)")
-    path = blobs.path(digest)
-    if not path.is_file():
-        raise HTTPException(404, f"no blob {digest}")
-    return FileResponse(path, media_type="application/octet-stream")
+    try:
+        chunks = blobs.open(digest)
+    except ObjectMissing:
+        raise HTTPException(404, f"no blob {digest}") from None
+    return StreamingResponse(chunks, media_type="application/octet-stream")
 
 
 @router.get("/workspaces/{workspace_id}/tasks", response_model=list[WorkspaceTask])

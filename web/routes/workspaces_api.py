@@ -5,18 +5,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from orchestrator import workspace_commits as commits
 from orchestrator import workspace_store as store
 from orchestrator.models import utcnow
 from orchestrator.workspace_feed import announce
+from sync.base import BlobSink, Storage
 from sync.batches import BadBatch, BatchParser
-from sync.blobs import BlobStore, BlobWriter
 from sync.errors import (
     BlobHashMismatch,
     BlobsMissing,
+    ObjectMissing,
     StaleVersion,
+    StorageUnavailable,
     SyncError,
     UnsafePath,
     WorkspaceNotFound,
@@ -37,15 +40,21 @@ from web.deps import CurrentToken, RoomToWrite, ServicesDep, SessionDep
 router = APIRouter(prefix="/api", tags=["workspaces"])
 
 
-def get_blobs(services: ServicesDep) -> BlobStore:
-    return BlobStore(services.settings.data_dir / "blobs")
+SLAB = 1 << 20
+"""Bytes of an upload handed to the store at once (off the event loop): all it buffers."""
 
 
-BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
+def get_blobs(services: ServicesDep) -> Storage:
+    return services.storage
+
+
+BlobsDep = Annotated[Storage, Depends(get_blobs)]
 
 
 def _http(exc: SyncError) -> HTTPException:
-    if isinstance(exc, WorkspaceNotFound):
+    if isinstance(exc, StorageUnavailable):
+        raise exc  # the outage handler answers it: 503 with Retry-After, the part named
+    if isinstance(exc, WorkspaceNotFound | ObjectMissing):
         return HTTPException(404, str(exc))
     if isinstance(exc, BlobsMissing):
         return HTTPException(409, {"message": str(exc), "missing": exc.missing})
@@ -103,22 +112,28 @@ async def upload_blob(
 ) -> dict[str, Any]:
     """Store the body (streamed) as blob `digest`: 201 new, 200 already held, 422 wrong hash.
 
-    The body goes to a temporary file; only content that hashes to `digest` is renamed
-    into the store, so a refused or cut-off upload leaves nothing behind.
+    The body streams to the store a slab at a time (a temporary file, or a multipart upload);
+    only content that hashes to `digest` becomes the blob, so a refused or cut-off upload
+    leaves nothing behind.
     """
     if not is_digest(digest):
         raise HTTPException(422, f"{digest!r} is not a blob hash (64 lowercase hex digits)")
-    writer = blobs.writer(digest)
+    writer = await run_in_threadpool(blobs.writer, digest)
     try:
+        slab = bytearray()
         async for chunk in request.stream():
-            writer.write(chunk)
-        created = writer.commit()
+            slab += chunk
+            if len(slab) >= SLAB:
+                await run_in_threadpool(writer.write, bytes(slab))
+                slab.clear()
+        await run_in_threadpool(writer.write, bytes(slab))
+        created = await run_in_threadpool(writer.commit)
     except BlobHashMismatch as exc:
         raise _http(exc) from exc
     except ClientDisconnect:
         raise HTTPException(400, "the upload was cut off; nothing was stored") from None
     finally:
-        writer.abort()
+        await run_in_threadpool(writer.abort)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return {"hash": digest, "size": writer.size, "created": created}
 
@@ -128,7 +143,7 @@ async def upload_batch(request: Request, blobs: BlobsDep, _: CurrentToken) -> di
     """Many small blobs in one body (records `<hash> <size>\n<content>`, each at most
     1 MiB): all stored, or none when one is malformed or hashes to another name (422)."""
     parser = BatchParser()
-    writers: list[BlobWriter] = []
+    writers: list[BlobSink] = []
     try:
         async for chunk in request.stream():
             for kind, value in parser.feed(chunk):
@@ -137,14 +152,14 @@ async def upload_batch(request: Request, blobs: BlobsDep, _: CurrentToken) -> di
                 elif kind == "data":
                     writers[-1].write(bytes(value))  # type: ignore[arg-type]
         parser.finish()
-        created = blobs.commit_many(writers)
+        created = await run_in_threadpool(blobs.commit_many, writers)
     except (BadBatch, BlobHashMismatch) as exc:
         raise HTTPException(422, str(exc)) from exc
     except ClientDisconnect:
         raise HTTPException(400, "the upload was cut off; nothing was stored") from None
     finally:
         for writer in writers:
-            writer.abort()
+            await run_in_threadpool(writer.abort)
     return {"blobs": len(writers), "created": created, "bytes": parser.total}
 
 

@@ -1,0 +1,188 @@
+"""The storage backends, disk and S3 (moto's server), and API replicas sharing one S3 store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from orchestrator.config import OrchestratorSettings
+from orchestrator.reporting import Reporters
+from orchestrator.services import Services
+from sync.base import Storage
+from sync.errors import BlobHashMismatch, ObjectMissing, StorageError, StorageUnavailable
+from sync.hashing import hash_bytes
+from sync.s3 import PART, S3Storage
+from sync.storage import StorageConfig, open_storage
+from tests.live import free_port
+from tests.object_storage import S3Server
+from web.app import create_app
+from web.config import WebSettings
+
+A, B = b"alpha\n", b"beta\n"
+
+
+@pytest.fixture(params=["disk", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    if request.param == "disk":
+        return open_storage(StorageConfig(), tmp_path / "blobs")
+    server: S3Server = request.getfixturevalue("s3_server")
+    settings = OrchestratorSettings(data_dir=tmp_path, **server.settings(server.bucket()))
+    return open_storage(settings.storage_config(), tmp_path)
+
+
+def test_blobs_and_files_round_trip(storage: Storage, tmp_path: Path) -> None:
+    digest = storage.put_bytes(A)
+    assert digest == hash_bytes(A)
+    assert storage.has(digest) and storage.read(digest) == A
+    assert b"".join(storage.open(digest)) == A
+    assert storage.missing([hash_bytes(B), digest, hash_bytes(B)]) == [hash_bytes(B)]
+    writer = storage.writer(None)
+    writer.write(B)
+    assert writer.commit() is True and writer.digest == hash_bytes(B)
+    again = storage.writer(hash_bytes(B))
+    again.write(B)
+    assert again.commit() is False
+
+    record = tmp_path / "trajectory.json"
+    record.write_text('{"steps": []}')
+    storage.put_file("trajectories/a1.json", record)
+    assert b"".join(storage.open_file("trajectories/a1.json")) == b'{"steps": []}'
+
+
+def test_wrong_content_missing_objects_and_bad_names_are_refused(storage: Storage) -> None:
+    writer = storage.writer(hash_bytes(A))
+    writer.write(B)
+    with pytest.raises(BlobHashMismatch, match="hashes to"):
+        writer.commit()
+    assert not storage.has(hash_bytes(A)) and not storage.has(hash_bytes(B))
+    with pytest.raises(ObjectMissing, match=hash_bytes(A)):
+        storage.open(hash_bytes(A))
+    with pytest.raises(ObjectMissing, match=hash_bytes(A)):
+        storage.read(hash_bytes(A))
+    with pytest.raises(ObjectMissing, match=r"trajectories/none\.json"):
+        storage.open_file("trajectories/none.json")
+    for key in ("", "../x", "a//b", "a/./b"):
+        with pytest.raises(StorageError, match="not a storage key"):
+            storage.open_file(key)
+    with pytest.raises(ValueError, match="not a blob hash"):
+        storage.writer("../../etc/passwd")
+
+
+def test_a_large_blob_goes_up_in_parts_and_only_when_it_verifies(s3_server: S3Server) -> None:
+    fields = s3_server.settings(s3_server.bucket())
+    storage = open_storage(OrchestratorSettings(**fields).storage_config(), Path("/nonexistent"))
+    assert isinstance(storage, S3Storage)
+    big = bytes(range(256)) * (PART // 256) + b"tail" * 1000  # two parts
+    wrong = storage.writer(hash_bytes(big))
+    for i in range(0, len(big), 1 << 20):
+        wrong.write(big[i : i + (1 << 20)] if i else b"X" + big[1 : 1 << 20])
+    with pytest.raises(BlobHashMismatch):
+        wrong.commit()
+    assert not storage.has(hash_bytes(big))
+    assert storage.client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads", []) == []
+
+    right = storage.writer(hash_bytes(big))
+    for i in range(0, len(big), 1 << 20):
+        right.write(big[i : i + (1 << 20)])
+    assert right.commit() is True
+    assert storage.read(hash_bytes(big)) == big
+
+
+def test_a_bad_storage_url_is_refused_naming_the_valid_ones(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown scheme 'gs'.*\['file', 's3'\]"):
+        open_storage(StorageConfig(url="gs://bucket/x"), tmp_path)
+    with pytest.raises(ValueError, match="names no bucket"):
+        open_storage(StorageConfig(url="s3:///prefix"), tmp_path)
+    assert open_storage(StorageConfig(url=f"file://{tmp_path}/elsewhere"), tmp_path).put_bytes(A)
+    assert (tmp_path / "elsewhere" / "objects").is_dir()
+
+
+@pytest.fixture
+def shared(settings: OrchestratorSettings, s3_server: S3Server) -> OrchestratorSettings:
+    return settings.model_copy(update=s3_server.settings(s3_server.bucket()))
+
+
+@pytest.fixture
+def replicas(
+    shared: OrchestratorSettings, tmp_path: Path, admin_token_for: str
+) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two API apps on their own data directories, one database and one S3 store."""
+    one = Services(shared.model_copy(update={"data_dir": tmp_path / "api1"}), reporters=Reporters())
+    two = Services(shared.model_copy(update={"data_dir": tmp_path / "api2"}), reporters=Reporters())
+    headers = {"Authorization": f"Bearer {admin_token_for}"}
+    with (
+        TestClient(create_app(one, WebSettings()), headers=headers) as first,
+        TestClient(create_app(two, WebSettings()), headers=headers) as second,
+    ):
+        yield first, second
+    one.close()
+    two.close()
+
+
+@pytest.fixture
+def admin_token_for(shared: OrchestratorSettings) -> str:
+    from orchestrator.models import utcnow
+    from orchestrator.tokens import create_token
+
+    services = Services(shared, reporters=Reporters())
+    services.migrate()
+    with services.sessions.begin() as session:
+        token = create_token(session, name="admin", is_admin=True, now=utcnow())
+    services.close()
+    return token
+
+
+def test_any_replica_serves_what_another_stored(
+    replicas: tuple[TestClient, TestClient], tmp_path: Path
+) -> None:
+    first, second = replicas
+    digest = hash_bytes(A)
+    assert first.put(f"/api/blobs/{digest}", content=iter([A[:2], A[2:]])).status_code == 201
+    assert second.post("/api/blobs/missing", json={"hashes": [digest]}).json() == {"missing": []}
+    fetched = second.get(f"/api/blobs/{digest}")
+    assert fetched.status_code == 200 and fetched.content == A
+    assert second.put(f"/api/blobs/{digest}", content=A).status_code == 200  # held already
+
+    workspace = first.post("/api/workspaces", json={"key": "k", "name": "p", "root": "/p"})
+    entry = {"path": "a.txt", "kind": "file", "hash": digest, "mode": 0o644, "size": len(A)}
+    versions = f"/api/workspaces/{workspace.json()['id']}/versions"
+    made = second.post(versions, json={"parent": 0, "changes": [entry]})
+    assert made.status_code == 201, made.text
+    snapshot = first.post(f"{versions}/1/snapshot").json()
+    manifest = second.get(f"/api/blobs/{snapshot['manifest_hash']}")
+    assert manifest.status_code == 200 and b"a.txt" in manifest.content
+    assert not (tmp_path / "api1" / "blobs").exists() and not (tmp_path / "api2" / "blobs").exists()
+
+    missing = hash_bytes(B)
+    absent = second.get(f"/api/blobs/{missing}")
+    assert absent.status_code == 404 and missing in absent.json()["detail"]
+
+
+def test_an_unreachable_store_is_a_503_with_retry_after(
+    settings: OrchestratorSettings, admin_token: str
+) -> None:
+    down = settings.model_copy(
+        update={"storage_url": "s3://gone/x", "s3_endpoint_url": f"http://127.0.0.1:{free_port()}",
+                "storage_attempts": 1, "s3_access_key_id": "k", "s3_secret_access_key": "s"}
+    )  # fmt: skip
+    services = Services(down, reporters=Reporters())
+    with TestClient(
+        create_app(services, WebSettings()), headers={"Authorization": f"Bearer {admin_token}"}
+    ) as api:
+        for method, path, body in (
+            ("PUT", f"/api/blobs/{hash_bytes(A)}", A),
+            ("GET", f"/api/blobs/{hash_bytes(A)}", None),
+            ("POST", "/api/blobs/missing", None),
+        ):
+            json = {"hashes": [hash_bytes(A)]} if body is None and method == "POST" else None
+            answer = api.request(method, path, content=body, json=json)
+            assert answer.status_code == 503, (path, answer.text)
+            assert answer.headers["Retry-After"].isdigit()
+            assert answer.json()["part"] == "object storage"
+            assert "unreachable" in answer.json()["detail"]
+    services.close()
+    with pytest.raises(StorageUnavailable):
+        services.storage.has(hash_bytes(A))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from sync.base import BlobSink
+from sync.base import BlobSink, Storage
 from sync.errors import BlobHashMismatch, ObjectMissing, StorageError
 from sync.hashing import CHUNK, hash_bytes, is_digest, new_hasher
 
@@ -127,11 +126,7 @@ class BlobStore:
         return BlobWriter(self, digest)
 
     def put_bytes(self, data: bytes) -> str:
-        digest = hash_bytes(data)
-        writer = self.writer(digest)
-        writer.write(data)
-        writer.commit()
-        return digest
+        return put_bytes(self, data)
 
     def put_chunks(self, chunks: Iterable[bytes]) -> tuple[str, int]:
         """Store content of unknown hash, streamed; returns its hash and size."""
@@ -180,17 +175,7 @@ class BlobStore:
     def put_file(self, key: str, path: Path) -> None:
         final = self._file(key)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
-        try:
-            with open(path, "rb") as src, open(tmp, "xb") as dst:
-                while chunk := src.read(CHUNK):
-                    dst.write(chunk)
-                dst.flush()
-                os.fsync(dst.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+        copy_atomically(path, final, 0o644, self.tmp)
 
     def open_file(self, key: str) -> Iterator[bytes]:
         return _chunks(self._file(key), f"file {key}")
@@ -205,23 +190,37 @@ class BlobStore:
         """The blob's executable twin (0o755), copied once beside it, atomically."""
         twin = self.path(digest).with_name(self.path(digest).name + EXEC_SUFFIX)
         if not twin.exists():
-            tmp = self.tmp / f"{uuid.uuid4().hex}.part"
-            try:
-                with open(self.path(digest), "rb") as src, open(tmp, "xb") as dst:
-                    while chunk := src.read(1 << 20):
-                        dst.write(chunk)
-                    dst.flush()
-                    os.fsync(dst.fileno())
-                os.chmod(tmp, 0o755)
-                os.replace(tmp, twin)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+            copy_atomically(self.path(digest), twin, 0o755, self.tmp)
         return twin
 
     def partials(self) -> list[Path]:
         """Temporary files of uploads still running or cut off."""
         return sorted(self.tmp.iterdir())
+
+
+def put_bytes(store: Storage, data: bytes) -> str:
+    """Store `data` as a blob in any backend; its hash."""
+    digest = hash_bytes(data)
+    writer = store.writer(digest)
+    writer.write(data)
+    writer.commit()
+    return digest
+
+
+def copy_atomically(source: Path, dest: Path, mode: int, tmp_dir: Path) -> None:
+    """`dest` becomes a copy of `source` with `mode` whole, or not at all (by a temporary
+    file in `tmp_dir`, on dest's file system, flushed and renamed)."""
+    tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
+    try:
+        with open(source, "rb") as src, open(tmp, "xb") as dst:
+            while chunk := src.read(CHUNK):
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _chunks(path: Path, what: str) -> Iterator[bytes]:

@@ -13,8 +13,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sync.base import BlobSink
+from sync.blobs import put_bytes
 from sync.errors import BlobHashMismatch, ObjectMissing, StorageError, StorageUnavailable
-from sync.hashing import CHUNK, hash_bytes, is_digest, new_hasher
+from sync.hashing import CHUNK, is_digest, new_hasher
 
 PART = 8 << 20
 """Bytes of one part of a multipart upload: what a sink holds in memory at most."""
@@ -201,11 +202,7 @@ class S3Storage:
         return sum(self._each(lambda w: w.commit(), list(writers)))
 
     def put_bytes(self, data: bytes) -> str:
-        digest = hash_bytes(data)
-        writer = self.writer(digest)
-        writer.write(data)
-        writer.commit()
-        return digest
+        return put_bytes(self, data)
 
     def read(self, digest: str) -> bytes:
         return b"".join(self.open(digest))

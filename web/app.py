@@ -15,12 +15,13 @@ from prometheus_client import CollectorRegistry
 from integrations.telemetry import init_sentry_from_env
 from orchestrator.config import OrchestratorSettings
 from orchestrator.services import Services
-from web import errors
+from web import error_pages, errors
 from web.admission import Admission, Slots
 from web.config import WebSettings
 from web.metrics import StoreCollector
 from web.readiness import Readiness, Refresher, watch_writes
 from web.routes import (
+    api_docs,
     events,
     fleet,
     health,
@@ -32,6 +33,7 @@ from web.routes import (
     workspaces,
     workspaces_api,
 )
+from web.security import SecurityHeaders
 from web.templating import STATIC
 
 LIVE_REDIS_SPARE = 20
@@ -76,7 +78,16 @@ def create_app(
             await app.state.live_redis.aclose()
             services.close()
 
-    app = FastAPI(title="Autan", version="0.1.0", lifespan=lifespan)
+    # FastAPI's own /docs and /redoc load scripts and fonts from public CDNs: off, and
+    # web.routes.api_docs serves a page of our own when AUTAN_API_DOCS=true.
+    app = FastAPI(
+        title="Autan",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.services = services
     app.state.web_settings = web_settings
     app.state.readiness = readiness
@@ -85,6 +96,7 @@ def create_app(
     registry.register(StoreCollector(services, readiness))
     app.state.metrics = registry
     errors.install(app, retry_after_s=web_settings.retry_after_s, noted=readiness.noted)
+    error_pages.install(app)
     app.add_middleware(
         Admission, max_waiting=web_settings.max_waiting, retry_after_s=web_settings.retry_after_s
     )
@@ -102,5 +114,9 @@ def create_app(
     )
     for module in routers:
         app.include_router(module.router)
+    if web_settings.api_docs:
+        app.include_router(api_docs.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # Outermost but for Starlette's own error middleware, whose 500s carry them anyway.
+    app.add_middleware(SecurityHeaders)
     return app

@@ -60,6 +60,9 @@ class WebSettings(BaseSettings):
     min_free_disk_mb: int = Field(default=1024, ge=0)
     """Free space in the data directory below which /readyz fails and submissions get 507."""
 
+    api_docs: bool = False
+    """Serve /docs and /openapi.json (AUTAN_API_DOCS=true), to signed-in users only."""
+
     def pool(self) -> PoolConfig:
         """One connection per API thread and one for the health refresher; no overflow, so
         the pool never grows past what the database was told to expect."""

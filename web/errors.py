@@ -160,7 +160,7 @@ def excerpt(value: Any) -> Any:
     return text if len(text) <= EXCERPT else text[:EXCERPT] + f"... ({len(text)} characters)"
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = []
     for error in exc.errors():
@@ -187,7 +187,7 @@ def install(app: FastAPI, *, retry_after_s: int, noted: Callable[..., None]) -> 
     """Install the handlers; `noted(outage, writing=...)` hears of every outage a request
     met (for /readyz)."""
     app.add_exception_handler(OrchestratorError, _orchestrator_handler(retry_after_s))
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
     handler = _outage_handler(retry_after_s, noted)
     for kind in OUTAGE_CLASSES:
         app.add_exception_handler(kind, handler)

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -49,11 +50,21 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page; the test fails if the page sent a request to a second origin."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(30_000)
     page = context.new_page()
+    origins: set[str] = set()
+    page.on("request", lambda request: origins.add(origin_of(request.url)))
     yield page
     context.close()
+    web = sorted(o for o in origins if o.startswith("http"))
+    assert len(web) <= 1, f"the page sent requests to more than one origin: {web}"
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def screenshot(page: Page, name: str) -> Path:

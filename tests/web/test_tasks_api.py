@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 
 from orchestrator.models import Attempt, Task
 from orchestrator.services import Services
+from web.app import create_app
+from web.config import WebSettings
 
 
 def count_rows(services: Services) -> tuple[int, int]:
@@ -185,8 +187,12 @@ def test_cancel_answers_the_cancelled_task_and_409_once_ended_otherwise(api: Tes
     assert api.post(f"/api/tasks/{task['id']}/cancel").status_code == 200
 
 
-def test_openapi_schema_is_served(api: TestClient) -> None:
-    schema = api.get("/openapi.json").json()
+def test_openapi_schema_is_served_when_asked_for(services: Services, admin_token: str) -> None:
+    app = create_app(services, WebSettings(api_docs=True))
+    with TestClient(app) as client:
+        assert client.get("/openapi.json").status_code == 401
+        auth = {"Authorization": f"Bearer {admin_token}"}
+        schema = client.get("/openapi.json", headers=auth).json()
     assert {
         "/api/tasks",
         "/api/tasks/{task_id}",

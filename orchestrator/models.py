@@ -237,6 +237,11 @@ class WorkspaceVersion(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+PathText = String(1024).with_variant(String(1024, collation="C"), "postgresql")
+"""A workspace path, ordered byte by byte on every store (SQLite's BINARY, PostgreSQL's "C"),
+so the rows beneath a folder are one range of the path index (`workspace_store.beneath`)."""
+
+
 class WorkspaceEntry(Base):
     """One path of a workspace, live from version `since` until (not including) `until`.
 
@@ -254,7 +259,7 @@ class WorkspaceEntry(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
-    path: Mapped[str] = mapped_column(String(1024))
+    path: Mapped[str] = mapped_column(PathText)
     kind: Mapped[str] = mapped_column(String(8))
     hash: Mapped[str | None] = mapped_column(String(64))
     mode: Mapped[int] = mapped_column(Integer)

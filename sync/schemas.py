@@ -101,15 +101,31 @@ class MissingResponse(BaseModel):
     missing: list[str]
 
 
+class Rename(BaseModel):
+    """A path moved, with all beneath it: the store moves a folder of any size in a few
+    statements, where its files one by one would be a deletion and an entry each."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    source: Line = Field(alias="from")
+    to: Line
+
+    @field_validator("source", "to")
+    @classmethod
+    def _safe(cls, path: str) -> str:
+        return check_path(path)
+
+
 class CommitRequest(BaseModel):
-    """A change against version `parent`: entries added or changed, paths deleted (with all
-    beneath them)."""
+    """A change against version `parent`: paths deleted (with all beneath them), then
+    renamed, then entries added or changed."""
 
     model_config = ConfigDict(extra="forbid")
 
     parent: int = Field(ge=0)
     changes: list[EntryIn] = Field(default_factory=list, max_length=MAX_COMMIT)
     deleted: list[Line] = Field(default_factory=list, max_length=MAX_COMMIT)
+    renamed: list[Rename] = Field(default_factory=list, max_length=1000)
     inline: dict[str, Base64Bytes] = Field(default_factory=dict, max_length=16)
     """Content of a few small new blobs (base64, by hash), so an editor's save is one request."""
 

@@ -185,6 +185,7 @@ def commit_version(
         row = commits.commit(
             session, workspace_id=workspace_id, parent=body.parent, changes=body.changes,
             deleted=body.deleted, blobs=blobs, now=utcnow(),
+            renamed=[(r.source, r.to) for r in body.renamed],
         )  # fmt: skip
     except SyncError as exc:
         session.rollback()

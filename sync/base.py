@@ -34,9 +34,11 @@ class Remote(Protocol):
         changes: list[Entry],
         deleted: list[str],
         inline: dict[str, bytes] | None = None,
+        renamed: list[tuple[str, str]] | None = None,
     ) -> int:
-        """Make the next version from `parent` (with small new content `inline`, by hash);
-        returns the new head."""
+        """Make the next version from `parent`: `deleted` (with all beneath), then `renamed`
+        (from, to: a folder moved whole), then `changes` (with small new content `inline`,
+        by hash); returns the new head."""
         ...
 
     def manifest(self, workspace_id: str) -> tuple[int, dict[str, Entry]]:

@@ -30,6 +30,7 @@ from sync.errors import (
 )
 from sync.hashing import hash_bytes
 from sync.manifests import Entry
+from sync.renames import find_renames, roots
 from sync.scan import Local, Scan, Scanner
 from sync.schemas import MAX_COMMIT
 from sync.state import Pending, SyncState
@@ -206,14 +207,17 @@ class SyncDaemon:
         report = Report(version=self.state.version)
         pending = bool(self.state.pending.paths or self.state.pending.error)
         if changes or deleted:
-            inline = self._inline(changes) if found.touched is not None else {}
+            # A folder moved whole goes as a rename: nothing of it is asked about or sent.
+            gone = {p: self.committed[p].entry for p in deleted}
+            sent, dropped, renamed = find_renames(gone, changes, self.committed)
+            inline = self._inline(sent) if found.touched is not None else {}
             if inline:
                 report.uploaded = len(inline)
                 report.uploaded_bytes = sum(len(data) for data in inline.values())
             else:
-                self._upload(changes, report)
+                self._upload(sent, report)
             try:
-                report.version = self._commit(workspace, changes, deleted, inline)
+                report.version = self._commit(workspace, sent, dropped, inline, renamed)
             except StaleVersion:
                 # Someone else moved the workspace on: the local tree wins, against their head.
                 head, tree = self.remote.manifest(workspace)
@@ -294,16 +298,21 @@ class SyncDaemon:
         changes: list[Entry],
         deleted: list[str],
         inline: dict[str, bytes] | None = None,
+        renamed: list[tuple[str, str]] | None = None,
     ) -> int:
-        """One commit; a change larger than the API takes goes as several, in order."""
+        """One commit; a change larger than the API takes goes as several, in order. A deleted
+        folder is named alone: the server deletes what it holds."""
         version = self.state.version
+        deleted = roots(deleted)
         while True:
             gone, deleted = deleted[:MAX_COMMIT], deleted[MAX_COMMIT:]
             room = MAX_COMMIT - len(gone)
             batch, changes = changes[:room], changes[room:]
             version = self.remote.commit(
-                workspace, parent=version, changes=batch, deleted=gone, inline=inline
-            )
+                workspace, parent=version, changes=batch, deleted=gone, inline=inline,
+                renamed=renamed,
+            )  # fmt: skip
+            renamed = None
             if not changes and not deleted:
                 return version
 

@@ -8,6 +8,7 @@ SyncError
  +-- WorkspaceNotFound
  +-- FileUnstable
  +-- ServerUnreachable
+ |    +-- ServerSlow
  +-- ServerRefused
  +-- AccessDenied
  +-- AlreadySyncing
@@ -67,6 +68,11 @@ class FileUnstable(SyncError):
 
 class ServerUnreachable(SyncError):
     """Raised when the Autan API cannot be reached; the daemon queues changes and retries."""
+
+
+class ServerSlow(ServerUnreachable):
+    """Raised when the Autan API took the request but did not answer in time: it may still
+    apply it, so the daemon retries against the server's head (a stale retry is refused)."""
 
 
 class ServerRefused(SyncError):

@@ -16,6 +16,7 @@ from sync.errors import (
     BlobHashMismatch,
     BlobsMissing,
     ServerRefused,
+    ServerSlow,
     ServerUnreachable,
     StaleVersion,
     WorkspaceNotFound,
@@ -32,6 +33,11 @@ from sync.schemas import (
     WorkspaceDetail,
     WorkspaceTask,
 )
+
+MIB = 1 << 20
+PATHS_PER_SECOND = 1000
+"""The least rate a commit's paths are expected to be taken at: a large commit's timeout
+grows by a second per this many paths (and an upload's by a second per MiB)."""
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -52,6 +58,7 @@ class HttpRemote:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self.timeout = timeout
         self._http = httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}", "User-Agent": "autan-sync"},
@@ -95,7 +102,9 @@ class HttpRemote:
             if hash_bytes(data) != digest:
                 raise BlobHashMismatch(f"{path} changed since it was hashed")
             records.append((digest, data))
-        self._call("POST", "/api/blobs", content=encode(records))
+        size = sum(len(data) for _, data in records)
+        timeout = self._scaled(size / MIB)
+        self._call("POST", "/api/blobs", content=encode(records), timeout=timeout)
 
     def commit(
         self,
@@ -105,14 +114,19 @@ class HttpRemote:
         changes: list[Entry],
         deleted: list[str],
         inline: dict[str, bytes] | None = None,
+        renamed: list[tuple[str, str]] | None = None,
     ) -> int:
         body = {
             "parent": parent,
             "changes": [e.model_dump() for e in changes],
             "deleted": deleted,
+            "renamed": [{"from": source, "to": to} for source, to in renamed or []],
             "inline": {d: base64.b64encode(data).decode() for d, data in (inline or {}).items()},
         }
-        answer = self._call("POST", f"/api/workspaces/{workspace_id}/versions", json=body)
+        size = len(changes) + len(deleted)
+        timeout = self._scaled(size / PATHS_PER_SECOND)
+        path = f"/api/workspaces/{workspace_id}/versions"
+        answer = self._call("POST", path, json=body, timeout=timeout)
         return parent if answer is None else int(answer["number"])
 
     def manifest(self, workspace_id: str) -> tuple[int, dict[str, Entry]]:
@@ -168,9 +182,22 @@ class HttpRemote:
         found = self._call("GET", f"/api/workspaces/{workspace_id}/conflicts")
         return [ConflictView.model_validate(c) for c in found]
 
+    def _scaled(self, seconds: float) -> httpx.Timeout:
+        """The usual timeout, plus the time the server may need for a request this large."""
+        read = self.timeout + seconds
+        return httpx.Timeout(read, write=max(read, 300.0))
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
+        except httpx.ReadTimeout as exc:
+            timeout = kwargs.get("timeout")
+            waited = timeout.read if isinstance(timeout, httpx.Timeout) else self.timeout
+            raise ServerSlow(
+                f"the Autan API at {self.url} took the request ({method} {path}) but did not "
+                f"answer within {waited:.1f} s; it may be busy or still applying it: the "
+                "change waits locally and is sent again against the server's head"
+            ) from exc
         except httpx.TransportError as exc:
             raise ServerUnreachable(
                 f"cannot reach the Autan API at {self.url} ({type(exc).__name__}: {exc}); "

@@ -1,4 +1,5 @@
-"""Sync figures: a first sync against `rsync -a`, bytes after a restart, memory at 100,000 files.
+"""Sync figures: a first sync against `rsync -a`, bytes after a restart, a folder renamed,
+memory at 100,000 files.
 
 The API runs under uvicorn in its own process (api_process), on the store named. The
 daemon runs as `autan sync` does: `python -m cli sync PATH [--once]` in a child process,
@@ -8,7 +9,7 @@ body's bytes as they go out. Trees hold random bytes (nothing dedups, so every f
 its own upload) under the benchmark's temporary directory, which is removed with every
 process it started. The first sync of the 100,000 files takes many minutes.
 
-    python -m tests.bench.sync [--files 20000] [--total-mb 200] [--many 100000]
+    python -m tests.bench.sync [--files 20000] [--total-mb 200] [--many 100000] [--renamed 10000]
 """
 
 from __future__ import annotations
@@ -236,13 +237,46 @@ def synced(child: SyncProcess, line: str, timeout: float) -> None:
         raise RuntimeError(f"the watching daemon exited:\n{child.output()[-2000:]}")
 
 
+def bench_rename(database: str, *, files: int) -> list[dict[str, Any]]:
+    """`autan sync --once` after a folder of `files` small files is renamed (sent as one
+    rename), and after it is renamed back with one file inside edited (no longer the same
+    folder: sent path by path, the server deleting the old folder by prefix)."""
+    with bench_env(database, "none") as bench, api_process(bench) as base:
+        tree = bench.workdir / "renamed"
+        make_small_tree(tree / "big", files)
+        env = cli_env(bench, base)
+        sync_once(env, tree, bench.workdir / "rename-first.log", timeout=1800)
+        (tree / "big").rename(tree / "moved")
+        whole = sync_once(env, tree, bench.workdir / "rename-whole.log")
+        (tree / "moved").rename(tree / "big")
+        (tree / "big" / "p0" / "q0" / "f000000.txt").write_bytes(b"edited on the way\n")
+        by_path = sync_once(env, tree, bench.workdir / "rename-paths.log")
+    return [
+        {
+            "figure": "sync rename of a folder",
+            "database": database,
+            "files": files,
+            "as_rename_s": whole["s"],
+            "path_by_path_s": by_path["s"],
+        }
+    ]
+
+
 def bench_sync(
-    databases: list[str], *, files: int = 20_000, total_mb: int = 200, many: int = 100_000
+    databases: list[str],
+    *,
+    files: int = 20_000,
+    total_mb: int = 200,
+    many: int = 100_000,
+    renamed: int = 10_000,
 ) -> Iterator[dict[str, Any]]:
-    """Every figure of the sync issue: the first two on each store, memory on the first."""
+    """Every figure of the sync issue: the first two and the rename on each store, memory on
+    the first (`many` 0: left out)."""
     for database in databases:
         yield from bench_first_sync_and_restart(database, files=files, total_mb=total_mb)
-    yield from bench_memory(databases[0], files=many)
+        yield from bench_rename(database, files=renamed)
+    if many:
+        yield from bench_memory(databases[0], files=many)
 
 
 def main() -> None:
@@ -251,11 +285,13 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=20_000)
     parser.add_argument("--total-mb", type=int, default=200)
     parser.add_argument("--many", type=int, default=100_000)
+    parser.add_argument("--renamed", type=int, default=10_000)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped, it still cleans up
     for figure in bench_sync(
-        args.databases.split(","), files=args.files, total_mb=args.total_mb, many=args.many
-    ):
+        args.databases.split(","), files=args.files, total_mb=args.total_mb, many=args.many,
+        renamed=args.renamed,
+    ):  # fmt: skip
         print(json.dumps(figure), flush=True)
 
 

@@ -1,5 +1,5 @@
-"""Which paths the daemon leaves out: nested .gitignore and .autanignore files, and always .git
-(in any letter case, at any depth)."""
+"""Which paths the daemon leaves out: nested .gitignore and .autanignore files, editors' lock
+and swap files, and always .git (in any letter case, at any depth)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ from sandbox.gitnames import has_git_name
 
 IGNORE_FILES = (".gitignore", ".autanignore")
 """Read in this order in each directory, so .autanignore can override .gitignore."""
+
+EDITOR_FILES = (".#*", "*.swp", "*~", "4913")
+"""Editors' lock, swap and backup files (emacs, vim, and vim's probe of a writable folder):
+left out by default, as if the top `.gitignore` began with them (a `!` line re-includes)."""
 
 CONFLICT_MARK = ".autan-"
 """In the name of conflict copies (`PATH.autan-<task>`) and of temporaries being written:
@@ -27,7 +31,7 @@ class IgnoreRules:
     def spec(self, directory: str) -> GitIgnoreSpec | None:
         """The patterns of `directory` (relative, "" for the root), read once."""
         if directory not in self._specs:
-            lines: list[str] = []
+            lines: list[str] = [] if directory else list(EDITOR_FILES)
             for name in IGNORE_FILES:
                 lines += self.read_lines(directory, name)
             self._specs[directory] = GitIgnoreSpec.from_lines(lines) if lines else None

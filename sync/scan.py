@@ -46,7 +46,8 @@ class Scanner:
         self.root = root.resolve()
         self.rules = IgnoreRules(self.root)
         self.reported: set[str] = set()
-        """Git names already logged: each is said once while the daemon runs."""
+        """Git names and refused symlinks already logged: each is said once while the daemon
+        runs (a symlink again if its target changes)."""
 
     def scan(self, known: dict[str, Local]) -> Scan:
         """The whole tree; `known` supplies hashes of files whose stamp has not changed."""
@@ -125,7 +126,9 @@ class Scanner:
             log.warning("%s: path longer than %d bytes, not synced", path, MAX_PATH_BYTES)
         elif not is_line(path):
             # The server refuses such a path (422), and one refused entry would stop every sync.
-            log.warning("%r: a control character or a byte not UTF-8 in the path, not synced", path)
+            self._warn_once(
+                path, "%r: a control character or a byte not UTF-8 in the path, not synced", path
+            )
         elif stat_mode.S_ISDIR(st.st_mode):
             found.entries[path] = Local(Entry(path=path, kind="dir"))
             self._walk(path, known, found)
@@ -133,6 +136,12 @@ class Scanner:
             self._link(path, found)
         elif stat_mode.S_ISREG(st.st_mode):
             self._file(path, st, known, found)
+
+    def _warn_once(self, key: str, message: str, *args: object) -> None:
+        """A warning about something that stays as it is is said once, not on every rescan."""
+        if key not in self.reported:
+            self.reported.add(key)
+            log.warning(message, *args)
 
     def _link(self, path: str, found: Scan) -> None:
         full = self.root / path
@@ -143,18 +152,20 @@ class Scanner:
         real = os.path.realpath(full)
         inside = real == str(self.root) or real.startswith(f"{self.root}/")
         if not is_line(target):
-            log.warning(
+            self._warn_once(
+                f"{path}\0{target}",
                 "symlink %s: a control character or a byte not UTF-8 in its target, not synced",
                 path,
             )
             found.refused.append(path)
             return
         if os.path.isabs(target) or not inside:
-            log.warning(
+            found.refused.append(path)
+            self._warn_once(
+                f"{path}\0{target}",
                 "symlink %s -> %s points outside %s: not synced (make it relative and inside "
                 "the tree, or list it in .autanignore)", path, target, self.root,
             )  # fmt: skip
-            found.refused.append(path)
             return
         found.entries[path] = Local(Entry(path=path, kind="symlink", target=target, mode=0o777))
 

@@ -184,3 +184,38 @@ def test_a_folder_renamed_away_mid_rescan_leaves_no_orphans(checkout: Path) -> N
     for path in found.entries:  # every entry's folder is in the tree (the server insists)
         folder = os.path.dirname(path)
         assert not folder or found.entries[folder].entry.kind == "dir"
+
+
+def test_editor_lock_and_swap_files_are_left_out_unless_re_included(checkout: Path) -> None:
+    for path in (".#notes.txt", "src/.main.py.swp", "src/main.py~", "src/4913", "src/main.py"):
+        write(checkout, path)
+    write(checkout, "keep/.backup~")
+    write(checkout, "keep/.autanignore", "!*~\n")  # a `!` line brings them back where wanted
+
+    found = Scanner(checkout).scan({})
+
+    assert sorted(found.entries) == [
+        "keep", "keep/.autanignore", "keep/.backup~", "src", "src/main.py",
+    ]  # fmt: skip
+
+
+def test_a_refused_symlink_is_warned_once_and_again_when_it_changes(
+    checkout: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (checkout / "out").symlink_to(tmp_path)
+    write(checkout, "a.txt")
+    scanner = Scanner(checkout)
+
+    with caplog.at_level("WARNING", logger="sync.scan"):
+        first = scanner.scan({})
+        for _ in range(3):
+            again = scanner.scan(first.entries)
+            scanner.rescan(again.entries, {"out", "a.txt"}, again.refused)
+        (checkout / "out").unlink()
+        (checkout / "out").symlink_to("/etc")
+        last = scanner.scan(first.entries)
+
+    assert first.refused == again.refused == last.refused == ["out"]
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2, warned
+    assert str(tmp_path) in warned[0] and "-> /etc" in warned[1]

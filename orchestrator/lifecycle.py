@@ -106,8 +106,10 @@ class Lifecycle:
             return existing, False
         try:
             with self.write() as (session, events):
+                # The database's clock: the schedule-to-start deadline runs from this stamp.
+                now = self.lease_clock(session)
                 task = store.create_task(
-                    session, spec=spec, attempts=attempts, created_by=created_by, now=self.clock()
+                    session, spec=spec, attempts=attempts, created_by=created_by, now=now
                 )
                 self.event(session, events, task.id, "task.created", {"attempts": attempts})
                 view = TaskView.model_validate(task)
@@ -149,8 +151,8 @@ class Lifecycle:
 
     def cancel(self, task_id: str, *, by: str = "a user") -> TaskView:
         """Cancel a task that has not ended; running attempts stop at their next heartbeat."""
-        now = self.clock()
         with self.write() as (session, events):
+            now = self.lease_clock(session)
             task = store.get_task(session, task_id=task_id)
             if task.state in ACTIVE_TASK_STATES:
                 task.state = TaskState.CANCELLED
@@ -193,7 +195,8 @@ class Lifecycle:
                     state=state,
                     reason=reason,
                     result_id=best.id if best else None,
-                    finished_at=self.clock(),
+                    # The database's clock: the reconciler's report deadline runs from it.
+                    finished_at=self.lease_clock(session),
                 ),
             )
             if not ended:

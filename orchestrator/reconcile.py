@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis
 from sqlalchemy import select, update
 
 from orchestrator import store
@@ -47,8 +48,16 @@ def _requeue_silent_attempts(lifecycle: Lifecycle) -> int:
             .where(Attempt.state.in_(LIVE_ATTEMPT_STATES), Attempt.heartbeat_at < stale)
             .limit(BATCH)
         ).all()
+    try:
+        ending = lifecycle.queue.still_ending(attempt_id for attempt_id, _ in silent)
+    except (redis.RedisError, OSError):
+        ending = set()  # Redis is away too: no job can be queued for them either way
     requeued = 0
     for attempt_id, lease in silent:
+        if attempt_id in ending:
+            # Its run is over and its end is being retried through a store outage longer
+            # than the lease: running it again would throw its result away.
+            continue
         with lifecycle.write() as (session, events):
             moved = store.changed(
                 session,
@@ -115,9 +124,9 @@ def _requeue_lost_jobs(lifecycle: Lifecycle) -> int:
 def _requeue_reports(lifecycle: Lifecycle) -> int:
     # Reports are quick; one still missing after several graces was lost with its job.
     # One that has started is queued only when its next try is due and no job holds it.
-    old = lifecycle.clock() - timedelta(seconds=5 * lifecycle.settings.requeue_grace_s)
     with lifecycle.sessions() as session:
         now = lifecycle.lease_clock(session)
+        old = now - timedelta(seconds=5 * lifecycle.settings.requeue_grace_s)
         unreported = session.scalars(
             select(Task.id)
             .outerjoin(Report, Report.task_id == Task.id)

@@ -194,7 +194,7 @@ def _stamp(
         session,
         update(Task)
         .where(Task.id == view.id, Task.reported_at.is_(None))
-        .values(reported_at=lifecycle.clock()),
+        .values(reported_at=lifecycle.lease_clock(session)),
     )
     if marked:
         lifecycle.event(

@@ -14,7 +14,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
-from orchestrator.models import Attempt, utcnow
+from orchestrator.models import Attempt
 from orchestrator.report_runs import REPORT_STATES, count_reports_by_state
 from orchestrator.services import Services
 from orchestrator.states import LIVE_ATTEMPT_STATES, AttemptState, TaskState
@@ -38,7 +38,7 @@ class StoreCollector(Collector):
     def _queued(self, session: Session) -> tuple[float, int]:
         """The oldest queued attempt's age, and how many attempts no one is moving: queued
         past the requeue grace with no job in Redis, or held with a heartbeat past the timeout."""
-        settings, now = self._services.settings, utcnow()
+        settings, now = self._services.settings, self._services.lifecycle.lease_clock(session)
         queued = session.execute(
             select(Attempt.id, Attempt.enqueued_at).where(Attempt.state == AttemptState.QUEUED)
         ).all()

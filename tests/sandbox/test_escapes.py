@@ -175,3 +175,40 @@ def test_the_seccomp_program_is_built_from_one_list() -> None:
 
 def _q(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def test_an_unprivileged_worker_without_a_writable_cgroup_gets_the_one_line_reason(
+    shared_base: Path,
+) -> None:
+    # Root made (and owns) the cgroup parents; nobody may not write them: limits cannot be
+    # enforced, which is refused with the documented reason, never a PermissionError.
+    assert os.geteuid() == 0, "this test plays the unprivileged user and must start as root"
+    BwrapSandbox(shared_base, SandboxConfig(root=shared_base.parent / "as-root")).close()
+    root = shared_base.parent / "sandboxes"
+    root.mkdir()
+    os.chown(root, NOBODY, NOBODY)
+    site = [p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)]
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join([str(REPO), *site])}
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from sandbox.bwrap import BwrapSandbox\n"
+        "from sandbox.config import LimitsConfig, SandboxConfig\n"
+        "from sandbox.errors import LimitsUnavailable\n"
+        f"config = SandboxConfig(root=Path({str(root)!r}), limits=LimitsConfig(memory='64M'))\n"
+        "try:\n"
+        f"    BwrapSandbox(Path({str(shared_base)!r}), config)\n"
+        "except LimitsUnavailable as exc:\n"
+        "    sys.exit(f'refused: {exc}')\n"
+    )
+    argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    done = subprocess.run(
+        [*argv, _python_for_nobody(), "-c", script],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1 and done.stdout == "", done.stderr
+    assert done.stderr.splitlines() == [
+        "refused: cannot enforce memory and process limits: no writable memory and pids "
+        "controllers (v2 or v1). Delegate a cgroup to this user, or set "
+        "limits.require_cgroups = false to run without them"
+    ]
+    assert list(root.iterdir()) == []  # nothing left behind

@@ -158,6 +158,27 @@ class Claims:
         if not held:
             raise LeaseLost(f"attempt {claim.attempt_id} is no longer held by this worker")
 
+    @staticmethod
+    def _end_held(session: Session, claim: Claim) -> bool:
+        """Take the attempt to end it: while this claim holds it, or once the reconciler has
+        queued it again for a silent lease (an end retried through a store outage longer than
+        the lease) as long as no run has taken it since; its run is over, so the result stands
+        and the job queued for it finds nothing to take."""
+        held = (Attempt.lease == claim.lease) & Attempt.state.in_(LIVE_ATTEMPT_STATES)
+        untaken = (
+            (Attempt.state == AttemptState.QUEUED)
+            & Attempt.lease.is_(None)
+            & (Attempt.runs == claim.runs)
+        )
+        return bool(
+            store.changed(
+                session,
+                update(Attempt)
+                .where(Attempt.id == claim.attempt_id, held | untaken)
+                .values(lease=None),
+            )
+        )
+
     def set_phase(self, claim: Claim, state: AttemptState) -> None:
         self.write_many(claim, [("phase", state)])
 
@@ -233,7 +254,8 @@ class Claims:
             now = self.lifecycle.lease_clock(session)
             # Clearing the lease under its own guard is what makes this worker the one
             # that ends the attempt: the row stays locked until commit.
-            self._update_held(session, claim, lease=None)
+            if not self._end_held(session, claim):
+                raise LeaseLost(f"attempt {claim.attempt_id} is no longer held by this worker")
             attempt = session.get_one(Attempt, claim.attempt_id)
             if outcome is not None:  # a failed attempt's partial work is kept too
                 fields = {**outcome.__dict__, "partial": outcome.partial or state != "succeeded"}

@@ -87,9 +87,10 @@ class OrchestratorSettings(BaseSettings):
     again elsewhere. Longer than the self-stop deadline (`self_stop_s`), so a run cut off from
     the store has stopped and killed its sandbox before another worker takes its attempt."""
 
-    store_outage_s: float = Field(default=40.0, gt=0)
-    """How long a run keeps going without the store: its events wait in memory (in order) and
-    its end is retried. Past it (or past `self_stop_s`, if sooner) the run stops itself."""
+    store_outage_s: float = Field(default=120.0, gt=0)
+    """How long an attempt's end (its result) is retried, with back-off, while the store is
+    unreachable, and how long a run keeps going without it, its events kept in memory (in
+    order); a run stops itself sooner where the lease needs it (`self_stop_s`)."""
 
     event_buffer: int = Field(default=10_000, ge=1)
     """Most events one run holds in memory while the store is unreachable; one more stops it."""
@@ -173,6 +174,12 @@ class OrchestratorSettings(BaseSettings):
         return self.data_dir / "sandboxes"
 
     @property
+    def job_time_limit_s(self) -> float:
+        """Longest an attempt's job may take: the attempt, the retries of its end through a
+        store outage, and the grace before Celery kills the worker child outright."""
+        return self.attempt_time_limit_s + self.store_outage_s + self.attempt_hard_grace_s
+
+    @property
     def visibility_timeout_s(self) -> int:
-        """Longer than the longest attempt, so Redis never redelivers a job still running."""
-        return int(self.attempt_time_limit_s + self.attempt_hard_grace_s + 300)
+        """Longer than the longest attempt's job, so Redis never redelivers one still running."""
+        return int(self.job_time_limit_s + 300)

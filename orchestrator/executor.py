@@ -10,6 +10,7 @@ from typing import Literal
 
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import DBAPIError
 
 from orchestrator.base import AttemptContext, AttemptFailed, AttemptOutcome, Runner
 from orchestrator.claims import Claim
@@ -23,8 +24,9 @@ log = logging.getLogger(__name__)
 
 StopReason = Literal["cancelled", "timed_out", "lease_lost", "store_lost"]
 
-RETRY_S = 1.0
-"""Pause between tries of a write the store refused for being unreachable."""
+RETRY_S, RETRY_MAX_S = 0.25, 5.0
+"""First and longest pause between tries of an end the store refused for being unreachable;
+the pause doubles with each try."""
 
 
 class Watchdog(threading.Thread):
@@ -111,6 +113,8 @@ class AttemptExecutor:
         self.lifecycle = lifecycle
         self.runner = runner
         self.worker_name = worker_name
+        self._ending = False
+        """This run's end waits out a store outage and is marked so in Redis."""
 
     def execute(self, attempt_id: str) -> str:
         """Run the attempt if it is there to take; returns what happened, for the log."""
@@ -171,18 +175,30 @@ class AttemptExecutor:
         reason: str | None,
         outcome: AttemptOutcome | None,
     ) -> str:
-        """Send the kept events, then record the end; both retried across a short outage."""
+        """Send the kept events, then record the end; each retried across a store outage of
+        up to AUTAN_STORE_OUTAGE_S, and the job acknowledged only once this returns."""
+        self._ending = False
+        claims = self.lifecycle.claims
         try:
-            self._retrying(outbox, outbox.flush)
-            self._retrying(
-                outbox,
-                lambda: self.lifecycle.claims.record_end(
-                    claim, state, reason=reason, outcome=outcome
-                ),
-            )
+            self._retrying(claim, outbox.flush)
+            try:
+                self._retrying(
+                    claim, lambda: claims.record_end(claim, state, reason=reason, outcome=outcome)
+                )
+            except STORE_DOWN:
+                raise
+            except DBAPIError as exc:
+                # Not an outage (those are retried above): the store refuses this result for
+                # good, so say so on the attempt rather than run it again to the same end.
+                log.error("attempt %s: the store refuses its result: %s", claim.attempt_id, exc)
+                refused = f"its result could not be stored: {first_line(exc)}"
+                self._retrying(
+                    claim, lambda: claims.record_end(claim, AttemptState.FAILED, reason=refused)
+                )
+                state = AttemptState.FAILED
             # Ending the task is idempotent, so it is retried on its own: a retry of the
             # end above would find its own lease gone and take itself for a stale run.
-            self._retrying(outbox, lambda: self.lifecycle.finalize(claim.task_id))
+            self._retrying(claim, lambda: self.lifecycle.finalize(claim.task_id))
         except LeaseLost:
             log.warning("attempt %s was taken over; dropping this run's outcome", claim.attempt_id)
             return "lease lost"
@@ -193,7 +209,16 @@ class AttemptExecutor:
                 first_line(exc),
             )
             return "store unreachable"
+        finally:
+            if self._ending:
+                self._unmark_ending(claim.attempt_id)
         return str(state)
+
+    def _unmark_ending(self, attempt_id: str) -> None:
+        try:
+            self.lifecycle.queue.ended(attempt_id)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("could not clear the ending mark of %s: %s", attempt_id, exc)
 
     def _give_back(self, claim: Claim, outbox: Outbox, stopped: StopReason | None) -> str:
         if stopped == "lease_lost":
@@ -217,17 +242,40 @@ class AttemptExecutor:
             )
         return "stopped: the store is unreachable"
 
-    def _retrying(self, outbox: Outbox, write: Callable[[], object]) -> None:
-        """Try `write` until it goes through or the run's self-stop deadline has passed."""
+    def _retrying(self, claim: Claim, write: Callable[[], object]) -> None:
+        """Try `write` until it goes through, backing off, or the store has refused it as
+        unreachable for AUTAN_STORE_OUTAGE_S; any other error is raised at once."""
+        outage_s = self.lifecycle.settings.store_outage_s
+        pause, since = RETRY_S, time.monotonic()
         while True:
             try:
                 write()
                 return
-            except STORE_DOWN:
-                silent = time.monotonic() - outbox.last_ok
-                if silent > self.lifecycle.settings.self_stop_s:
+            except STORE_DOWN as exc:
+                left = outage_s - (time.monotonic() - since)
+                if left <= 0:
                     raise
-                time.sleep(RETRY_S)
+                if pause == RETRY_S:
+                    self._mark_ending(claim.attempt_id, left)
+                    log.warning(
+                        "attempt %s: the store is unreachable (%s); retrying its end for up to %gs",
+                        claim.attempt_id,
+                        first_line(exc),
+                        outage_s,
+                    )
+                time.sleep(min(pause, left))
+                pause = min(2 * pause, RETRY_MAX_S)
+
+    def _mark_ending(self, attempt_id: str, for_s: float) -> None:
+        """Tell the reconcilers (through Redis, which is often up while the database is not)
+        that this run is ending, so an outage past the lease does not run it again."""
+        try:
+            self.lifecycle.queue.ending(
+                attempt_id, for_s=for_s + self.lifecycle.settings.heartbeat_timeout_s
+            )
+            self._ending = True
+        except (redis.RedisError, OSError) as exc:
+            log.warning("could not mark attempt %s as ending: %s", attempt_id, exc)
 
     def _run(
         self, ctx: AttemptContext, outbox: Outbox

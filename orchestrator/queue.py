@@ -20,6 +20,8 @@ JOBS_KEY = "autan:jobs"
 It lives in the broker's Redis, so if Redis loses the queue it loses the markers too,
 and the reconciler sees which queued attempts have no job any more."""
 
+ENDING_KEY = "autan:ending:"
+"""Prefix of the keys that mark a run whose end waits out a store outage (see `ending`)."""
 
 FIRST, BEHIND = 0, 3
 """Priorities of attempt jobs. On Redis, kombu keeps one list per priority step and a worker
@@ -53,7 +55,7 @@ def intake_queue(queue_name: str) -> str:
 
 def make_celery(settings: OrchestratorSettings) -> Celery:
     app = Celery("autan", broker=broker_url(settings.resolved_redis_url))
-    limit = settings.attempt_time_limit_s
+    limit = settings.job_time_limit_s
     app.conf.update(
         # An attempt's message is acknowledged when it ends, so a worker that dies
         # leaves it in the queue; one message at a time per process, no hoarding.
@@ -64,9 +66,10 @@ def make_celery(settings: OrchestratorSettings) -> Celery:
             "visibility_timeout": settings.visibility_timeout_s,
             "priority_steps": [FIRST, BEHIND],
         },
-        # Backstops behind the worker's own deadline (which ends an attempt cleanly).
-        task_soft_time_limit=limit + settings.attempt_hard_grace_s / 2,
-        task_time_limit=limit + settings.attempt_hard_grace_s,
+        # Backstops behind the worker's own deadline (which ends an attempt cleanly) and
+        # the retries of its end through a store outage.
+        task_soft_time_limit=limit - settings.attempt_hard_grace_s / 2,
+        task_time_limit=limit,
         task_default_queue=settings.queue_name,
         task_ignore_result=True,
         task_serializer="json",
@@ -117,6 +120,21 @@ class AttemptQueue:
 
     def taken(self, attempt_id: str) -> None:
         self._redis.hdel(JOBS_KEY, attempt_id)
+
+    def ending(self, attempt_id: str, *, for_s: float) -> None:
+        """Mark the attempt's run as ending (its end retried through a store outage) for
+        `for_s` at most: the reconciler leaves its silent lease alone meanwhile."""
+        self._redis.set(f"{ENDING_KEY}{attempt_id}", "1", ex=max(1, int(for_s)))
+
+    def ended(self, attempt_id: str) -> None:
+        self._redis.delete(f"{ENDING_KEY}{attempt_id}")
+
+    def still_ending(self, attempt_ids: Iterable[str]) -> set[str]:
+        ids = list(attempt_ids)
+        if not ids:
+            return set()
+        marks = self._redis.mget([f"{ENDING_KEY}{attempt_id}" for attempt_id in ids])
+        return {attempt_id for attempt_id, mark in zip(ids, marks, strict=True) if mark}
 
     def without_job(self, attempt_ids: Iterable[str]) -> list[str]:
         ids = list(attempt_ids)

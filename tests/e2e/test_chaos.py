@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from orchestrator.config import OrchestratorSettings
-from orchestrator.models import Event
+from orchestrator.models import Attempt, Event
 from orchestrator.reporting import Reporters
 from orchestrator.services import Services
 from orchestrator.states import TaskState
@@ -144,6 +144,39 @@ def test_events_and_the_end_made_during_an_outage_are_kept_and_sent_in_order(
     # One line per change of state, no error of ours (the driver's pool may still log its own).
     assert [line for line in said if " ERROR orchestrator." in line] == []
     assert sum("heartbeat of attempt" in line and "failed" in line for line in said) <= 1
+
+
+def test_an_end_held_up_past_the_lease_is_not_run_again_by_a_worker_that_can_reach_it(
+    chaos: Chaos,
+) -> None:
+    release, record = chaos.tmp / "release", chaos.tmp / "runs"
+    _, proxy, log = chaos.worker()
+    script = {"record": str(record), "wait_for": str(release), "then_steps": 2}
+    task = submit(chaos.services, script)
+    wait_until(lambda: records(record), timeout=60, what="the run to start")
+    chaos.worker()  # another host, whose reconciler reaches the database all along
+    proxy.cut()
+    release.touch()  # the run ends while its host cannot reach the database
+    wait_until(lambda: "retrying its end" in log.read_text(), what="the end to be retried")
+    lease = chaos.settings.heartbeat_timeout_s
+
+    def lease_long_past() -> bool:
+        with chaos.services.sessions() as session:
+            silent = session.scalar(
+                select(func.extract("epoch", func.now() - Attempt.heartbeat_at)).where(
+                    Attempt.id == task.attempts[0].id
+                )
+            )
+        return float(silent) > lease + 5 * chaos.settings.reconcile_interval_s
+
+    wait_until(lease_long_past, timeout=60, what="the lease to run out on the database's clock")
+    proxy.restore()
+    done = ended(chaos.services, task.id)
+    assert done.state == TaskState.SUCCEEDED, chaos.output()
+    assert done.attempts[0].runs == 1 and len(records(record)) == 1  # not run again
+    texts = [d["text"] for _, k, d in chaos.events(task.id) if k == "model.message"]
+    assert texts == ["step 1", "then 1", "then 2"]
+    one_outcome(chaos, task.id)
 
 
 def test_a_frozen_worker_is_fenced_out_after_its_replacement_starts(chaos: Chaos) -> None:

@@ -230,6 +230,6 @@ def _raise(response: httpx.Response) -> NoReturn:
         )
     if status == 404:
         raise WorkspaceNotFound(str(message))
-    if status >= 500:
+    if status >= 500 or status == 429:  # a rate limit passes like an outage: wait, retry
         raise ServerUnreachable(f"the Autan API answered {status}: {message}; will retry")
     raise ServerRefused(f"the Autan API refused the request ({status}): {message}")

@@ -19,6 +19,7 @@ from web import error_pages, errors
 from web.admission import Admission, Slots
 from web.config import WebSettings
 from web.metrics import StoreCollector
+from web.rate_limits import Rate, WriteLimits
 from web.readiness import Readiness, Refresher, watch_writes
 from web.routes import (
     api_docs,
@@ -97,6 +98,7 @@ def create_app(
     app.state.metrics = registry
     errors.install(app, retry_after_s=web_settings.retry_after_s, noted=readiness.noted)
     error_pages.install(app)
+    app.add_middleware(WriteLimits, rate=Rate.parse(web_settings.write_rate))
     app.add_middleware(
         Admission, max_waiting=web_settings.max_waiting, retry_after_s=web_settings.retry_after_s
     )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.db import PoolConfig
+from web.rate_limits import Rate
 
 
 class WebSettings(BaseSettings):
@@ -62,6 +63,20 @@ class WebSettings(BaseSettings):
 
     api_docs: bool = False
     """Serve /docs and /openapi.json (AUTAN_API_DOCS=true), to signed-in users only."""
+
+    signin_rate: str = "10/60"
+    """Sign-in attempts allowed per client address and per token prefix: COUNT/SECONDS."""
+
+    write_rate: str = "1200/60"
+    """State-changing JSON API requests (POST, PUT, DELETE under /api/) allowed per client
+    address and per token prefix: COUNT/SECONDS. The address is the one the server sees:
+    behind a proxy, let uvicorn trust its forwarded headers or all clients share one."""
+
+    @field_validator("signin_rate", "write_rate")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        Rate.parse(value)
+        return value
 
     def pool(self) -> PoolConfig:
         """One connection per API thread and one for the health refresher; no overflow, so

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -153,11 +153,22 @@ def current_token(
 CurrentToken = Annotated[ApiToken, Depends(current_token)]
 
 
+def _page_of(request: Request) -> str:
+    """Where to come back to after signing in: the page itself for a GET; for a form posted
+    after the session ended, the page the form was on (a GET of its target would be a 405)."""
+    if request.method in SAFE_METHODS:
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    referer = urlsplit(request.headers.get("referer", ""))
+    if f"{referer.scheme}://{referer.netloc}" in own_origins(request) and referer.path:
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    return "/tasks"
+
+
 def current_viewer(request: Request, services: ServicesDep) -> Viewer:
     """The signed-in dashboard user; anyone else is sent to the sign-in page."""
     viewer = _signed_in(request, services)
     if viewer is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        target = _page_of(request)
         location = "/login" if target == "/" else f"/login?next={quote(target, safe='')}"
         raise HTTPException(303, "sign in first", {"Location": location})
     return viewer
@@ -181,8 +192,30 @@ async def form_fields(request: Request) -> dict[str, str]:
 FormDep = Annotated[dict[str, str], Depends(form_fields)]
 
 
-def checked_form(viewer: ViewerDep, form: FormDep) -> dict[str, str]:
-    """The form of a signed-in user, refused (403) unless it carries the session's CSRF token."""
+def own_origins(request: Request) -> set[str]:
+    """This site as a browser names it: the address it was reached at, and the public URL."""
+    settings: WebSettings = request.app.state.web_settings
+    public = urlsplit(settings.base_url)
+    return {f"{request.url.scheme}://{request.headers.get('host', '')}",
+            f"{public.scheme}://{public.netloc}"}  # fmt: skip
+
+
+def same_origin(request: Request) -> None:
+    """Refuses (403) a state change sent from another origin, another port of this host too:
+    cookies do not tell ports apart, so a page on 127.0.0.1:OTHER could post with them.
+    Browsers send Origin on every POST; a client that sends neither header is no browser."""
+    sent = request.headers.get("origin")
+    if sent is None and request.headers.get("referer"):
+        referer = urlsplit(request.headers["referer"])
+        sent = f"{referer.scheme}://{referer.netloc}"
+    if sent is not None and sent not in own_origins(request):
+        raise HTTPException(403, f"this form was sent from another site ({sent[:100]})")
+
+
+def checked_form(request: Request, viewer: ViewerDep, form: FormDep) -> dict[str, str]:
+    """The form of a signed-in user from this site, refused (403) unless it comes from this
+    origin and carries the session's CSRF token."""
+    same_origin(request)
     if not sessions.same(form.get("csrf"), viewer.session.csrf):
         raise HTTPException(403, "the form's CSRF token is missing or wrong: reload the page")
     return form

@@ -17,7 +17,9 @@ from web.deps import (
     SessionDep,
     WebSettingsDep,
     current_viewer,
+    same_origin,
 )
+from web.rate_limits import Rate, RateLimiter, token_prefix
 from web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -68,14 +70,28 @@ async def login(
     session: SessionDep,
     web_settings: WebSettingsDep,
 ) -> Response:
+    same_origin(request)
     target = _safe_next(form.get("next"))
     expected = request.cookies.get(sessions.LOGIN_CSRF_COOKIE, "")
+    raw = form.get("token", "").strip()
+    limiter = RateLimiter(
+        request.app.state.live_redis, "signin", Rate.parse(web_settings.signin_rate)
+    )
+    address = request.client.host if request.client else ""
+    wait = await limiter.hit("address:" + address, "token:" + token_prefix(raw))
+    if wait is not None:
+        refused = render(
+            request, "login.html", 429, csrf=expected or sessions.new_csrf(), next=target,
+            error=f"Too many sign-in attempts. Wait {wait} s, then try again.",
+        )  # fmt: skip
+        refused.headers["Retry-After"] = str(wait)
+        return refused
     if not expected or not sessions.same(form.get("csrf"), expected):
         return render(
             request, "login.html", 403, csrf=expected or sessions.new_csrf(), next=target,
             error="This form expired. Reload the page and sign in again.",
         )  # fmt: skip
-    token = await run_in_threadpool(authenticate, session, raw=form.get("token", "").strip())
+    token = await run_in_threadpool(authenticate, session, raw=raw)
     if token is None:
         return render(
             request, "login.html", 401, csrf=expected, next=target,

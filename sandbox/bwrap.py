@@ -6,15 +6,16 @@ import contextlib
 import fcntl
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
-from sandbox import cgroups, idmap, netproxy, process, seccomp
+from sandbox import cgroups, idmap, launcher, netproxy, process
 from sandbox.base import Change, ExecResult, OnOutput
 from sandbox.config import SandboxConfig
 from sandbox.diff import Budget, Changes, overlay_changes, read_entry, unified_diff
@@ -81,6 +82,13 @@ _PROC_MASKS = [
 HOST_ID_COUNT = 65536
 
 
+def _env_args(variables: Mapping[str, str]) -> list[str]:
+    """The command's whole environment, for bwrap to set: its launcher starts with none."""
+    if any(not name or "=" in name for name in variables):
+        raise ValueError("illegal environment variable name")
+    return ["--clearenv", *(a for k, v in variables.items() for a in ("--setenv", k, v))]
+
+
 def _tool(name: str) -> str:
     found = shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
     if found is None:
@@ -120,8 +128,10 @@ class BwrapSandbox:
         self._idle = threading.Condition()
         self._holder: subprocess.Popen[bytes] | None = None
         self.cgroup: cgroups.SandboxCgroup | None = None
+        self._launcher: Future[launcher.Launcher] | None = None
         try:
             self._start_cgroup()
+            self._launcher = launcher.start(self._procs_files())  # joins while the holder starts
             self._start_holder()
         except BaseException:
             self.close()
@@ -181,17 +191,16 @@ class BwrapSandbox:
                 idmap.detach(mount)  # the holder has its own copy
         self._view = f"/proc/{self._holder.pid}/root{HOLD}"
 
+    def _procs_files(self) -> list[Path]:
+        return self.cgroup.procs_files if self.cgroup is not None else []
+
     def _exec_prefix(self) -> list[str]:
         assert self._holder is not None
-        join: list[str] = []
-        if self.cgroup is not None:
-            script = "".join(f"echo $$ > {shlex.quote(str(f))}; " for f in self.cgroup.procs_files)
-            join = [_tool("sh"), "-c", script + 'exec "$@"', "join"]
         enter = [_tool("nsenter"), f"--target={self._holder.pid}", "--user", "--mount"]
         if self._owner is None:  # this user is the namespace's root already; setgroups is denied
             enter.append("--preserve-credentials")
         # setpriv after nsenter: changing credentials clears the parent-death signal.
-        return [*join, *enter, _tool("setpriv"), "--pdeathsig", "KILL", _tool("bwrap")]
+        return [*enter, _tool("setpriv"), "--pdeathsig", "KILL", _tool("bwrap")]
 
     def _bwrap_args(self, cwd: str) -> list[str]:
         args = ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
@@ -247,19 +256,25 @@ class BwrapSandbox:
             if self._closing.is_set():
                 raise SandboxClosed(f"sandbox {self.id} is closed")
             self._running += 1
+            ready, self._launcher = self._launcher, None
         try:
+            started = time.monotonic()
+            taken = ready.result() if ready is not None else None
+            if taken is None or not taken.alive():
+                if taken is not None:
+                    taken.discard()
+                taken = launcher.start(self._procs_files()).result()
             before = self.cgroup.counters() if self.cgroup else (0, 0)
             with contextlib.ExitStack() as stack:
+                stack.callback(taken.discard)  # reaps it, and kills what is left of its group
                 plumb = stack.enter_context(net)
-                filter_fd = seccomp.program_fd()
-                stack.callback(os.close, filter_fd)
                 # the proxy's mount goes first: the view is read-only once `_bwrap_args` ends
-                args = [*plumb.args, *self._bwrap_args(cwd), "--seccomp", str(filter_fd)]
-                args += ["--", *plumb.prefix, *argv]
-                outcome = process.run(
-                    [*self._prefix, *args],
-                    pass_fds=[filter_fd],
-                    env={**BASE_ENV, **(env or {}), **plumb.env},
+                args = [*plumb.args, *self._bwrap_args(cwd)]
+                args += _env_args({**BASE_ENV, **(env or {}), **plumb.env})
+                args += ["--seccomp", str(taken.filter_fd), "--", *plumb.prefix, *argv]
+                outcome = process.collect(
+                    taken.launch([*self._prefix, *args], stdin=stdin is not None),
+                    started=started,
                     stdin=stdin,
                     timeout=limits.timeout_s if timeout is None else timeout,
                     output_limit=limits.output_limit if output_limit is None else output_limit,
@@ -270,6 +285,8 @@ class BwrapSandbox:
         finally:
             with self._idle:
                 self._running -= 1
+                if not self._closing.is_set() and self._launcher is None:
+                    self._launcher = launcher.start(self._procs_files())  # for the next command
                 self._idle.notify_all()
         return ExecResult(
             exit_code=outcome.exit_code,
@@ -350,6 +367,10 @@ class BwrapSandbox:
         with self._idle:
             self._closing.set()
             self._idle.wait_for(lambda: self._running == 0, timeout=10)
+            unused, self._launcher = self._launcher, None
+        if unused is not None and not unused.cancel():
+            with contextlib.suppress(OSError):
+                unused.result().discard()
         if self._holder is not None:
             self._holder.kill()
             self._holder.wait()

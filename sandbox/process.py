@@ -87,8 +87,33 @@ def run(
         start_new_session=True,
         pass_fds=tuple(pass_fds),
     )
+    return collect(
+        proc,
+        started=started,
+        stdin=stdin,
+        timeout=timeout,
+        output_limit=output_limit,
+        on_output=on_output,
+        stops=stops,
+    )
+
+
+def collect(
+    proc: subprocess.Popen[bytes],
+    *,
+    started: float,
+    stdin: bytes | None,
+    timeout: float,
+    output_limit: int,
+    on_output: OnOutput | None = None,
+    stops: Sequence[threading.Event] = (),
+) -> Outcome:
+    """Feed `stdin` to `proc` (the leader of its own session, with piped output), read its
+    output to the end and wait for it; `started` (monotonic) counts towards `timeout`."""
     if stdin is not None:
         threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
+    elif proc.stdin is not None:
+        proc.stdin.close()
     assert proc.stdout is not None and proc.stderr is not None
     buffers = {"stdout": bytearray(), "stderr": bytearray()}
     truncated = timed_out = cancelled = False

@@ -1,0 +1,133 @@
+"""Launchers: processes started ahead of a command, already in its sandbox's cgroups.
+
+Joining a cgroup (a write to `cgroup.procs`) waits for an RCU grace period, about 10 ms on a
+busy host, and a process started from the worker must join before it may fork. A launcher
+pays that while nothing waits on it (beside the holder's start when a sandbox is made, and
+after each command for the next) and then waits for the argv to become: the worker writes
+it, NUL-separated, to a pipe, and the launcher (bash, whose `mapfile` reads NUL-separated
+words and which may close any fd) execs it with nothing of its own left open.
+
+Every launcher is started by one long-lived thread: `setpriv --pdeathsig` watches the thread
+that started a process, and a thread of the worker that ends must not take a command with it.
+A forked child (a Celery pool process) makes its own such thread: threads do not survive fork.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import subprocess
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from sandbox import process, seccomp
+
+# FD: the pipe of the argv, whose first word says where the command's stdin comes from.
+_SCRIPT = """set -e
+JOINmapfile -d '' -u FD argv
+exec FD<&-
+[ "${argv[0]}" = pipe ] || exec <>/dev/null
+exec "${argv[@]:1}"
+"""
+
+
+class Launcher:
+    """One started launcher: `launch` makes it a command, `discard` ends it unused."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], argv_fd: int, filter_fd: int) -> None:
+        self.proc = proc
+        self._argv_fd = argv_fd
+        self.filter_fd = filter_fd
+        """The seccomp program's fd as the launcher holds it, for `bwrap --seccomp`."""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def launch(self, argv: Sequence[str], *, stdin: bool) -> subprocess.Popen[bytes]:
+        """Become `argv`: with `stdin`, the command reads `proc.stdin`; else /dev/null."""
+        words = ["pipe" if stdin else "null", *argv]
+        if any("\0" in word for word in words):
+            raise ValueError("embedded null byte in the command or its environment")
+        data = b"".join(os.fsencode(word) + b"\0" for word in words)
+        try:
+            view = memoryview(data)
+            while view:  # a launcher that died reads nothing: its outcome says why
+                view = view[os.write(self._argv_fd, view) :]
+        except BrokenPipeError:
+            pass
+        finally:
+            os.close(self._argv_fd)
+            self._argv_fd = -1
+        return self.proc
+
+    def discard(self) -> None:
+        """Kill it and its process group, unless it was waited for already (its pid may be
+        another process's by now), and release what it held."""
+        if self.proc.returncode is None:
+            process.kill_group(self.proc.pid)
+            self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        if self._argv_fd >= 0:
+            os.close(self._argv_fd)
+            self._argv_fd = -1
+
+
+class _Spawner:
+    """The thread that starts every launcher of this process, made when first needed."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: ThreadPoolExecutor | None = None
+
+    def submit(self, procs_files: list[Path]) -> Future[Launcher]:
+        with self._lock:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="sandbox-launcher")
+            return self._thread.submit(_spawn, procs_files)
+
+
+_SPAWNER = _Spawner()
+os.register_at_fork(after_in_child=_SPAWNER.reset)
+
+
+def start(procs_files: Sequence[Path]) -> Future[Launcher]:
+    """A launcher that joins the cgroups whose `cgroup.procs` files are given, then waits."""
+    return _SPAWNER.submit(list(procs_files))
+
+
+def _spawn(procs_files: list[Path]) -> Launcher:
+    bash = shutil.which("bash", path="/usr/bin:/bin")
+    if bash is None:
+        raise FileNotFoundError("bash not found: the sandbox's launcher needs it")
+    join = "".join(f"echo $$ > {shlex.quote(str(f))}\n" for f in procs_files)
+    read, write = os.pipe()
+    filter_fd = seccomp.program_fd()
+    script = _SCRIPT.replace("FD", str(read)).replace("JOIN", join)
+    try:
+        proc = subprocess.Popen(
+            [bash, "--norc", "--noprofile", "-c", script, "launcher"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={},
+            cwd="/",
+            start_new_session=True,
+            pass_fds=(read, filter_fd),
+        )
+    except BaseException:
+        os.close(write)
+        raise
+    finally:
+        os.close(read)
+        with contextlib.suppress(OSError):
+            os.close(filter_fd)
+    return Launcher(proc, write, filter_fd)

@@ -89,6 +89,17 @@ def _env_args(variables: Mapping[str, str]) -> list[str]:
     return ["--clearenv", *(a for k, v in variables.items() for a in ("--setenv", k, v))]
 
 
+def _etc_entry(path: str) -> list[str]:
+    """A link into /usr (`localtime`, `os-release`) is made again inside, which costs bwrap
+    no mount; anything else is bound read-only, if it is there."""
+    if os.path.islink(path):
+        target = os.readlink(path)
+        inside = os.path.normpath(os.path.join(os.path.dirname(path), target))
+        if inside.startswith("/usr/") and os.path.realpath(path).startswith("/usr/"):
+            return ["--symlink", target, path]
+    return ["--ro-bind-try", path, path]
+
+
 def _tool(name: str) -> str:
     found = shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
     if found is None:
@@ -215,7 +226,7 @@ class BwrapSandbox:
                 args += ["--ro-bind", top, top]
         args += ["--dir", "/etc"]
         for name in _ETC:
-            args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+            args += _etc_entry(f"/etc/{name}")
         args += ["--ro-bind", f"{HOLD}/etc/passwd", "/etc/passwd"]
         args += ["--ro-bind", f"{HOLD}/etc/group", "/etc/group"]
         for i, extra in enumerate(self.config.ro_binds):

@@ -182,3 +182,20 @@ def test_close_leaves_no_process_mount_or_directory(make_sandbox: object) -> Non
     assert not sbx.dir.exists()
     with pytest.raises(SandboxClosed):
         sbx.exec("true")
+
+
+def test_etc_links_into_usr_are_made_again_and_the_rest_is_bound(sbx: BwrapSandbox) -> None:
+    links = [n for n in ("localtime", "os-release") if os.path.islink(f"/etc/{n}")]
+    script = "for f in /etc/*; do [ -L $f ] && echo $f; done; cat /etc/os-release /etc/hosts"
+    ran = sbx.exec(script)
+
+    listed = [line for line in ran.stdout.splitlines() if line.startswith("/etc/")]
+    assert listed == [f"/etc/{n}" for n in sorted(links)]
+    host = Path("/etc/os-release").read_text() + Path("/etc/hosts").read_text()
+    assert ran.exit_code == 0 and ran.stdout.endswith(host)
+    for name in links:  # the same link, resolving to the same file through the read-only /usr
+        inside = sbx.exec(["sh", "-c", f"readlink /etc/{name}; sha256sum < /etc/{name}"])
+        digest = subprocess.run(
+            ["sh", "-c", f"sha256sum < /etc/{name}"], capture_output=True, text=True
+        )
+        assert inside.stdout == f"{os.readlink(f'/etc/{name}')}\n{digest.stdout}"

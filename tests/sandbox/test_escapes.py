@@ -113,6 +113,20 @@ def test_the_sandbox_never_writes_as_host_root(worker: Worker) -> None:
     assert owner == worker.host_uid and owner != 0
 
 
+def test_no_host_path_of_the_platform_shows_in_mountinfo_or_cmdline(
+    worker: Worker, shared_base: Path
+) -> None:
+    (mounts, cmdline, fds), _ = worker.run(
+        ["cat /proc/self/mountinfo /proc/1/mountinfo", "cat /proc/cmdline", "ls /proc/self/fd"]
+    )
+
+    assert " /workspace " in mounts.stdout and " / " in mounts.stdout  # it read the real file
+    for seen in (mounts.stdout, cmdline.stdout):  # the base, the sandboxes' state: all beneath
+        assert str(shared_base.parent) not in seen and "autan" not in seen
+    assert cmdline.stdout == ""
+    assert fds.stdout.split() == ["0", "1", "2", "3"]  # 3: ls's own look at the folder
+
+
 def test_core_pattern_cannot_be_set_from_inside(worker: Worker) -> None:
     marker = Path(tempfile.mkdtemp(prefix="autan-core-", dir="/tmp")) / "ran-as-host-root"
     before = Path("/proc/sys/kernel/core_pattern").read_text()

@@ -50,22 +50,22 @@ _GROUP = f"root:x:0:\nsandbox:x:{SANDBOX_UID}:\n"
 # the host or inside) it mounts a size-limited tmpfs, the disk quota, holding the overlay's
 # upper and work dirs, the sandbox's /tmp, its passwd and group, proxy sockets, and the merged
 # view. Paths under it need no walk through the worker's own (maybe 0700) directories, which
-# a root worker's mapped ids could not make. It lives until its stdin closes.
+# a root worker's mapped ids could not make. Between its two steps the worker fills the tmpfs
+# (`_fill`: a few calls where the holder would start mkdir and chmod). It lives until its stdin
+# closes.
 HOLD = "/tmp"
 _HOLDER = """set -e
 mount -t tmpfs -o "size=$2,mode=0755" tmpfs /tmp
-mkdir /tmp/upper /tmp/work /tmp/merged /tmp/tmp /tmp/etc /tmp/net
-chmod 1777 /tmp/tmp
-printf '%s' "$3" > /tmp/etc/passwd
-printf '%s' "$4" > /tmp/etc/group
-: > /tmp/etc/empty
+echo mounted
+read -r _
 mount -t overlay overlay -o "lowerdir=$1,upperdir=/tmp/upper,workdir=/tmp/work,userxattr" \
     /tmp/merged
-shift 4
-for ro in "$@"; do mkdir -p "/tmp/$ro" && mount --rbind "$ro" "/tmp/$ro"; done
+shift 2
+for ro in "$@"; do mount --rbind "$ro" "/tmp/$ro"; done
 echo ready
 read -r _ || true
 """
+_FILES = {"etc/passwd": _PASSWD, "etc/group": _GROUP, "etc/empty": ""}
 # What a container runtime hides of /proc (the OCI defaults, and the kernel command line):
 # files become empty, folders empty and read-only; the writable kernel knobs are read-only.
 _MASKED_FILES = [
@@ -180,8 +180,7 @@ class BwrapSandbox:
             enter += [_tool("unshare")]
             lower, cwd, fds = "lower", self.dir, [userns]
         argv = [*enter, "--mount", "--propagation", "private", "sh", "-c", _HOLDER, "holder"]
-        argv += [lower, str(self.config.limits.disk), _PASSWD, _GROUP]
-        argv += [m.name for m in self._mounts[1:]]
+        argv += [lower, str(self.config.limits.disk), *(m.name for m in self._mounts[1:])]
         try:
             self._holder = subprocess.Popen(
                 argv,
@@ -192,15 +191,44 @@ class BwrapSandbox:
                 cwd=cwd,
                 pass_fds=fds,
             )
-            assert self._holder.stdout is not None and self._holder.stderr is not None
-            if self._holder.stdout.readline() != b"ready\n":
-                self._holder.wait()
-                err = self._holder.stderr.read().decode(errors="replace").strip()
-                raise SandboxStartFailed(f"could not set up the sandbox's mounts: {err}")
+            self._step(b"mounted\n")
+            self._fill(f"/proc/{self._holder.pid}/root{HOLD}")
+            self._step(b"ready\n", go=True)
         finally:
             for mount in self._mounts:
                 idmap.detach(mount)  # the holder has its own copy
         self._view = f"/proc/{self._holder.pid}/root{HOLD}"
+
+    def _step(self, said: bytes, *, go: bool = False) -> None:
+        """Wait for the holder to say `said` (having told it to go on, with `go`)."""
+        holder = self._holder
+        assert holder is not None and holder.stdin and holder.stdout and holder.stderr
+        with contextlib.suppress(BrokenPipeError):  # it ended: what it said tells why
+            if go:
+                holder.stdin.write(b"go\n")
+                holder.stdin.flush()
+        if holder.stdout.readline() != said:
+            holder.wait()
+            err = holder.stderr.read().decode(errors="replace").strip()
+            raise SandboxStartFailed(f"could not set up the sandbox's mounts: {err}")
+
+    def _fill(self, view: str) -> None:
+        """The holder's folders and files, made as the sandbox's owner in its fresh tmpfs."""
+        top = os.open(view, os.O_PATH | os.O_DIRECTORY)
+        try:
+            with self.as_owner():
+                names = ["upper", "work", "merged", "tmp", "etc", "net"]
+                for name in names + [m.name for m in self._mounts[1:]]:
+                    os.mkdir(name, 0o755, dir_fd=top)
+                os.chmod("tmp", 0o1777, dir_fd=top)
+                for name, text in _FILES.items():
+                    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=top)
+                    try:
+                        os.write(fd, text.encode())
+                    finally:
+                        os.close(fd)
+        finally:
+            os.close(top)
 
     def _procs_files(self) -> list[Path]:
         return self.cgroup.procs_files if self.cgroup is not None else []

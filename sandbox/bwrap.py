@@ -295,7 +295,8 @@ class BwrapSandbox:
             if self._closing.is_set():
                 raise SandboxClosed(f"sandbox {self.id} is closed")
             self._running += 1
-            ready, self._launcher = self._launcher, None
+            # the next command's launcher joins the cgroups while this one runs
+            ready, self._launcher = self._launcher, launcher.start(self._procs_files())
         try:
             started = time.monotonic()
             taken = ready.result() if ready is not None else None
@@ -324,8 +325,6 @@ class BwrapSandbox:
         finally:
             with self._idle:
                 self._running -= 1
-                if not self._closing.is_set() and self._launcher is None:
-                    self._launcher = launcher.start(self._procs_files())  # for the next command
                 self._idle.notify_all()
         return ExecResult(
             exit_code=outcome.exit_code,
@@ -407,11 +406,16 @@ class BwrapSandbox:
             self._closing.set()
             self._idle.wait_for(lambda: self._running == 0, timeout=10)
             unused, self._launcher = self._launcher, None
+        ended: launcher.Launcher | None = None
         if unused is not None and not unused.cancel():
             with contextlib.suppress(OSError):
-                unused.result().discard()
+                ended = unused.result()
+                ended.kill()
         if self._holder is not None:
-            self._holder.kill()
+            self._holder.kill()  # both die at once; then both are reaped
+        if ended is not None:
+            ended.discard()
+        if self._holder is not None:
             self._holder.wait()
             for pipe in (self._holder.stdin, self._holder.stdout, self._holder.stderr):
                 if pipe is not None:

@@ -64,12 +64,16 @@ class Launcher:
             self._argv_fd = -1
         return self.proc
 
-    def discard(self) -> None:
-        """Kill it and its process group, unless it was waited for already (its pid may be
-        another process's by now), and release what it held."""
+    def kill(self) -> None:
+        """SIGKILL it and its process group, unless it was waited for already (its pid may be
+        another process's by now)."""
         if self.proc.returncode is None:
             process.kill_group(self.proc.pid)
-            self.proc.wait()
+
+    def discard(self) -> None:
+        """Kill it, wait for it, and release what it held."""
+        self.kill()
+        self.proc.wait()
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 pipe.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -41,7 +42,10 @@ from serving import (
     RouterConfig,
 )
 from sync import snapshots
+from sync.base import LocalBlobs
+from sync.cache import worker_blobs
 from sync.errors import SyncError
+from sync.storage import open_storage
 
 
 class AgentRunnerSettings(BaseSettings):
@@ -207,7 +211,8 @@ class AgentRunner:
         or a workspace's snapshot when `repo` is `workspace:<id>@<version>`."""
         try:
             if snapshots.is_workspace(repo):
-                return snapshots.base_tree(repo, ref, self.settings.data_dir)
+                snapshots_dir = self.settings.data_dir / "snapshots"
+                return snapshots.base_tree(repo, ref, self.blobs, snapshots_dir)
             return self.trees.checkout(repo, ref or "HEAD")
         except (SandboxError, SyncError) as exc:
             raise AttemptFailed(f"the base tree could not be made: {exc}") from exc
@@ -259,7 +264,7 @@ class AgentRunner:
         live: LiveAttempt | None = None
         try:
             if snapshots.is_workspace(ctx.task.repo):
-                live = LiveAttempt(ctx, sandbox, self.settings.data_dir, self.feed)
+                live = LiveAttempt(ctx, sandbox, self.blobs, self.feed)
             return self._attempt(ctx, sandbox, live, base=base)
         except (AgentError, SandboxError, SyncError) as exc:
             raise AttemptFailed(str(exc)) from exc
@@ -267,6 +272,16 @@ class AgentRunner:
             if live is not None:
                 live.stop()
             sandbox.close()
+
+    @cached_property
+    def blobs(self) -> LocalBlobs:
+        """The blobs workspace trees are built from, on this host's disk: the store when it
+        is a directory, else this worker's bounded cache of object storage."""
+        s, data = self.feed.services.settings, self.settings.data_dir
+        storage = open_storage(s.storage_config(), data / "blobs")
+        return worker_blobs(
+            storage, s.blob_cache_dir or data / "cache", s.blob_cache_budget_mb << 20
+        )
 
     @property
     def feed(self) -> WorkspaceFeed:

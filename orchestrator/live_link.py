@@ -4,7 +4,6 @@ the agent's edits come out as `sync.changed` events (their content in the blob s
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -13,7 +12,7 @@ from orchestrator.base import AttemptContext
 from orchestrator.workspace_feed import WorkspaceFeed
 from sandbox.base import Sandbox
 from sync import snapshots
-from sync.blobs import BlobStore
+from sync.base import LocalBlobs
 from sync.live import ChangeSet, LiveSync, SandboxConflict, SandboxLink
 from sync.manifests import row
 
@@ -27,12 +26,11 @@ class LiveAttempt:
     """The link's life around one attempt: `start`, `poke` on each file change, `stop`."""
 
     def __init__(
-        self, ctx: AttemptContext, sandbox: Sandbox, data_dir: Path, feed: WorkspaceFeed
+        self, ctx: AttemptContext, sandbox: Sandbox, blobs: LocalBlobs, feed: WorkspaceFeed
     ) -> None:
         self.ctx = ctx
         self.feed = feed
         self.workspace_id, version = snapshots.workspace_of(ctx.task.repo)
-        blobs = BlobStore(data_dir / "blobs")
         base = snapshots.manifest(blobs, ctx.task.ref or "")
         self.link = SandboxLink(sandbox, blobs, base, version)
         self.live = LiveSync(

@@ -101,3 +101,29 @@ class Storage(Protocol):
     def open_file(self, key: str) -> Iterator[bytes]:
         """The content stored under `key` in chunks; ObjectMissing (at once) when absent."""
         ...
+
+
+class LocalBlobs(Protocol):
+    """Blobs as files on this host's disk, to build trees from: the disk backend itself, or a
+    worker's bounded cache of object storage (sync/cache.py)."""
+
+    def fetch(self, digests: Iterable[str]) -> None:
+        """Have these blobs on this disk (ObjectMissing for one the store lacks)."""
+        ...
+
+    def path(self, digest: str) -> Path:
+        """The file of a blob held on this disk."""
+        ...
+
+    def executable(self, digest: str) -> Path:
+        """The blob's executable twin (0o755) beside it."""
+        ...
+
+    def has(self, digest: str) -> bool: ...
+
+    def read(self, digest: str) -> bytes: ...
+
+    def put_chunks(self, chunks: Iterable[bytes]) -> tuple[str, int]:
+        """Store content of unknown hash, streamed (here and in the shared store); its hash
+        and size."""
+        ...

@@ -90,8 +90,8 @@ class BlobWriter:
 
 
 class BlobStore:
-    """Implements Storage: blobs named by their BLAKE3 under `root/objects/ab/cdef...`, files
-    under `root/files/<key>`, temporaries in `root/tmp`."""
+    """Implements Storage and LocalBlobs: blobs named by their BLAKE3 under
+    `root/objects/ab/cdef...`, files under `root/files/<key>`, temporaries in `root/tmp`."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -108,6 +108,12 @@ class BlobStore:
 
     def has(self, digest: str) -> bool:
         return self.path(digest).is_file()
+
+    def fetch(self, digests: Iterable[str]) -> None:
+        """Implements LocalBlobs: this store is on the disk already; check that it holds them."""
+        for digest in digests:
+            if not self.has(digest):
+                raise ObjectMissing(f"no blob {digest} in the store")
 
     def missing(self, digests: Iterable[str]) -> list[str]:
         """The hashes of `digests` the store lacks, each once, in the order given. Those it

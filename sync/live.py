@@ -36,7 +36,7 @@ from sandbox.paths import (
     replace_beneath,
     write_parents,
 )
-from sync.blobs import BlobStore
+from sync.base import LocalBlobs
 from sync.errors import SyncError, UnsafePath
 from sync.hashing import CHUNK, new_hasher, stamp
 from sync.ignore import IgnoreRules
@@ -114,7 +114,7 @@ class SandboxLink:
     def __init__(
         self,
         sandbox: Sandbox,
-        blobs: BlobStore,
+        blobs: LocalBlobs,
         base: dict[str, Entry],
         version: int,
         *,

@@ -1,7 +1,8 @@
-"""Workspace snapshots as base trees: a manifest built into a directory by hard links to blobs."""
+"""Workspace snapshots as base trees: a manifest built into a directory from blobs on this disk."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -9,8 +10,8 @@ import shutil
 import uuid
 from pathlib import Path
 
-from sync.blobs import BlobStore
-from sync.errors import SyncError, WorkspaceNotFound
+from sync.base import LocalBlobs
+from sync.errors import ObjectMissing, SyncError, WorkspaceNotFound
 from sync.hashing import hash_bytes, is_digest
 from sync.manifests import Entry, parse
 
@@ -35,21 +36,30 @@ def workspace_of(repo: str) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
-def manifest(blobs: BlobStore, manifest_hash: str) -> dict[str, Entry]:
+FICLONE = 0x40049409
+"""The ioctl that makes a file share another's blocks (btrfs, XFS): a copy that costs nothing."""
+
+
+def manifest(blobs: LocalBlobs, manifest_hash: str) -> dict[str, Entry]:
     """The entries of the manifest blob `manifest_hash`, checked."""
-    if not is_digest(manifest_hash) or not blobs.has(manifest_hash):
-        raise WorkspaceNotFound(f"no manifest {manifest_hash!r} in the blob store")
-    data = blobs.read(manifest_hash)
+    try:
+        if not is_digest(manifest_hash):
+            raise ObjectMissing(manifest_hash)
+        data = blobs.read(manifest_hash)
+    except ObjectMissing:
+        raise WorkspaceNotFound(f"no manifest {manifest_hash!r} in the blob store") from None
     if hash_bytes(data) != manifest_hash:
         raise SyncError(f"manifest {manifest_hash} is damaged in the blob store")
     return parse(data)
 
 
-def materialise(blobs: BlobStore, manifest_hash: str, root: Path) -> Path:
+def materialise(blobs: LocalBlobs, manifest_hash: str, root: Path) -> Path:
     """The tree of the manifest blob `manifest_hash` under `root`, made once.
 
-    Files are hard links to the blobs (executables to each blob's executable twin);
-    the tree is built in a temporary directory and renamed into place whole.
+    Files are hard links to the blobs (executables to each blob's executable twin) when the
+    blobs are on the same file system as `root`, and copies (shared blocks where the file
+    system can) when not; the tree is built in a temporary directory and renamed into place
+    whole.
     """
     if not is_digest(manifest_hash):
         raise SyncError(f"{manifest_hash!r} is not a manifest hash")
@@ -73,7 +83,13 @@ def materialise(blobs: BlobStore, manifest_hash: str, root: Path) -> Path:
         os.close(lock)
 
 
-def _build(blobs: BlobStore, entries: dict[str, Entry], into: Path) -> None:
+def _build(blobs: LocalBlobs, entries: dict[str, Entry], into: Path) -> None:
+    files = [e.hash or "" for e in entries.values() if e.kind == "file"]
+    try:
+        blobs.fetch(files)
+    except ObjectMissing as exc:
+        raise SyncError(f"the snapshot cannot be made: {exc}") from exc
+    link = bool(files) and os.stat(blobs.path(files[0])).st_dev == os.stat(into).st_dev
     for path in sorted(entries):  # parents sort before their children
         entry, dest = entries[path], into / path
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -82,20 +98,40 @@ def _build(blobs: BlobStore, entries: dict[str, Entry], into: Path) -> None:
         elif entry.kind == "symlink":
             os.symlink(entry.target or "", dest)
         else:
-            digest = entry.hash or ""
-            if not blobs.has(digest):
-                raise SyncError(f"{path}: blob {digest} is missing from the store")
-            source = blobs.executable(digest) if entry.mode & 0o100 else blobs.path(digest)
-            os.link(source, dest)
+            link = _place(blobs, entry, dest, link)
 
 
-def base_tree(repo: str, ref: str | None, data_dir: Path) -> Path:
+def _place(blobs: LocalBlobs, entry: Entry, dest: Path, link: bool) -> bool:
+    """The file of `entry` at `dest`; whether hard links still work (a bind mount of the same
+    file system refuses them too: EXDEV, and from then on a copy)."""
+    digest, executable = entry.hash or "", bool(entry.mode & 0o100)
+    if link:
+        try:
+            os.link(blobs.executable(digest) if executable else blobs.path(digest), dest)
+            return True
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+    _copy(blobs.path(digest), dest, 0o755 if executable else 0o644)
+    return False
+
+
+def _copy(source: Path, dest: Path, mode: int) -> None:
+    with open(source, "rb") as src, open(dest, "xb") as dst:
+        try:
+            fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+        except OSError:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    os.chmod(dest, mode)
+
+
+def base_tree(repo: str, ref: str | None, blobs: LocalBlobs, snapshots_dir: Path) -> Path:
     """The base tree for a task whose repo is `workspace:<id>@<version>` and ref the manifest hash.
 
-    The orchestrator's runner calls this for workspace tasks; the blobs and snapshots live
-    under the platform's data directory.
+    The orchestrator's runner calls this for workspace tasks, with the blobs on its disk (the
+    store, or its cache of object storage) and its own snapshots directory.
     """
     workspace_of(repo)
     if ref is None:
         raise SyncError(f"{repo}: the task's ref must be the version's manifest hash")
-    return materialise(BlobStore(data_dir / "blobs"), ref, data_dir / "snapshots")
+    return materialise(blobs, ref, snapshots_dir)

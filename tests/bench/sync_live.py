@@ -29,6 +29,7 @@ from orchestrator.workspace_feed import WorkspaceFeed
 from sandbox import SandboxConfig, create_sandbox
 from sandbox.errors import SandboxError
 from sync import snapshots
+from sync.blobs import BlobStore
 from sync.remote import HttpRemote
 from tests.agent.bugs import git
 from tests.bench.env import Bench, api_process, bench_env
@@ -83,7 +84,9 @@ def bench_live(database: str, *, saves: int = 200) -> list[dict[str, Any]]:
             )
             claim = lifecycle.claims.claim(task.attempts[0].id, worker="bench")
             assert claim is not None
-            tree = snapshots.base_tree(task.repo, manifest, bench.settings.data_dir)
+            blobs = bench.services.storage
+            assert isinstance(blobs, BlobStore)
+            tree = snapshots.base_tree(task.repo, manifest, blobs, bench.workdir / "snapshots")
             config = SandboxConfig(backend="bwrap", root=bench.workdir / "sandboxes")
             config.limits.require_cgroups = False
             sandbox = create_sandbox(tree, config)
@@ -92,7 +95,7 @@ def bench_live(database: str, *, saves: int = 200) -> list[dict[str, Any]]:
                 emit=lambda kind, data: _emitted(lifecycle.claims.emit(claim, kind, data)),
                 phase=lambda state: None,
             )  # fmt: skip
-            live = LiveAttempt(ctx, sandbox, bench.settings.data_dir, WorkspaceFeed(bench.services))
+            live = LiveAttempt(ctx, sandbox, blobs, WorkspaceFeed(bench.services))
             try:
                 into, to_server = _local_to_sandbox(
                     checkout, sandbox.read_file, saves, partial(_head_made, bench, workspace)

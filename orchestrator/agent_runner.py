@@ -17,6 +17,7 @@ from agent.baseline import BaselineCache
 from agent.errors import ModelFailed
 from agent.loop import Agent
 from agent.tools import truncate
+from orchestrator import trajectories
 from orchestrator.base import AttemptContext, AttemptFailed, AttemptOutcome, Emit
 from orchestrator.baselines import StoreBaselines
 from orchestrator.config import OrchestratorSettings, default_data_dir
@@ -42,7 +43,7 @@ from serving import (
     RouterConfig,
 )
 from sync import snapshots
-from sync.base import LocalBlobs
+from sync.base import LocalBlobs, Storage
 from sync.cache import worker_blobs
 from sync.errors import SyncError
 from sync.storage import open_storage
@@ -99,7 +100,9 @@ class AgentRunnerSettings(BaseSettings):
     ended at most this long before is reused (attempts that start together always share one)."""
 
     trajectory_dir: Path | None = None
-    """Where each attempt's whole conversation is saved as `<attempt id>.json`; unset: nowhere."""
+    """Where each attempt's whole conversation is also kept as `<attempt id>.json` on the
+    worker; it always goes to the shared store when the attempt ends (and is served by
+    `GET /api/tasks/{id}/attempts/{n}/trajectory`)."""
 
     network: NetworkMode = "none"
     """Network of the agent's steps (and tests): `none`, `allowlist` (AUTAN_NETWORK_ALLOW
@@ -278,10 +281,14 @@ class AgentRunner:
         """The blobs workspace trees are built from, on this host's disk: the store when it
         is a directory, else this worker's bounded cache of object storage."""
         s, data = self.feed.services.settings, self.settings.data_dir
-        storage = open_storage(s.storage_config(), data / "blobs")
-        return worker_blobs(
-            storage, s.blob_cache_dir or data / "cache", s.blob_cache_budget_mb << 20
-        )
+        budget = s.blob_cache_budget_mb << 20
+        return worker_blobs(self.storage, s.blob_cache_dir or data / "cache", budget)
+
+    @cached_property
+    def storage(self) -> Storage:
+        """The shared store: trajectories go there when an attempt ends."""
+        settings = self.feed.services.settings
+        return open_storage(settings.storage_config(), self.settings.data_dir / "blobs")
 
     @property
     def feed(self) -> WorkspaceFeed:
@@ -301,9 +308,8 @@ class AgentRunner:
         config, meter = self.settings.agent, Meter()
         emit = live.emit if live else ctx.emit
         info = inspect(sandbox, config.map_entries)
-        trajectory = None
-        if self.settings.trajectory_dir is not None:
-            trajectory = self.settings.trajectory_dir / f"{ctx.attempt_id}.json"
+        spool = self.settings.trajectory_dir or self.settings.data_dir / "trajectories"
+        trajectory = spool / f"{ctx.attempt_id}.json"
         agent = Agent(
             self.model(ctx, emit), sandbox, config=config, emit=emit, stop=ctx.stop,
             meter=meter,
@@ -315,6 +321,8 @@ class AgentRunner:
             return self._run_agent(ctx, sandbox, live, agent, info, meter, verification)
         finally:
             verification.close()
+            keep = self.settings.trajectory_dir is not None
+            trajectories.upload(self.storage, ctx.attempt_id, trajectory, keep=keep)
 
     def _run_agent(
         self,

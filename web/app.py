@@ -30,6 +30,7 @@ from web.routes import (
     signin,
     task_pages,
     tasks,
+    trajectories,
     workspace_tasks,
     workspaces,
     workspaces_api,
@@ -113,6 +114,7 @@ def create_app(
         workspaces,
         workspaces_api,
         workspace_tasks,
+        trajectories,
     )
     for module in routers:
         app.include_router(module.router)

@@ -77,6 +77,7 @@ def runner_settings(tmp_path: Path) -> Callable[..., AgentRunnerSettings]:
             "sandbox_root": tmp_path / "sandboxes",
             "trees_dir": tmp_path / "trees",
             "trajectory_dir": tmp_path / "trajectories",
+            "data_dir": tmp_path / "data",
             "agent": agent_config(),
         }
         return AgentRunnerSettings(**{**values, **overrides})

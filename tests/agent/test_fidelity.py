@@ -62,6 +62,7 @@ def test_the_known_fix_verifies_on_every_repository(
         assert seen.of("file.change") == [{"path": "lib.py", "status": "modified"}]
         saved = json.loads((tmp_path / "trajectories" / "a1.json").read_text())
         assert saved["reason"] == "finished" and saved["steps"] == 2
+        assert json.loads(b"".join(runner.storage.open_file("trajectories/a1.json"))) == saved
     assert len(server.requests) == 2 * len(BUGS)
 
 

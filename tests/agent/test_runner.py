@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -100,12 +101,17 @@ def test_a_budget_ends_the_attempt_as_failed_with_its_reason(
     runner_settings: Callable[..., AgentRunnerSettings],
 ) -> None:
     server = serve(Script.model_validate({"fallback": {"content": "thinking"}}))
-    settings = runner_settings(server.url)
+    settings = runner_settings(server.url, trajectory_dir=None)
     settings.agent.max_steps = 2
     ctx, seen = attempt_context(repos["add"], BUGS[0].task)
+    runner = AgentRunner(settings)
     with pytest.raises(AttemptFailed, match=r"step budget of 2 model calls spent \(budget:steps\)"):
-        AgentRunner(settings).run(ctx)
+        runner.run(ctx)
     assert seen.kinds() == ["model.message", "model.message"] and seen.phases == []
+    # The failed attempt's trajectory went to the shared store; no copy stays on the worker.
+    stored = json.loads(b"".join(runner.storage.open_file("trajectories/a1.json")))
+    assert stored["reason"] == "budget:steps" and stored["steps"] == 2
+    assert not (settings.data_dir / "trajectories" / "a1.json").exists()
 
 
 def test_a_missing_repository_fails_the_attempt_saying_so(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from orchestrator import trajectories
 from orchestrator.config import OrchestratorSettings
 from orchestrator.reporting import Reporters
 from orchestrator.services import Services
@@ -162,7 +163,7 @@ def test_any_replica_serves_what_another_stored(
 
 
 def test_an_unreachable_store_is_a_503_with_retry_after(
-    settings: OrchestratorSettings, admin_token: str
+    settings: OrchestratorSettings, admin_token: str, tmp_path: Path
 ) -> None:
     down = settings.model_copy(
         update={"storage_url": "s3://gone/x", "s3_endpoint_url": f"http://127.0.0.1:{free_port()}",
@@ -186,3 +187,33 @@ def test_an_unreachable_store_is_a_503_with_retry_after(
     services.close()
     with pytest.raises(StorageUnavailable):
         services.storage.has(hash_bytes(A))
+    saved = tmp_path / "a1.json"
+    saved.write_text("{}")
+    assert trajectories.upload(services.storage, "a1", saved, keep=False) is False
+    assert saved.exists()  # kept on the worker when the store is away; the attempt goes on
+
+
+def test_a_trajectory_stored_by_a_worker_is_served_by_any_replica(
+    replicas: tuple[TestClient, TestClient], shared: OrchestratorSettings, tmp_path: Path
+) -> None:
+    first, second = replicas
+    made = first.post("/api/tasks", json={"repo": "https://example.com/r.git", "instruction": "x"})
+    assert made.status_code == 201, made.text
+    task = made.json()
+    url = f"/api/tasks/{task['id']}/attempts/1/trajectory"
+    absent = second.get(url)
+    assert absent.status_code == 404 and "stored when the attempt ends" in absent.json()["detail"]
+
+    saved = tmp_path / "a.json"
+    saved.write_text('{"reason": "finished", "steps": 2}')
+    worker = open_storage(shared.storage_config(), tmp_path / "worker")  # a worker's own view
+    trajectories.upload(worker, task["attempts"][0]["id"], saved, keep=False)
+    assert not saved.exists()
+
+    served = second.get(url)
+    assert served.status_code == 200 and served.headers["content-type"] == "application/json"
+    assert served.json() == {"reason": "finished", "steps": 2}
+    assert first.get(f"/api/tasks/{task['id']}/attempts/2/trajectory").status_code == 404
+    assert first.get(f"/api/tasks/{task['id']}/attempts/0/trajectory").status_code == 422
+    assert first.get("/api/tasks/nope/attempts/1/trajectory").status_code == 404
+    assert TestClient(first.app).get(url).status_code == 401

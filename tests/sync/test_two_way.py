@@ -87,10 +87,13 @@ def test_a_local_save_reaches_the_agent_and_its_edits_land_on_a_branch(
     )
     env = cli_env(settings, live_api, tmp_path)
     autan = Autan(env)
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "cli", "sync", str(checkout)], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    # The daemon writes to a file, not a pipe: a failure below shows what it said.
+    said = tmp_path / "daemon.log"
+    with said.open("wb") as out:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "cli", "sync", str(checkout)], cwd=ROOT, env=env,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     try:
         agent_workers.start(model_url=model.url)
         ran = autan("run", "use what I save", "--workspace", str(checkout))
@@ -127,10 +130,12 @@ def test_a_local_save_reaches_the_agent_and_its_edits_land_on_a_branch(
         assert sorted(status) == ["?? local.txt", "?? wip.txt"]
         shown = autan("sync", "status")
         assert task in shown.stdout and branch in shown.stdout, shown.stdout
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nthe daemon said:\n{said.read_text()}") from exc
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
-        output = daemon.communicate(timeout=60)[0].decode(errors="replace")
-    assert daemon.returncode == 0, output + agent_workers.output()
+        daemon.wait(timeout=60)
+    assert daemon.returncode == 0, said.read_text() + agent_workers.output()
 
 
 def git_log(worktree: Path, branch: str) -> list[str]:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator.models import (
@@ -23,20 +24,23 @@ from sync.manifests import Entry, Kind, canonical
 def register(
     session: Session, *, key: str, name: str, root: str, created_by: str, now: datetime
 ) -> tuple[Workspace, bool]:
-    """The caller's workspace with `key`, made if new; says whether it was made."""
-    found = session.scalars(
-        select(Workspace).where(Workspace.created_by == created_by, Workspace.key == key)
-    ).first()
-    if found is not None:
-        found.name, found.root = name, root
-        return found, False
-    workspace = Workspace(
-        key=key, name=name, root=root, created_by=created_by, head=0, created_at=now,
-        updated_at=now,
-    )  # fmt: skip
-    session.add(workspace)
-    session.flush()
-    return workspace, True
+    """The caller's workspace with `key`, made if new; says whether it was made. Two callers
+    at once (`autan sync` and `autan run --workspace` starting together) get the same one."""
+    mine = select(Workspace).where(Workspace.created_by == created_by, Workspace.key == key)
+    found = session.scalars(mine).first()
+    if found is None:
+        workspace = Workspace(
+            key=key, name=name, root=root, created_by=created_by, head=0, created_at=now,
+            updated_at=now,
+        )  # fmt: skip
+        try:
+            with session.begin_nested():
+                session.add(workspace)
+            return workspace, True
+        except IntegrityError:
+            found = session.scalars(mine).one()  # the other caller's, made meanwhile
+    found.name, found.root = name, root
+    return found, False
 
 
 def get(session: Session, *, workspace_id: str) -> Workspace:

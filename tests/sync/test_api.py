@@ -4,19 +4,23 @@ upload, commit, manifest."""
 from __future__ import annotations
 
 import base64
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from orchestrator.models import WorkspaceEntry, WorkspaceVersion
+from orchestrator.models import Workspace, WorkspaceEntry, WorkspaceVersion
 from orchestrator.services import Services
 from sync.base import Storage
 from sync.batches import MAX_RECORD, encode
 from sync.blobs import BlobStore
 from sync.hashing import hash_bytes
 from sync.s3 import S3Storage
+from tests.live import LiveApi
 
 A, B = b"alpha\n", b"beta\n"
 
@@ -71,6 +75,31 @@ def test_register_is_idempotent_per_key(api: TestClient) -> None:
     assert (
         api.post("/api/workspaces", json={"key": "", "name": "a", "root": "/a"}).status_code == 422
     )
+
+
+def test_a_checkout_registered_by_several_at_once_is_one_workspace(
+    live_api: LiveApi, services: Services
+) -> None:
+    """`autan sync` and `autan run --workspace` started together both register the checkout:
+    each gets the same workspace, none an error (a 500 here killed the daemon at its start)."""
+    callers = 4
+    headers = {"Authorization": f"Bearer {live_api.token}"}
+    for round_ in range(8):
+        key = f"host:/race/{round_}"
+        together = threading.Barrier(callers)
+
+        def register_now(key: str = key, together: threading.Barrier = together) -> httpx.Response:
+            together.wait(timeout=30)
+            body = {"key": key, "name": "race", "root": "/race"}
+            return httpx.post(f"{live_api.url}/api/workspaces", json=body, headers=headers)
+
+        with ThreadPoolExecutor(callers) as pool:
+            answers = list(pool.map(lambda _: register_now(), range(callers)))
+        codes = sorted(answer.status_code for answer in answers)
+        assert codes == [200] * (callers - 1) + [201], [answer.text for answer in answers]
+        assert len({answer.json()["id"] for answer in answers}) == 1
+    with services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Workspace)) == 8
 
 
 def test_every_route_wants_the_bearer_token(api: TestClient) -> None:

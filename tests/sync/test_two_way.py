@@ -70,11 +70,6 @@ def branch_file(worktree: Path, branch: str, path: str) -> str | None:
     return shown.stdout if shown.returncode == 0 else None
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known flaky in a full CI run (1 of 2 databases, either one): the daemon started "
-    "beside `autan run --workspace` sometimes never sends the local save; under investigation",
-)
 def test_a_local_save_reaches_the_agent_and_its_edits_land_on_a_branch(
     settings: OrchestratorSettings,
     live_api: LiveApi,

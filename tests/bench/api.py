@@ -49,21 +49,30 @@ class Load:
             self.bad.append(f"{what}: {r.status_code} {r.text[:200]}")
 
 
-def _retry_after(r: httpx.Response) -> float:
-    return float(r.headers.get("Retry-After", "1"))
+async def _back_off(r: httpx.Response, over: asyncio.Event) -> bool:
+    """Wait what a shed 503's Retry-After asks, as a well-behaved client does; False when the
+    load ended meanwhile (it failed elsewhere): nothing is left to retry for."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(over.wait(), float(r.headers.get("Retry-After", "1")))
+    return not over.is_set()
 
 
-async def _setup_call(http: httpx.AsyncClient, method: str, url: str, **kw: Any) -> httpx.Response:
-    """A setup request, repeated after a shed 503 as a well-behaved client does."""
+async def _setup_call(
+    http: httpx.AsyncClient, over: asyncio.Event, method: str, url: str, **kw: Any
+) -> httpx.Response:
+    """A setup request, repeated after a shed 503."""
     for _ in range(60):
         r = await http.request(method, url, **kw)
         if r.status_code != 503:
             return r
-        await asyncio.sleep(_retry_after(r))
+        if not await _back_off(r, over):
+            raise RuntimeError(f"{method} {url}: the load ended while it waited to retry")
     raise RuntimeError(f"{method} {url} was shed 60 times in a row")
 
 
-async def _follow(http: httpx.AsyncClient, task_id: str, load: Load, opened: asyncio.Event) -> None:
+async def _follow(
+    http: httpx.AsyncClient, task_id: str, load: Load, opened: asyncio.Event, over: asyncio.Event
+) -> None:
     """Follow until the task's end arrives, reconnecting from the last id as EventSource does."""
     last = "0"
     while True:
@@ -71,8 +80,9 @@ async def _follow(http: httpx.AsyncClient, task_id: str, load: Load, opened: asy
         async with http.stream("GET", f"/api/tasks/{task_id}/events", headers=headers) as r:
             if r.status_code == 503:
                 load.stream_sheds += 1
-                await asyncio.sleep(_retry_after(r))
-                continue
+                if await _back_off(r, over):
+                    continue
+                return
             if r.status_code != 200:
                 load.bad.append(f"stream {task_id}: {r.status_code}")
                 return
@@ -117,6 +127,7 @@ async def run_load(base: str, token: str, *, clients: int, submissions: int, str
         max_connections=clients + streams + 10, max_keepalive_connections=None, keepalive_expiry=2
     )
     headers = {"Authorization": f"Bearer {token}"}
+    over = asyncio.Event()  # the prober stops; on a failure, whatever waits to retry gives up
     async with httpx.AsyncClient(
         base_url=base, headers=headers, limits=limits, timeout=120
     ) as http:
@@ -124,30 +135,31 @@ async def run_load(base: str, token: str, *, clients: int, submissions: int, str
 
         async def setup(method: str, url: str, **kw: Any) -> httpx.Response:
             async with gate:
-                return await _setup_call(http, method, url, **kw)
+                return await _setup_call(http, over, method, url, **kw)
 
-        made = await asyncio.gather(
-            *(
-                setup("POST", "/api/tasks", json={"repo": "/srv/load.git", "instruction": "f"})
-                for _ in range(streams)
+        try:
+            made = await asyncio.gather(
+                *(
+                    setup("POST", "/api/tasks", json={"repo": "/srv/load.git", "instruction": "f"})
+                    for _ in range(streams)
+                )
             )
-        )
-        followed = [r.json()["id"] for r in made]
-        opened = [asyncio.Event() for _ in followed]
-        followers = [
-            asyncio.create_task(_follow(http, task_id, load, event))
-            for task_id, event in zip(followed, opened, strict=True)
-        ]
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in opened)), 120)
-        stop = asyncio.Event()
-        watcher = asyncio.create_task(_watch_livez(http, load, stop))
-        counter = iter(range(submissions))
-        wall = time.perf_counter()
-        await asyncio.gather(*(_client(http, counter, load) for _ in range(clients)))
-        load.wall_s = time.perf_counter() - wall
-        await asyncio.gather(*(setup("POST", f"/api/tasks/{t}/cancel") for t in followed))
-        await asyncio.wait_for(asyncio.gather(*followers), 120)
-        stop.set()
+            followed = [r.json()["id"] for r in made]
+            opened = [asyncio.Event() for _ in followed]
+            followers = [
+                asyncio.create_task(_follow(http, task_id, load, event, over))
+                for task_id, event in zip(followed, opened, strict=True)
+            ]
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in opened)), 120)
+            watcher = asyncio.create_task(_watch_livez(http, load, over))
+            counter = iter(range(submissions))
+            wall = time.perf_counter()
+            await asyncio.gather(*(_client(http, counter, load) for _ in range(clients)))
+            load.wall_s = time.perf_counter() - wall
+            await asyncio.gather(*(setup("POST", f"/api/tasks/{t}/cancel") for t in followed))
+            await asyncio.wait_for(asyncio.gather(*followers), 120)
+        finally:
+            over.set()
         await watcher
     return load
 

@@ -10,6 +10,7 @@ the default reconcile interval (10 s) and requeue grace (30 s).
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from typing import Any
 
@@ -24,7 +25,7 @@ def bench_outage(*, running: int, stranded: int, outage_s: float) -> dict[str, A
     with bench_env("postgresql", TEST_RUNNER) as bench:
         proxy, through = CuttableProxy.before(bench.settings.database_url)
         bench.workers.settings = bench.settings.model_copy(update={"database_url": through})
-        bench.workers.start(concurrency=running + 2)
+        worker = bench.workers.start(concurrency=running + 2)
         lifecycle = bench.services.lifecycle
         release, record = bench.workdir / "release", bench.workdir / "runs"
 
@@ -44,7 +45,17 @@ def bench_outage(*, running: int, stranded: int, outage_s: float) -> dict[str, A
         proxy.cut()
         release.touch()  # they go on without the store
         waiting = [submit({"steps": 1}) for _ in range(stranded)]
-        time.sleep(outage_s)  # the outage itself: a length to hold, not a condition
+        # The outage lasts its length, unless the worker dies in it: what would follow is a
+        # restart, not a recovery, so the bench stops there and says so.
+        try:
+            worker.wait(timeout=outage_s)
+        except subprocess.TimeoutExpired:
+            pass  # it lasted its length, the worker up through it
+        else:
+            raise RuntimeError(
+                f"the worker exited ({worker.returncode}) during the outage:\n"
+                + bench.workers.output()
+            )
         proxy.restore()
         restored = time.perf_counter()
         ended: dict[str, float] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import threading
 from functools import cached_property
@@ -27,7 +28,7 @@ from orchestrator.verification import Limits, Verification
 from orchestrator.workspace_feed import WorkspaceFeed
 from sandbox import SandboxConfig, SandboxError, create_sandbox
 from sandbox.base import Sandbox
-from sandbox.config import FULL_REFUSED, LimitsConfig
+from sandbox.config import FULL_REFUSED, LimitsConfig, parse_size
 from sandbox.diff import left_out_note
 from sandbox.errors import RefNotFound
 from sandbox.network import Connection, NetworkConfig, NetworkMode, OnConnection
@@ -47,6 +48,8 @@ from sync.base import LocalBlobs, Storage
 from sync.cache import worker_blobs
 from sync.errors import SyncError
 from sync.storage import open_storage
+
+log = logging.getLogger(__name__)
 
 
 class AgentRunnerSettings(BaseSettings):
@@ -84,7 +87,8 @@ class AgentRunnerSettings(BaseSettings):
     """The platform's data directory (AUTAN_DATA_DIR): sandboxes and trees live under it."""
 
     sandbox_root: Path | None = None
-    """Where sandboxes keep their state; DATA_DIR/sandboxes (reaped at worker start) if unset."""
+    """Where sandboxes keep their state (AUTAN_SANDBOX_ROOT); DATA_DIR/sandboxes if unset.
+    The worker reaps what a crashed worker left there when it starts."""
 
     sandbox_require_cgroups: bool = True
     """Refuse to run when memory and process limits cannot be enforced."""
@@ -94,6 +98,10 @@ class AgentRunnerSettings(BaseSettings):
 
     trees_dir: Path | None = None
     """Where base trees (mirrors, checkouts) are cached; DATA_DIR/trees if unset."""
+
+    trees_budget: int = Field(default=20 << 30, gt=0)
+    """Bytes of checked-out base trees a worker keeps (`20G`, `500M`); past it the least
+    recently used ones that no sandbox holds are removed, at start and after each attempt."""
 
     ref_fresh_s: float = Field(default=0.0, ge=0)
     """A task's ref is fetched when its first attempt starts; a fetch of the same ref that
@@ -123,6 +131,11 @@ class AgentRunnerSettings(BaseSettings):
 
     network_full: bool = False
     """The operator allows the `full` policy (any public host over HTTP(S), still by proxy)."""
+
+    @field_validator("trees_budget", mode="before")
+    @classmethod
+    def _size(cls, value: str | int) -> int:
+        return parse_size(value)
 
     @field_validator("setup_network", mode="before")
     @classmethod
@@ -200,9 +213,21 @@ class AgentRunner:
         self.trees = TreeStore(
             TreesConfig(
                 root=self.settings.trees_dir or self.settings.data_dir / "trees",
+                budget=self.settings.trees_budget,
                 fresh_s=self.settings.ref_fresh_s,
             )
         )
+        self.prune_trees()
+
+    def prune_trees(self) -> None:
+        """Bring the base trees within AUTAN_TREES_BUDGET; a failure is logged, never fatal."""
+        try:
+            removed = self.trees.prune()
+        except OSError as exc:
+            log.warning("could not prune base trees in %s: %s", self.trees.root, exc)
+            return
+        if removed:
+            log.info("removed %d base tree(s) past the budget: %s", len(removed), removed)
 
     @property
     def router(self) -> Router:
@@ -260,6 +285,13 @@ class AgentRunner:
 
     def run(self, ctx: AttemptContext) -> AttemptOutcome:
         base = self.base_tree(ctx.task.repo, self.base_commit(ctx) or ctx.task.ref)
+        try:
+            with self.trees.using(base):
+                return self._in_sandbox(ctx, base)
+        finally:
+            self.prune_trees()
+
+    def _in_sandbox(self, ctx: AttemptContext, base: Path) -> AttemptOutcome:
         try:
             sandbox = create_sandbox(base, self.sandbox_config(), _reporter(ctx.emit))
         except SandboxError as exc:

@@ -132,6 +132,10 @@ class OrchestratorSettings(BaseSettings):
     choose_review_timeout_s: float = Field(default=120.0, gt=0)
     """Longest the end of a task waits for the review; past it the ranking's pick stands."""
 
+    sandbox_root: Path | None = None
+    """Where the runner keeps its sandboxes (AUTAN_SANDBOX_ROOT, read by the runner too);
+    DATA_DIR/sandboxes if unset."""
+
     queue_name: str = "autan.attempts"
     """Celery queue the attempt jobs go to."""
 
@@ -171,7 +175,7 @@ class OrchestratorSettings(BaseSettings):
     @property
     def sandboxes_dir(self) -> Path:
         """Where this host's sandboxes live; orphans left by a crash are reaped at start."""
-        return self.data_dir / "sandboxes"
+        return self.sandbox_root or self.data_dir / "sandboxes"
 
     @property
     def job_time_limit_s(self) -> float:

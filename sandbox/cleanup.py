@@ -25,7 +25,10 @@ def reap_orphans(root: Path) -> list[str]:
         lock = entry / "lock"
         if entry.name.startswith(".") or not lock.exists():
             continue
-        fd = os.open(lock, os.O_RDWR)
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except PermissionError:
+            continue  # another user's sandbox (a root worker's, under a shared root)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -193,8 +193,19 @@ class TreeStore:
         os.utime(self.root / "trees" / f"{name}.size")  # last use, for prune()
         return final
 
+    @contextlib.contextmanager
+    def using(self, tree: Path) -> Iterator[None]:
+        """Hold `tree` while a sandbox runs over it: `prune()` in any process leaves it alone.
+        A tree this store did not make (a workspace snapshot) is not its to hold."""
+        if tree.parent != self.root / "trees":
+            yield
+            return
+        with _locked(tree.parent / f"{tree.name}.lock", fcntl.LOCK_SH):
+            yield
+
     def prune(self, in_use: set[Path] | None = None) -> list[Path]:
-        """Remove least recently used trees until their total fits the budget; never `in_use`."""
+        """Remove least recently used trees until their total fits the budget; never `in_use`
+        nor one a sandbox holds (`using`), in this process or another."""
         trees = self.root / "trees"
         entries = []
         for size_file in trees.glob("*.size"):
@@ -208,9 +219,12 @@ class TreeStore:
                 break
             if tree.resolve() in busy:
                 continue
-            with _locked(trees / f"{tree.name}.lock", fcntl.LOCK_EX | fcntl.LOCK_NB):
-                shutil.rmtree(tree, ignore_errors=True)
-                tree.with_suffix(".size").unlink()
+            try:
+                with _locked(trees / f"{tree.name}.lock", fcntl.LOCK_EX | fcntl.LOCK_NB):
+                    shutil.rmtree(tree, ignore_errors=True)
+                    tree.with_suffix(".size").unlink()
+            except BlockingIOError:
+                continue  # a sandbox runs over it, or it is being made
             removed.append(tree)
             total -= size
         return removed

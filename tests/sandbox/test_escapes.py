@@ -201,8 +201,6 @@ def test_an_unprivileged_worker_without_a_writable_cgroup_gets_the_one_line_reas
     root = shared_base.parent / "sandboxes"
     root.mkdir()
     os.chown(root, NOBODY, NOBODY)
-    site = [p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)]
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join([str(REPO), *site])}
     script = (
         "import sys; from pathlib import Path\n"
         "from sandbox.bwrap import BwrapSandbox\n"
@@ -214,11 +212,7 @@ def test_an_unprivileged_worker_without_a_writable_cgroup_gets_the_one_line_reas
         "except LimitsUnavailable as exc:\n"
         "    sys.exit(f'refused: {exc}')\n"
     )
-    argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-    done = subprocess.run(
-        [*argv, _python_for_nobody(), "-c", script],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
-    )  # fmt: skip
+    done = _python_as_nobody(script)
     assert done.returncode == 1 and done.stdout == "", done.stderr
     assert done.stderr.splitlines() == [
         "refused: cannot enforce memory and process limits: no writable memory and pids "
@@ -226,3 +220,27 @@ def test_an_unprivileged_worker_without_a_writable_cgroup_gets_the_one_line_reas
         "limits.require_cgroups = false to run without them"
     ]
     assert list(root.iterdir()) == []  # nothing left behind
+
+
+def test_an_unprivileged_worker_leaves_another_user_s_left_sandbox_alone(
+    shared_base: Path,
+) -> None:
+    root = shared_base.parent / "sandboxes"
+    (root / "made-by-root").mkdir(parents=True)
+    (root / "made-by-root" / "lock").touch(mode=0o600)  # a root worker's, dead
+    root.chmod(0o755)
+    script = f"from pathlib import Path; from sandbox import reap_orphans\nprint(reap_orphans(Path({str(root)!r})))"
+    done = _python_as_nobody(script)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
+    assert (root / "made-by-root" / "lock").exists()
+
+
+def _python_as_nobody(script: str) -> subprocess.CompletedProcess[str]:
+    """Run `script` as user nobody, with this venv's packages (root's own may be closed)."""
+    site = [p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)]
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join([str(REPO), *site])}
+    argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    return subprocess.run(
+        [*argv, _python_for_nobody(), "-c", script],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+    )  # fmt: skip

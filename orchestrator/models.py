@@ -327,3 +327,17 @@ class ReportStep(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     """What the step left (a pull request's address) or, failed, the service's reason."""
     at: Mapped[datetime] = mapped_column()
+
+
+class WorkerPresence(Base):
+    """A worker process as it last reported itself, busy or idle (times: the database's)."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    """`host:pid` of its main process: the `worker` of the attempts it runs."""
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    concurrency: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column()
+    heartbeat_at: Mapped[datetime] = mapped_column()

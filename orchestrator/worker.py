@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from typing import Any
 
@@ -15,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from orchestrator.executor import AttemptExecutor
+from orchestrator.presence import Presence, worker_name
 from orchestrator.queue import (
     INTAKE,
     REPORT_TASK,
@@ -31,21 +30,20 @@ from sandbox import reap_orphans
 log = logging.getLogger(__name__)
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def register_jobs(services: Services) -> Celery:
+def register_jobs(services: Services, name: str | None = None) -> Celery:
     """Attach the jobs to the services' Celery app; the runner is built once per process.
 
     Not shared (Celery's default): the jobs close over these services, so another app
     in the same process (tests build one per case) must not inherit them."""
     app = services.celery
     runner = make_runner(services.settings.runner)
+    # The main process's name, taken before the pool forks: the attempts its children
+    # run carry the name the worker reports itself by.
+    name = name or worker_name()
 
     @app.task(name=RUN_ATTEMPT, bind=True, shared=False, acks_late=True, reject_on_worker_lost=True)
     def run_attempt(self: Task, attempt_id: str) -> str:
-        return AttemptExecutor(services.lifecycle, runner, worker_name()).execute(attempt_id)
+        return AttemptExecutor(services.lifecycle, runner, name).execute(attempt_id)
 
     # No Celery retries: a report records its own next try (back-off, deadline) in the
     # store, and the reconciler queues it when it is due; one job at a time holds it.
@@ -83,8 +81,10 @@ def run_worker(services: Services, *, concurrency: int, loglevel: str = "INFO") 
     reaped = reap_orphans(services.settings.sandboxes_dir)
     if reaped:
         log.warning("removed %d sandbox(es) left by a crashed worker: %s", len(reaped), reaped)
-    app = register_jobs(services)
+    name = worker_name()
+    app = register_jobs(services, name)
     reconciler = Reconciler(services.lifecycle)
+    presence = Presence(services.lifecycle, name=name, concurrency=concurrency)
 
     @worker_process_init.connect(weak=False)
     def _fresh_connections(**_: Any) -> None:
@@ -94,10 +94,12 @@ def run_worker(services: Services, *, concurrency: int, loglevel: str = "INFO") 
     @worker_ready.connect(weak=False)
     def _start_reconciler(**_: Any) -> None:
         reconciler.start()
+        presence.start()
 
     @worker_shutdown.connect(weak=False)
     def _stop_reconciler(**_: Any) -> None:
         reconciler.stop()
+        presence.stop()
 
     queue = services.settings.queue_name
     # app.start, not app.worker_main: it returns the worker's exit status, which
@@ -108,7 +110,7 @@ def run_worker(services: Services, *, concurrency: int, loglevel: str = "INFO") 
             f"--concurrency={concurrency}",
             f"--queues={queue},{report_queue(queue)},{intake_queue(queue)}",
             f"--loglevel={loglevel}",
-            f"--hostname=autan-{worker_name().replace(':', '-')}@%h",
+            f"--hostname=autan-{name.replace(':', '-')}@%h",
             "--without-gossip",
             "--without-mingle",
             "--pool=prefork",

@@ -19,7 +19,8 @@ def settings_env(settings: OrchestratorSettings) -> dict[str, str]:
     """The environment that makes a child process read these same settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTAN_")}
     for name, value in settings.model_dump().items():
-        env[f"AUTAN_{name.upper()}"] = str(value)
+        if value is not None:  # unset: the child's default, not the text "None"
+            env[f"AUTAN_{name.upper()}"] = str(value)
     env["PYTHONPATH"] = str(ROOT)
     return env
 

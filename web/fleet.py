@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from orchestrator.models import Attempt
+from orchestrator.models import Attempt, WorkerPresence
 from orchestrator.states import LIVE_ATTEMPT_STATES
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,11 @@ class WorkerRow:
     name: str
     running: int
     last_heartbeat: datetime | None
+    host: str = ""
+    concurrency: int | None = None
+    """None: a worker that has not reported itself (one from before workers did)."""
+    silent: bool = False
+    """Its last report is older than the lease: stopped, or cut off from the store."""
 
 
 @dataclass
@@ -40,15 +45,34 @@ class EndpointLoad:
     models: list[str] = field(default_factory=list)
 
 
-def busy_workers(session: Session) -> list[WorkerRow]:
-    """Workers that hold a live attempt now, by the attempts' `worker` field."""
-    rows = session.execute(
-        select(Attempt.worker, func.count(), func.max(Attempt.heartbeat_at))
-        .where(Attempt.state.in_(LIVE_ATTEMPT_STATES), Attempt.worker.is_not(None))
-        .group_by(Attempt.worker)
-        .order_by(Attempt.worker)
-    )
-    return [WorkerRow(name or "", count, beat) for name, count, beat in rows]
+def fleet_workers(session: Session, *, now: datetime, lease_s: float) -> list[WorkerRow]:
+    """Every worker that reports itself, busy or idle, with the attempts it runs now; and any
+    worker that runs an attempt without having reported itself."""
+    running = {
+        name: (count, beat)
+        for name, count, beat in session.execute(
+            select(Attempt.worker, func.count(), func.max(Attempt.heartbeat_at))
+            .where(Attempt.state.in_(LIVE_ATTEMPT_STATES), Attempt.worker.is_not(None))
+            .group_by(Attempt.worker)
+        )
+    }
+    silent_before = now - timedelta(seconds=lease_s)
+    rows = [
+        WorkerRow(
+            name=w.name,
+            running=running.pop(w.name, (0, None))[0],
+            last_heartbeat=w.heartbeat_at,
+            host=w.host,
+            concurrency=w.concurrency,
+            silent=w.heartbeat_at < silent_before,
+        )
+        for w in session.scalars(select(WorkerPresence))
+    ]
+    rows += [
+        WorkerRow(name or "", count, beat, host=(name or "").rpartition(":")[0])
+        for name, (count, beat) in running.items()
+    ]
+    return sorted(rows, key=lambda row: row.name)
 
 
 def metrics_url(model_url: str) -> str:

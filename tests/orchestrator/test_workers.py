@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
-from orchestrator.models import Event
+from orchestrator.config import OrchestratorSettings
+from orchestrator.models import Event, WorkerPresence
 from orchestrator.schemas import TaskSpec, TaskView
 from orchestrator.services import Services
 from orchestrator.states import TaskState
@@ -136,3 +140,33 @@ def _alive(pid: int) -> bool:
     # A zombie is dead for our purpose; /proc tells them apart.
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_worker_reaps_its_own_sandbox_root_and_reports_itself_while_idle(
+    settings: OrchestratorSettings, services: Services, tmp_path: Path
+) -> None:
+    root = tmp_path / "sandboxes-elsewhere"  # AUTAN_SANDBOX_ROOT, not DATA_DIR/sandboxes
+    orphan = root / "0123abcd4567"
+    orphan.mkdir(parents=True)
+    (orphan / "lock").touch()  # no live process holds it: left by a crashed worker
+    (tmp_path / "logs").mkdir()
+    pool = WorkerPool(settings.model_copy(update={"sandbox_root": root}), tmp_path / "logs")
+    try:
+        worker = pool.start(concurrency=2)
+
+        def listed() -> list[WorkerPresence]:
+            with services.sessions() as session:
+                return list(session.scalars(select(WorkerPresence)))
+
+        (row,) = wait_until(listed, timeout=60, what="the idle worker to report itself")
+        assert (row.name, row.host, row.pid) == (f"{socket.gethostname()}:{worker.pid}",
+                                                 socket.gethostname(), worker.pid)  # fmt: skip
+        assert row.concurrency == 2 and row.heartbeat_at >= row.started_at
+        assert not orphan.exists() and root.is_dir()
+        assert "removed 1 sandbox(es) left by a crashed worker: ['0123abcd4567']" in pool.output()
+        worker.send_signal(signal.SIGTERM)  # a clean stop takes it off the list
+        assert worker.wait(timeout=60) == 0
+        assert listed() == []
+    finally:
+        pool.stop_all()

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
+from sqlalchemy import select
 
+from orchestrator import presence
+from orchestrator.models import WorkerPresence
+from orchestrator.schemas import TaskSpec
 from orchestrator.services import Services
 from tests.live import free_port
 from tests.waiting import wait_until
@@ -93,3 +98,45 @@ def test_fleet_shows_free_disk_and_what_is_not_ready(services: Services, admin_t
     assert not_ready.startswith("Not ready: ")
     assert "workers (no worker answered a ping within 1 s)" in not_ready
     assert "disk (" in not_ready
+
+
+def _worker_rows(html: str) -> list[list[str]]:
+    table = html.split('<table id="workers">')[1].split("</table>")[0]
+    rows = table.split("<tbody>")[1].split("</tr>")[:-1]
+    return [[c.split("</td>")[0] for c in row.split("<td>")[1:]] for row in rows]
+
+
+def test_fleet_lists_every_worker_idle_busy_silent_or_unreported(
+    services: Services, admin_token: str
+) -> None:
+    lifecycle = services.lifecycle
+    for name, concurrency in [("host-a:11", 2), ("host-b:22", 4), ("host-c:33", 1)]:
+        presence.report(lifecycle, name=name, concurrency=concurrency)
+    busy, _ = lifecycle.submit(TaskSpec(repo="r", instruction="i", attempts=2))
+    assert lifecycle.claims.claim(busy.attempts[0].id, worker="host-b:22") is not None
+    assert lifecycle.claims.claim(busy.attempts[1].id, worker="old-host:44") is not None
+    lease = timedelta(seconds=services.settings.heartbeat_timeout_s + 1)
+    with services.sessions.begin() as session:
+        stopped = session.get_one(WorkerPresence, "host-c:33")
+        stopped.heartbeat_at -= lease
+    with browser_client(services, WebSettings()) as client:
+        sign_in(client, admin_token)
+        html = client.get("/fleet").text
+    rows = _worker_rows(html)
+    assert [r[:4] for r in rows] == [
+        ["host-a:11", "host-a", "0", "2"],  # idle, listed all the same
+        ["host-b:22", "host-b", "1", "4"],
+        ["host-c:33", "host-c", "0", "1"],
+        ["old-host:44", "old-host", "1", ""],  # runs an attempt without having reported
+    ]
+    assert [r[4].endswith("(silent: stopped, or cut off from the database)") for r in rows] == [
+        False, False, True, False
+    ]  # fmt: skip
+    assert '<dd id="sandboxes">2</dd>' in html
+
+    presence.leave(lifecycle, name="host-a:11")
+    with services.sessions.begin() as session:
+        session.get_one(WorkerPresence, "host-c:33").heartbeat_at -= presence.FORGET_AFTER
+    presence.report(lifecycle, name="host-b:22", concurrency=4)  # forgets the long-silent
+    with services.sessions() as session:
+        assert [w.name for w in session.scalars(select(WorkerPresence))] == ["host-b:22"]

@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader
 
+from sync.snapshots import is_workspace, workspace_of
 from web.links import origin_links
 from web.security import HEADERS
 
@@ -32,6 +33,15 @@ def money(value: float) -> str:
     return f"${value:.4f}" if 0 < value < 0.01 else f"${value:.2f}"
 
 
+def repo_label(repo: str) -> str:
+    """A task's source as a list shows it: the repository, or `workspace 1a2b3c4d, version N`
+    (the task page names the workspace)."""
+    if not is_workspace(repo):
+        return repo
+    workspace_id, version = workspace_of(repo)
+    return f"workspace {workspace_id[:8]}, version {version}"
+
+
 def diff_class(line: str) -> str:
     """The CSS class of one line of a unified diff."""
     if line.startswith(("+++", "---", "diff ", "index ")):
@@ -51,7 +61,7 @@ env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-env.filters.update(age=age, money=money, diff_class=diff_class)
+env.filters.update(age=age, money=money, diff_class=diff_class, repo_label=repo_label)
 env.globals.update(origin_links=origin_links)
 
 

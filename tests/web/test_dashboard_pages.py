@@ -6,7 +6,9 @@ import json
 
 from sqlalchemy import func, select
 
-from orchestrator.models import Task
+from orchestrator import store
+from orchestrator.models import Task, Workspace, utcnow
+from orchestrator.schemas import TaskSpec
 from orchestrator.services import Services
 from tests.web.dashboard import browser_client, csrf_of, sign_in
 from web import sessions
@@ -248,3 +250,36 @@ def test_the_task_page_shows_attempts_side_by_side_and_the_chosen_diff(
         assert 'id="verified-means"' in html and "fresh sandbox over the base commit" in html
         other = client.get(f"/tasks/{task_id}?attempt=2").text
         assert "Diff of attempt 2" in other and '<span class="d-add">+only two</span>' in other
+
+
+def test_the_task_page_is_headed_by_its_instruction_and_names_a_workspace(
+    services: Services, admin_token: str
+) -> None:
+    with services.sessions.begin() as session:
+        workspace = Workspace(key="laptop:/src/shop", name="shop", root="/src/shop", created_by="x")
+        session.add(workspace)
+        session.flush()
+        spec = TaskSpec(
+            repo=f"workspace:{workspace.id}@3", ref="a" * 64, instruction="Fix the cart\nmore"
+        )
+        task = store.create_task(session, spec=spec, attempts=1, created_by=None, now=utcnow())
+        task_id, workspace_id = task.id, workspace.id
+    with browser_client(services) as client:
+        sign_in(client, admin_token)
+        page = client.get(f"/tasks/{task_id}").text
+        assert '<h1 id="task-heading">Fix the cart' in page
+        assert "<title>Fix the cart · Autan</title>" in page
+        assert f'<code class="commit">{task_id}</code>' in page
+        assert (
+            '<dd id="repo" title="workspace:' in page and ">workspace shop, version 3</dd>" in page
+        )
+        assert "a" * 64 + "</code>" not in page  # the manifest hash is not shown as a ref
+        listed = client.get("/tasks").text
+        assert f'<td class="repo">workspace {workspace_id[:8]}, version 3</td>' in listed
+        long = "x" * 300
+        other = client.post(
+            "/new",
+            data={"csrf": csrf_of(listed), "repo": "r", "instruction": long},
+            follow_redirects=True,
+        )
+        assert f'<h1 id="task-heading">{"x" * 120}…' in other.text

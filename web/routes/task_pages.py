@@ -10,8 +10,10 @@ from pydantic import ValidationError
 
 from orchestrator import task_lists
 from orchestrator.errors import InvalidSubmission
+from orchestrator.models import Workspace
 from orchestrator.schemas import ORIGIN_KINDS, OriginSpec, TaskRequest, TaskSpec, TaskSummary
 from orchestrator.states import TaskState
+from sync.snapshots import is_workspace, workspace_of
 from web.deps import CheckedFormDep, LifecycleDep, SessionDep, ViewerDep, WebSettingsDep
 from web.task_filters import FilterForm
 from web.templating import render
@@ -20,6 +22,7 @@ router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
 DIFF_LINES_SHOWN = 5000
+HEADING_LENGTH = 120
 
 
 Field = Annotated[str | None, Query(max_length=1024)]
@@ -76,15 +79,26 @@ def _shown_result(task: Any, attempt: int | None) -> Any:
     return next((a.result for a in task.attempts if a.result is not None), None)
 
 
+def _workspace(session: Any, repo: str) -> str | None:
+    """A workspace task's source in words: `workspace NAME, version N` (None for a repository)."""
+    if not is_workspace(repo):
+        return None
+    workspace_id, version = workspace_of(repo)
+    found = session.get(Workspace, workspace_id)
+    return f"workspace {found.name if found else workspace_id[:8]}, version {version}"
+
+
 @router.get("/tasks/{task_id}")
 def task_page(
     request: Request,
     task_id: str,
     lifecycle: LifecycleDep,
+    session: SessionDep,
     viewer: ViewerDep,
     attempt: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
     task = lifecycle.get(task_id)
+    first_line = task.instruction.strip().split("\n", 1)[0]
     shown = _shown_result(task, attempt)
     diff_lines = shown.diff.splitlines() if shown else []
     numbers = {a.id: a.number for a in task.attempts}
@@ -93,6 +107,8 @@ def task_page(
         "task.html",
         viewer=viewer,
         task=task,
+        heading=first_line[:HEADING_LENGTH] + ("…" if len(first_line) > HEADING_LENGTH else ""),
+        workspace=_workspace(session, task.repo),
         shown=shown,
         shown_number=numbers.get(shown.attempt_id) if shown else None,
         diff_lines=diff_lines[:DIFF_LINES_SHOWN],

@@ -7,7 +7,24 @@
   const taskId = article.dataset.id;
   const endedAtLoad = article.dataset.ended === "true";
   const taskLog = document.getElementById("task-events");
-  const toolCalls = new Map(); // tool call id -> its <details>, where the output folds in
+  // Attempt and call id -> the call's <details>, where its output folds in: two attempts
+  // often number their calls alike, and each output belongs in its own attempt's column.
+  const toolCalls = new Map();
+  const KINDS = {
+    "task.created": "Task created", "task.reviewing": "Reviewing", "task.review": "Review",
+    "task.finished": "Task ended", "task.reported": "Reported", "attempt.state": "Attempt",
+    "model.message": "Model", "tool.call": "Tool call", "tool.output": "Output",
+    "file.change": "File changed", "tests.finished": "Tests", "context.compacted": "Context",
+    "network.connection": "Network", "message": "Message",
+  };
+
+  function kindInWords(kind) {
+    return KINDS[kind] || kind.replace(/[._]/g, " ");
+  }
+
+  function callKey(event, id) {
+    return (event.attempt_id || "task") + "\n" + id;
+  }
   let lastSeq = 0;
 
   function el(tag, text, className) {
@@ -39,11 +56,11 @@
         details.appendChild(el("summary", d.name || "tool"));
         details.appendChild(el("pre", json(d.arguments)));
         li.appendChild(details);
-        if (d.id) toolCalls.set(d.id, details);
+        if (d.id) toolCalls.set(callKey(event, d.id), details);
         return;
       }
       case "tool.output": {
-        const folded = d.id ? toolCalls.get(d.id) : null;
+        const folded = d.id ? toolCalls.get(callKey(event, d.id)) : null;
         const body = el("pre", d.output || "");
         if (folded) {
           folded.querySelector("summary").textContent += d.ok === false ? " (failed)" : " ✓";
@@ -58,6 +75,9 @@
         li.appendChild(details);
         return;
       }
+      case "task.created":
+        li.appendChild(el("span", d.attempts === 1 ? "one attempt" : d.attempts + " attempts"));
+        return;
       case "file.change":
         li.appendChild(el("code", (d.status || "changed") + " " + (d.path || "")));
         return;
@@ -96,7 +116,7 @@
     const li = el("li");
     li.dataset.seq = String(event.seq);
     li.dataset.kind = event.kind;
-    li.appendChild(el("span", event.kind, "kind"));
+    li.appendChild(el("span", kindInWords(event.kind), "kind"));
     list.appendChild(li);
     describe(event, li);
     if (li.isConnected) list.scrollTop = list.scrollHeight;

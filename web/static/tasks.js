@@ -20,13 +20,19 @@
     return v > 0 && v < 0.01 ? "$" + v.toFixed(4) : "$" + v.toFixed(2);
   }
 
+  // As web/templating.py's repo_label: a workspace task says which workspace and version.
+  function repoLabel(repo) {
+    const m = /^workspace:([0-9a-f]+)@(\d+)$/.exec(repo);
+    return m ? "workspace " + m[1].slice(0, 8) + ", version " + m[2] : repo;
+  }
+
   // The row's cells as the list draws them: [text, href or class] per column.
   function cells(t) {
     return [
       { text: t.title, href: "/tasks/" + encodeURIComponent(t.id) },
       { text: t.state, className: "state s-" + t.state },
       { text: t.origin.kind },
-      { text: t.repo },
+      { text: repoLabel(t.repo) },
       { text: age(t.created_at), dateTime: t.created_at },
       { text: t.attempts_ended + "/" + t.attempts_requested },
       { text: money(t.cost_usd) },

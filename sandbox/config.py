@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
-from pydantic import BaseModel, Field, field_validator, model_validator
-
-from sandbox.network import NetworkConfig
+from sandbox.network import NetworkConfig, NetworkMode
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -30,8 +30,10 @@ def default_root() -> Path:
     return Path.home() / ".local" / "share" / "autan" / "sandboxes"
 
 
-class LimitsConfig(BaseModel):
-    """Resource limits of one sandbox; every command in it shares them."""
+@dataclass
+class LimitsConfig:
+    """Resource limits of one sandbox; every command in it shares them. Sizes may be given as
+    text (`512M`)."""
 
     memory: int | None = 2 << 30
     """Memory of all its processes, in bytes (files it writes count too); None: no limit."""
@@ -54,39 +56,42 @@ class LimitsConfig(BaseModel):
     require_cgroups: bool = True
     """Refuse to make a sandbox when memory and pids limits cannot be enforced (else say so)."""
 
-    @field_validator("memory", "disk", mode="before")
-    @classmethod
-    def _sizes(cls, value: str | int | None) -> int | None:
-        return None if value is None else parse_size(value)
+    def __post_init__(self) -> None:
+        self.memory = None if self.memory is None else parse_size(self.memory)
+        self.disk = parse_size(self.disk)
 
 
-class SandboxConfig(BaseModel):
-    """How sandboxes are made; one per worker."""
+@dataclass
+class SandboxConfig:
+    """How sandboxes are made; one per worker.
+
+    Dataclasses, not pydantic models, so that `autan sandbox run` starts without importing
+    pydantic; made with a bad value, each raises ValueError saying which."""
 
     backend: str = "bwrap"
     """Which backend: `bwrap` (isolated, the default) or `local` (no isolation, development)."""
 
-    root: Path = Field(default_factory=default_root)
+    root: Path = field(default_factory=default_root)
     """Directory of the sandboxes' own state (lock files, mount points); never seen inside."""
 
-    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
     """What commands may reach: by default nothing but a private loopback (`true` means `full`)."""
 
     allow_full_network: bool = False
     """The operator lets the `full` network policy be used; refused otherwise."""
 
-    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     """Resource limits of each sandbox."""
 
-    host_ids: int = Field(default=1_000_000_000, ge=1)
+    host_ids: int = 1_000_000_000
     """First host uid and gid of the range a root worker's sandboxes map to (65,536 ids, like
     an /etc/subuid entry); the sandbox's user is the range's first id, never host root. A worker
     that is not root maps the sandbox's user to itself and ignores this."""
 
-    ro_binds: list[Path] = Field(default_factory=list)
+    ro_binds: list[Path] = field(default_factory=list)
     """Extra host paths shown read-only at the same place inside (a toolchain under /opt)."""
 
-    exclude: list[str] = Field(default_factory=lambda: [".git"])
+    exclude: list[str] = field(default_factory=lambda: [".git"])
     """Top-level names left out of `changed_paths()` and `diff()`."""
 
     max_file_bytes: int = MAX_FILE_BYTES
@@ -97,23 +102,25 @@ class SandboxConfig(BaseModel):
     """Bytes of file content one `diff()` or `changed_paths()` reads in all; past it, the
     remaining files are marked `file too large` too."""
 
-    @field_validator("max_file_bytes", "max_diff_bytes", mode="before")
-    @classmethod
-    def _bounds(cls, value: str | int) -> int:
-        return parse_size(value)
-
-    @field_validator("network", mode="before")
-    @classmethod
-    def _network(cls, value: object) -> object:
-        if isinstance(value, bool):  # the old switch
-            return {"mode": "full" if value else "none"}
-        return {"mode": value} if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _full_allowed(self) -> SandboxConfig:
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.network = _network(self.network)
+        self.ro_binds = [Path(p) for p in self.ro_binds]
+        self.max_file_bytes = parse_size(self.max_file_bytes)
+        self.max_diff_bytes = parse_size(self.max_diff_bytes)
+        if self.host_ids < 1:
+            raise ValueError(f"host_ids: {self.host_ids} is not at least 1")
         if self.network.mode == "full" and not self.allow_full_network:
             raise ValueError(FULL_REFUSED)
-        return self
+
+
+def _network(value: Any) -> NetworkConfig:
+    """A policy from a NetworkConfig, its fields, its mode, or the old switch (True: full)."""
+    if isinstance(value, bool):
+        return NetworkConfig(mode="full" if value else "none")
+    if isinstance(value, str):
+        return NetworkConfig(mode=cast("NetworkMode", value))  # checked as it is made
+    return NetworkConfig(**value) if isinstance(value, dict) else value
 
 
 FULL_REFUSED = (

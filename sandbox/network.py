@@ -6,59 +6,59 @@ import ipaddress
 import itertools
 import socket
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, Field, field_validator
+from typing import Literal, get_args
 
 NetworkMode = Literal["none", "allowlist", "full"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolve = Callable[[str, int], list[str]]
 """Host name and port to the addresses to try, in order; raises OSError when it does not resolve."""
 
+MODES: tuple[NetworkMode, ...] = get_args(NetworkMode)
 
-class NetworkConfig(BaseModel):
-    """What a sandboxed command may reach: nothing, allowlisted HTTP(S) hosts, or any public one."""
+
+@dataclass
+class NetworkConfig:
+    """What a sandboxed command may reach: nothing, allowlisted HTTP(S) hosts, or any public one.
+
+    A dataclass, not a pydantic model: `autan sandbox run` starts without importing pydantic.
+    Made with a bad value, it raises ValueError saying which."""
 
     mode: NetworkMode = "none"
     """`none`: a private loopback only. `allowlist`: HTTP(S) through the platform's proxy to the
     hosts in `allow`. `full`: the proxy with no host list (only where the operator allows it)."""
 
-    allow: list[str] = Field(default_factory=list)
+    allow: list[str] = field(default_factory=list)
     """Host names (`pypi.org`), wildcards (`*.pythonhosted.org`: subdomains only) and IP
     literals the `allowlist` mode lets through."""
 
-    allow_addresses: list[str] = Field(default_factory=list)
+    allow_addresses: list[str] = field(default_factory=list)
     """Address ranges (`10.1.2.0/24`, `127.0.0.1`) a host may resolve to although they are not
     public (loopback, private, link-local) or are this host's own; none by default."""
 
-    ports: list[int] = Field(default_factory=lambda: [80, 443])
+    ports: list[int] = field(default_factory=lambda: [80, 443])
     """Ports the `allowlist` mode lets through; `full` allows any."""
 
-    max_connections: int = Field(default=64, ge=1)
+    max_connections: int = 64
     """Connections one command may hold open through the proxy at once; more wait for one
     to close (each costs the worker a thread or two)."""
 
-    @field_validator("allow", mode="after")
-    @classmethod
-    def _names(cls, value: list[str]) -> list[str]:
-        names = [_normal(v) for v in value]
-        for name in names:
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"network mode: {self.mode!r} is not one of {', '.join(MODES)}")
+        self.allow = [_normal(v) for v in self.allow]
+        for name in self.allow:
             if not name or "/" in name or (name.startswith("*") and not name.startswith("*.")):
                 raise ValueError(f"not a host name or `*.domain` wildcard: {name!r}")
-        return names
-
-    @field_validator("allow_addresses", mode="after")
-    @classmethod
-    def _ranges(cls, value: list[str]) -> list[str]:
-        for item in value:
-            ipaddress.ip_network(item, strict=False)  # raises ValueError, which pydantic reports
-        return value
+        for item in self.allow_addresses:
+            ipaddress.ip_network(item, strict=False)  # its ValueError says what is wrong
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections: {self.max_connections} is not at least 1")
 
     def merged(self, allow: Iterable[str]) -> NetworkConfig:
         """The same policy with more allowed hosts (a repository's own list)."""
-        return self.model_copy(update={"allow": [*self.allow, *(_normal(a) for a in allow)]})
+        return replace(self, allow=[*self.allow, *allow])
 
 
 @dataclass(frozen=True)

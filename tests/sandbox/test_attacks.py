@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -54,9 +55,7 @@ def test_host_loopback_is_unreachable(
 def test_the_old_network_switch_is_full_network_and_still_not_the_host_loopback(
     make_sandbox: Callable[..., BwrapSandbox], listener: socket.socket, config: SandboxConfig
 ) -> None:
-    switched = SandboxConfig.model_validate(
-        {**config.model_dump(), "network": True, "allow_full_network": True}
-    )
+    switched = replace(config, network=True, allow_full_network=True)
     open_sbx = make_sandbox(switched)
     code = attacks.CONNECT.format(port=listener.getsockname()[1])
 
@@ -139,7 +138,7 @@ def test_a_fork_bomb_meets_the_process_limit(
 def test_memory_over_the_limit_kills_the_sandboxed_process_only(
     make_sandbox: Callable[..., BwrapSandbox], base: Path, config: SandboxConfig
 ) -> None:
-    small = config.model_copy(update={"limits": LimitsConfig(memory="128M", pids=64, disk="64M")})
+    small = replace(config, limits=LimitsConfig(memory="128M", pids=64, disk="64M"))
     sbx = make_sandbox(small)
     result = sbx.exec(["python3", "-c", attacks.MEMORY])
 
@@ -231,7 +230,7 @@ def peak_kib() -> int:
 def test_sparse_files_are_named_too_large_never_read(
     sbx: BwrapSandbox, base: Path, config: SandboxConfig, tmp_path: Path
 ) -> None:
-    local = create_sandbox(base, config.model_copy(update={"backend": "local"}))
+    local = create_sandbox(base, replace(config, backend="local"))
     try:
         for each in (sbx, local):
             assert each.exec(attacks.SPARSE).exit_code == 0
@@ -265,7 +264,7 @@ def test_sparse_files_are_named_too_large_never_read(
 def test_the_diff_budget_marks_what_is_past_it(
     make_sandbox: Callable[..., BwrapSandbox], config: SandboxConfig
 ) -> None:
-    small = config.model_copy(update={"max_file_bytes": 2048, "max_diff_bytes": 3072})
+    small = replace(config, max_file_bytes=2048, max_diff_bytes=3072)
     sbx = make_sandbox(small)
     sbx.exec("yes | head -c 1500 > a && cp a b && cp a c && yes | head -c 3000 > d")
 
@@ -309,7 +308,7 @@ def test_device_nodes_are_never_opened_host_side(
     assert sbx._holder is not None
     with sbx.as_owner():  # no one, not even a root worker, makes a device node in its upper layer
         os.mkfifo(f"{sbx._view}/upper/made")
-    local = create_sandbox(base, config.model_copy(update={"backend": "local"}))
+    local = create_sandbox(base, replace(config, backend="local"))
     try:
         os.mknod(local.workspace / "made", stat.S_IFCHR | 0o666, os.makedev(1, 3))  # type: ignore[attr-defined]
         for each in (sbx, local):
@@ -326,7 +325,7 @@ def test_device_nodes_are_never_opened_host_side(
 def test_git_names_in_any_case_and_at_any_depth_stay_out_of_the_diff(
     sbx: BwrapSandbox, base: Path, config: SandboxConfig, tmp_path: Path
 ) -> None:
-    local = create_sandbox(base, config.model_copy(update={"backend": "local"}))
+    local = create_sandbox(base, replace(config, backend="local"))
     try:
         for each in (sbx, local):
             assert each.exec(attacks.GIT_NAMES).exit_code == 0

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -166,7 +166,7 @@ def test_no_user_namespace_so_no_cgroup_mount_to_lift_the_limits(worker: Worker)
 def test_limits_stand_after_an_escape_attempt(base: Path, config: SandboxConfig) -> None:
     """As root: a lift attempt, then a fork bomb, a memory hog and a CPU hog each hit the limit."""
     limits = LimitsConfig(memory="256M", pids=64, cpus=0.5, disk="64M", timeout_s=60)
-    with BwrapSandbox(base, config.model_copy(update={"limits": limits})) as sbx:
+    with BwrapSandbox(base, replace(config, limits=limits)) as sbx:
         assert "lift=1" in sbx.exec(escapes.LIFT).stdout
         forks = sbx.exec(["python3", "-c", FORKS], timeout=30)
         memory = sbx.exec(["python3", "-c", "x = bytearray(512 << 20); print('ESCAPED')"])

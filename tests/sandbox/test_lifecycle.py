@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 import threading
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,7 @@ def test_local_backend_warns_and_works(
     base: Path, config: SandboxConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING):
-        sbx = create_sandbox(base, config.model_copy(update={"backend": "local"}))
+        sbx = create_sandbox(base, replace(config, backend="local"))
     assert isinstance(sbx, LocalSandbox)
     assert "UNISOLATED SANDBOX" in caplog.text
     result = sbx.exec("echo x >> README.md; rm docs/old.md; sleep 30", timeout=0.3)
@@ -106,7 +107,7 @@ def test_local_backend_warns_and_works(
 
 def test_factory_names_the_valid_backends(base: Path, config: SandboxConfig) -> None:
     with pytest.raises(ValueError, match="valid: bwrap, local"):
-        create_sandbox(base, config.model_copy(update={"backend": "docker"}))
+        create_sandbox(base, replace(config, backend="docker"))
     sbx = create_sandbox(base, config)
     assert isinstance(sbx, BwrapSandbox)
     sbx.close()
@@ -117,8 +118,9 @@ def test_orphans_of_a_crashed_worker_are_reaped(base: Path, config: SandboxConfi
         "import os, sys, threading\n"
         "from pathlib import Path\n"
         "from sandbox.bwrap import BwrapSandbox\n"
-        "from sandbox.config import SandboxConfig\n"
-        f"s = BwrapSandbox(Path({str(base)!r}), SandboxConfig.model_validate_json({config.model_dump_json()!r}))\n"
+        "from sandbox.config import LimitsConfig, SandboxConfig\n"
+        f"limits = LimitsConfig(**{asdict(config.limits)!r})\n"
+        f"s = BwrapSandbox(Path({str(base)!r}), SandboxConfig(root=Path({str(config.root)!r}), limits=limits))\n"
         "threading.Thread(target=s.exec, args=('sleep 921.5',), daemon=True).start()\n"
         "print(s.id, s._holder.pid, flush=True)\n"
         "sys.stdin.readline()\n"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
-import pydantic
 import pytest
 import redis
 
@@ -60,9 +60,7 @@ def networked(
 ) -> Callable[..., tuple[BwrapSandbox, list[Connection]]]:
     def make(**policy: object) -> tuple[BwrapSandbox, list[Connection]]:
         seen: list[Connection] = []
-        cfg = config.model_copy(
-            update={"network": NetworkConfig.model_validate(policy), "allow_full_network": True}
-        )
+        cfg = replace(config, network=NetworkConfig(**policy), allow_full_network=True)
         sbx = make_sandbox(cfg)
         sbx.on_connection = seen.append
         return sbx, seen
@@ -196,7 +194,7 @@ def test_full_keeps_the_host_loopback_out_unless_allowed(
 def test_full_is_refused_unless_the_operator_allows_it(
     sbx: BwrapSandbox, config: SandboxConfig, base: Path, site: Site
 ) -> None:
-    with pytest.raises(pydantic.ValidationError, match="the `full` network policy is off"):
+    with pytest.raises(ValueError, match="the `full` network policy is off"):
         SandboxConfig(root=config.root, network="full")
     with pytest.raises(NetworkNotAllowed, match="allow_full_network"):
         sbx.exec("true", network=NetworkConfig(mode="full"))

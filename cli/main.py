@@ -6,8 +6,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand
 from typer.main import get_command
+
+from cli.plainvalues import PlainGroup
 
 if TYPE_CHECKING:
     from typer._click import Command, Context
@@ -90,7 +92,7 @@ def load(name: str) -> Command:
     return command
 
 
-class LazyGroup(TyperGroup):
+class LazyGroup(PlainGroup):
     """The top-level group: lists COMMANDS without importing them; imports the one that runs."""
 
     def __init__(self, **attrs: Any) -> None:

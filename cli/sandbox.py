@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from cli.plainvalues import PlainGroup, PlainValues
 from sandbox import create_sandbox
 from sandbox.base import ExecResult
 from sandbox.config import LimitsConfig, SandboxConfig, default_root, parse_size
@@ -21,7 +22,10 @@ EXIT_MEMORY = 122
 EXIT_TIMEOUT = 124
 
 app = typer.Typer(
-    help="Run commands in sandboxes by hand.", no_args_is_help=True, add_completion=False
+    cls=PlainGroup,
+    help="Run commands in sandboxes by hand.",
+    no_args_is_help=True,
+    add_completion=False,
 )
 
 
@@ -46,7 +50,7 @@ def _verdict(result: ExecResult, timeout: float) -> tuple[int, str | None]:
     return result.exit_code & 0xFF, None
 
 
-@app.command(context_settings={"ignore_unknown_options": True})
+@app.command(cls=PlainValues, context_settings={"ignore_unknown_options": True})
 def run(
     command: Annotated[list[str], typer.Argument(help="The command and its arguments, after --.")],
     base: Annotated[

@@ -14,19 +14,23 @@ from typing import Any
 
 from tests.bench.stats import percentile
 
-# What `autan sandbox run` does once it has started: create, exec, close, timed from inside.
+# What `autan sandbox run` does once it has started: create, exec, close, timed from inside;
+# prints its wall and CPU seconds (its own and its children's, bwrap's included).
 WORK = """
-import sys, time
+import resource, sys, time
 from pathlib import Path
 import sandbox.bwrap
 from sandbox import create_sandbox
 from sandbox.config import SandboxConfig
 config = SandboxConfig(root=Path(sys.argv[2]))
-t = time.perf_counter()
+def cpu():
+    own, children = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+t, c = time.perf_counter(), cpu()
 sbx = create_sandbox(Path(sys.argv[1]), config)
 assert sbx.exec(["true"]).exit_code == 0
 sbx.close()
-print(time.perf_counter() - t)
+print(time.perf_counter() - t, cpu() - c)
 """
 
 
@@ -65,10 +69,11 @@ def _figure(
 
 
 def bench_cli(*, runs: int = 20) -> list[dict[str, Any]]:
-    """Each command's wall time, interleaved run by run so that drift hits all alike."""
+    """Each command's wall and CPU time, interleaved run by run so that drift hits all alike."""
     walls: dict[str, list[float]] = {"floor": [], "help": [], "run": [], "work": []}
-    cpus: dict[str, list[float]] = {"floor": [], "help": [], "run": []}
+    cpus: dict[str, list[float]] = {"floor": [], "help": [], "run": [], "work": []}
     startup: list[float] = []
+    startup_cpu: list[float] = []
     with tempfile.TemporaryDirectory(prefix="autan-bench-cli-") as tmp_name:
         tmp = Path(tmp_name)
         base = tmp / "base"
@@ -81,9 +86,13 @@ def bench_cli(*, runs: int = 20) -> list[dict[str, Any]]:
             walls["help"].append(_wall([*autan(), "--help"], cpus["help"])[0])
             run_s = _wall(run, cpus["run"])[0]
             walls["run"].append(run_s)
-            work_s = float(_wall([sys.executable, "-c", WORK, str(base), root])[1])
+            work_s, work_cpu_s = map(
+                float, _wall([sys.executable, "-c", WORK, str(base), root])[1].split()
+            )
             walls["work"].append(work_s)
+            cpus["work"].append(work_cpu_s)
             startup.append(run_s - work_s)
+            startup_cpu.append(cpus["run"][-1] - work_cpu_s)
     return [
         _figure("cli_python_floor", walls["floor"], cpus["floor"], command="python -c pass"),
         _figure("cli_help", walls["help"], cpus["help"], command="autan --help"),
@@ -94,10 +103,16 @@ def bench_cli(*, runs: int = 20) -> list[dict[str, Any]]:
             command="autan sandbox run --base DIR -- true",
         ),
         _figure(
-            "cli_sandbox_work", walls["work"], command="create + exec true + close, in-process"
+            "cli_sandbox_work",
+            walls["work"],
+            cpus["work"],
+            command="create + exec true + close, in-process",
         ),
         _figure(
-            "cli_sandbox_run_startup", startup, command="sandbox run minus its in-process work"
+            "cli_sandbox_run_startup",
+            startup,
+            startup_cpu,
+            command="sandbox run minus its in-process work",
         ),
     ]
 

@@ -57,6 +57,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run a worker in this process, taking attempts from the queue until stopped."""
+    from integrations.gitcreds import RepoCredentials
     from integrations.telemetry import init_sentry_from_env
     from orchestrator.services import Services
     from orchestrator.worker import run_worker
@@ -67,7 +68,10 @@ def worker(
     settings = load(OrchestratorSettings)
     init_sentry_from_env()
     raise typer.Exit(
-        run_worker(Services(settings), concurrency=concurrency or settings.worker_concurrency)
+        run_worker(
+            Services(settings, git_credentials=RepoCredentials.from_env()),
+            concurrency=concurrency or settings.worker_concurrency,
+        )
     )
 
 

@@ -59,6 +59,23 @@ class RepoConfig(BaseModel):
     branch: str | None = None
     """The base branch; unset means the repository's default branch."""
 
+    token_env: str | None = None
+    """The environment variable that holds a token the worker fetches `url` with (HTTPS);
+    unset: a GitHub URL gets the GitHub connector's token, any other none."""
+
+    username: str = "x-access-token"
+    """The user name sent with `token_env`'s token (GitLab and Gitea want the token's user
+    or `oauth2`; GitHub takes `x-access-token`)."""
+
+    ssh_key: Path | None = None
+    """A private key file the worker fetches `url` with over SSH (a deploy key)."""
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> RepoConfig:
+        if self.token_env and self.ssh_key:
+            raise ValueError("give token_env or ssh_key, not both")
+        return self
+
 
 class SlackRouting(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -31,6 +31,7 @@ from sandbox.base import Sandbox
 from sandbox.config import FULL_REFUSED, LimitsConfig, parse_size
 from sandbox.diff import left_out_note
 from sandbox.errors import RefNotFound
+from sandbox.gitauth import Credentials
 from sandbox.network import Connection, NetworkConfig, NetworkMode, OnConnection
 from sandbox.trees import TreesConfig, TreeStore
 from serving import (
@@ -206,6 +207,7 @@ class AgentRunner:
         settings: AgentRunnerSettings | None = None,
         feed: WorkspaceFeed | None = None,
         baselines: BaselineCache | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         self.settings = settings or AgentRunnerSettings()
         self._feed = feed
@@ -215,7 +217,8 @@ class AgentRunner:
                 root=self.settings.trees_dir or self.settings.data_dir / "trees",
                 budget=self.settings.trees_budget,
                 fresh_s=self.settings.ref_fresh_s,
-            )
+            ),
+            credentials,
         )
         self.prune_trees()
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from orchestrator.base import AttemptContext, AttemptOutcome, Runner
 from orchestrator.errors import RunnerNotConfigured
+from sandbox.gitauth import Credentials
 
 
 class NoRunner:
@@ -19,20 +20,24 @@ class NoRunner:
         )
 
 
-def agent_runner() -> Runner:
+def agent_runner(credentials: Credentials | None) -> Runner:
     """The sandboxed agent; imported here so that importing the orchestrator stays light."""
     from orchestrator.agent_runner import AgentRunner
 
-    return AgentRunner()
+    return AgentRunner(credentials=credentials)
 
 
-RUNNERS: dict[str, Callable[[], Runner]] = {"none": NoRunner, "agent": agent_runner}
+RUNNERS: dict[str, Callable[[Credentials | None], Runner]] = {
+    "none": lambda _credentials: NoRunner(),
+    "agent": agent_runner,
+}
 
 
-def make_runner(name: str) -> Runner:
-    """Build the runner `name`: a key of RUNNERS or an import path `module:attr` to a factory."""
+def make_runner(name: str, *, credentials: Credentials | None = None) -> Runner:
+    """Build the runner `name`: a key of RUNNERS (given the `credentials` to fetch
+    repositories with) or an import path `module:attr` to a factory taking no arguments."""
     if name in RUNNERS:
-        return RUNNERS[name]()
+        return RUNNERS[name](credentials)
     module_name, sep, attr = name.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(

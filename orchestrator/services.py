@@ -18,6 +18,7 @@ from orchestrator.queue import AttemptQueue, make_celery
 from orchestrator.registry import Intakes
 from orchestrator.reporting import Reporters
 from orchestrator.review import Reviewer
+from sandbox.gitauth import Credentials
 from sync.base import Storage
 from sync.storage import open_storage
 
@@ -29,6 +30,9 @@ class Services:
     intakes: Intakes = field(default_factory=Intakes.from_entry_points)
     pool: PoolConfig = field(default_factory=PoolConfig)
     """The store's connection pool; the API sizes it from its thread count."""
+    git_credentials: Credentials | None = None
+    """What the worker's runner fetches each repository with (from the integrations, which
+    `autan worker` wires in); None: public repositories only."""
 
     @cached_property
     def engine(self) -> Engine:

@@ -36,7 +36,7 @@ def register_jobs(services: Services, name: str | None = None) -> Celery:
     Not shared (Celery's default): the jobs close over these services, so another app
     in the same process (tests build one per case) must not inherit them."""
     app = services.celery
-    runner = make_runner(services.settings.runner)
+    runner = make_runner(services.settings.runner, credentials=services.git_credentials)
     # The main process's name, taken before the pool forks: the attempts its children
     # run carry the name the worker reports itself by.
     name = name or worker_name()

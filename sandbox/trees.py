@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from sandbox.config import default_root
 from sandbox.errors import RefNotFound, TreeError, TreeNotFound
+from sandbox.gitauth import Credentials, GitCredentials
 
 _HASH = re.compile(r"[0-9a-f]{7,64}")
 # What git says when the remote answered but has no such ref (or the name is no ref at all).
@@ -57,9 +58,13 @@ def _locked(path: Path, mode: int = fcntl.LOCK_EX) -> Iterator[None]:
 class TreeStore:
     """Makes each tree once, even when many workers ask at once (a file lock, an atomic rename)."""
 
-    def __init__(self, config: TreesConfig | None = None) -> None:
+    def __init__(
+        self, config: TreesConfig | None = None, credentials: Credentials | None = None
+    ) -> None:
         self.config = config or TreesConfig()
         self.root = self.config.root
+        self._credentials = credentials
+        """Who fetches from a private remote, per URL: used for that one command."""
         for part in ("mirrors", "trees", "tmp"):
             (self.root / part).mkdir(parents=True, exist_ok=True)
 
@@ -70,16 +75,23 @@ class TreeStore:
             self._fetch(url, path)
         return path
 
+    def _auth(self, url: str) -> tuple[dict[str, str], GitCredentials]:
+        """git's environment for a command against `url`, and what to redact from its errors."""
+        found = self._credentials(url) if self._credentials is not None else None
+        found = found or GitCredentials()
+        return {"GIT_TERMINAL_PROMPT": "0", **found.env()}, found
+
     def _fetch(self, url: str, path: Path) -> None:
+        env, creds = self._auth(url)
         try:
             if path.exists():
-                git.Repo(path).git.fetch("--prune", "origin")
+                git.Repo(path).git.fetch("--prune", "origin", env=env)
                 return
             tmp = self.root / "tmp" / f"mirror-{uuid.uuid4().hex[:8]}.git"
-            git.Repo.clone_from(url, tmp, mirror=True)
+            git.Repo.clone_from(url, tmp, mirror=True, env=env)
             tmp.rename(path)
         except git.GitCommandError as exc:
-            raise TreeError(f"could not fetch {url}: {exc.stderr.strip()}") from exc
+            raise TreeError(f"could not fetch {url}: {creds.redact(exc.stderr.strip())}") from exc
 
     def resolve(self, url: str, ref: str | None) -> str:
         """The full hash `ref` names on the remote now (its default branch when None).
@@ -116,8 +128,9 @@ class TreeStore:
     def _fetch_ref(self, url: str, mirror: Path, ref: str) -> str | None:
         # Its own ref in the mirror, so that the commit stays reachable until it is checked out.
         dest = f"refs/autan/{_key(ref)}"
+        env, creds = self._auth(url)
         try:
-            git.Repo(mirror).git.fetch("--no-tags", "origin", f"+{ref}:{dest}")
+            git.Repo(mirror).git.fetch("--no-tags", "origin", f"+{ref}:{dest}", env=env)
             stamp = mirror / "autan-fetched" / _key(ref)  # when, for _fetched_since
             stamp.parent.mkdir(exist_ok=True)
             stamp.touch()
@@ -125,7 +138,7 @@ class TreeStore:
         except git.GitCommandError as exc:
             if not any(marker in exc.stderr for marker in _MISSING):
                 raise TreeError(
-                    f"could not fetch {ref!r} from {url}: {exc.stderr.strip()}"
+                    f"could not fetch {ref!r} from {url}: {creds.redact(exc.stderr.strip())}"
                 ) from exc
         if _HASH.fullmatch(ref):  # a hash the remote does not advertise: fetch everything
             self._fetch(url, mirror)

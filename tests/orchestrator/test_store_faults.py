@@ -23,7 +23,7 @@ from orchestrator.errors import LeaseLost
 from orchestrator.executor import AttemptExecutor
 from orchestrator.lifecycle import Lifecycle
 from orchestrator.models import Event, utcnow
-from orchestrator.queue import JOBS_KEY
+from orchestrator.queue import JOBS_KEY, priority_lists
 from orchestrator.reconcile import Reconciled, reconcile
 from orchestrator.services import Services
 from orchestrator.states import AttemptState, TaskState
@@ -119,6 +119,23 @@ def test_an_attempt_never_claimed_is_queued_again_ahead_of_the_backlog(
     assert reconcile(services.lifecycle) == Reconciled()  # one more job per deadline at most
     first = services.redis.rpop(services.settings.queue_name)
     assert first is not None and waiting.attempts[0].id.encode() in first
+    assert all(t.attempts[0].state == AttemptState.QUEUED for t in backlog)
+
+
+def test_an_attempt_whose_worker_was_lost_is_queued_ahead_of_the_backlog(
+    services: Services, clock: Clock
+) -> None:
+    lost = submit(services.lifecycle)
+    assert services.lifecycle.claims.claim(lost.attempts[0].id, worker="gone") is not None
+    services.redis.delete(*priority_lists(services.settings.queue_name))  # that worker took it
+    backlog = [submit(services.lifecycle) for _ in range(3)]
+    clock.advance(services.settings.heartbeat_timeout_s + 1)
+    assert reconcile(services.lifecycle) == Reconciled(worker_lost=1)
+    assert services.queue.depth() == 4
+    # A worker pops the list of the first priority before the others: the lost one first.
+    first = services.redis.rpop(services.settings.queue_name)
+    assert first is not None and lost.attempts[0].id.encode() in first
+    assert services.redis.rpop(services.settings.queue_name) is None  # the backlog waits behind
     assert all(t.attempts[0].state == AttemptState.QUEUED for t in backlog)
 
 

@@ -238,8 +238,9 @@ class BwrapSandbox:
         enter = [_tool("nsenter"), f"--target={self._holder.pid}", "--user", "--mount"]
         if self._owner is None:  # this user is the namespace's root already; setgroups is denied
             enter.append("--preserve-credentials")
-        # setpriv after nsenter: changing credentials clears the parent-death signal.
-        return [*enter, _tool("setpriv"), "--pdeathsig", "KILL", _tool("bwrap")]
+        # bwrap --die-with-parent sets the parent-death signal of bwrap itself too, after its
+        # last change of credentials (which would clear it): no setpriv needed before it.
+        return [*enter, _tool("bwrap")]
 
     def _bwrap_args(self, cwd: str) -> list[str]:
         args = ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]

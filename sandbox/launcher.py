@@ -7,8 +7,9 @@ after each command for the next) and then waits for the argv to become: the work
 it, NUL-separated, to a pipe, and the launcher (bash, whose `mapfile` reads NUL-separated
 words and which may close any fd) execs it with nothing of its own left open.
 
-Every launcher is started by one long-lived thread: `setpriv --pdeathsig` watches the thread
-that started a process, and a thread of the worker that ends must not take a command with it.
+Every launcher is started by one long-lived thread: the parent-death signal (bwrap's
+--die-with-parent) watches the thread that started a process, and a thread of the worker that
+ends must not take a command with it.
 A forked child (a Celery pool process) makes its own such thread: threads do not survive fork.
 """
 

@@ -151,3 +151,26 @@ def test_orphans_of_a_crashed_worker_are_reaped(base: Path, config: SandboxConfi
     assert not (config.root / orphan_id).exists() and mounts_under(config.root) == []
     assert alive.exec("echo still").stdout == "still\n"
     alive.close()
+
+
+def test_a_running_command_dies_with_its_worker(base: Path, config: SandboxConfig) -> None:
+    """bwrap --die-with-parent, with the launchers' thread as the parent that dies."""
+    crash = (
+        "import os, sys, threading\n"
+        "from pathlib import Path\n"
+        "from sandbox.bwrap import BwrapSandbox\n"
+        "from sandbox.config import SandboxConfig\n"
+        f"s = BwrapSandbox(Path({str(base)!r}), SandboxConfig.model_validate_json({config.model_dump_json()!r}))\n"
+        "threading.Thread(target=s.exec, args=('sleep $((900 + 22)).25',), daemon=True).start()\n"
+        "sys.stdin.readline()\n"
+        "os._exit(9)\n"
+    )  # the marker, 922.25, is in the command's argv only, never in the worker's
+    worker = subprocess.Popen([sys.executable, "-c", crash], stdin=subprocess.PIPE, text=True)
+    assert worker.stdin is not None
+    wait_until(lambda: host_processes_with("922.25"), what="the command running")
+    worker.stdin.write("\n")
+    worker.stdin.close()
+    worker.wait()
+
+    wait_until(lambda: not host_processes_with("922.25"), what="the command gone with it")
+    assert reap_orphans(config.root) != []  # its state is left for the reaper, as before

@@ -357,7 +357,9 @@ class AgentRunner:
         finally:
             verification.close()
             keep = self.settings.trajectory_dir is not None
-            trajectories.upload(self.storage, ctx.attempt_id, trajectory, keep=keep)
+            sent = trajectories.upload(self.storage, ctx.attempt_id, trajectory, keep=keep)
+            if sent and not keep:  # the store is there: send what its absence left behind
+                trajectories.upload_left(self.storage, spool)
 
     def _run_agent(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,3 +219,22 @@ def test_a_trajectory_stored_by_a_worker_is_served_by_any_replica(
     assert first.get(f"/api/tasks/{task['id']}/attempts/0/trajectory").status_code == 422
     assert first.get("/api/tasks/nope/attempts/1/trajectory").status_code == 404
     assert TestClient(first.app).get(url).status_code == 401
+
+
+def test_trajectories_left_by_failed_uploads_are_sent_and_removed_once_old_enough(
+    storage: Storage, tmp_path: Path
+) -> None:
+    spool = tmp_path / "trajectories"
+    spool.mkdir()
+    for name, age in [("left1", 600), ("left2", 301), ("fresh", 10)]:
+        path = spool / f"{name}.json"
+        path.write_text(f'{{"attempt": "{name}"}}')
+        then = time.time() - age
+        os.utime(path, (then, then))
+    assert trajectories.upload_left(storage, spool) == 2
+    assert sorted(p.name for p in spool.iterdir()) == ["fresh.json"]  # maybe in flight
+    assert b"".join(storage.open_file("trajectories/left1.json")) == b'{"attempt": "left1"}'
+    assert b"".join(storage.open_file("trajectories/left2.json")) == b'{"attempt": "left2"}'
+    with pytest.raises(ObjectMissing):
+        storage.open_file("trajectories/fresh.json")
+    assert trajectories.upload_left(storage, spool) == 0

@@ -78,12 +78,19 @@ def bench_tasks_page(database: str, *, tasks: int, requests: int) -> Iterator[di
         with api_process(bench) as base, closing(signed_in(base, bench.token)) as client:
             second = re.search(r'cursor=([^"&]+)" rel="next"', client.get("/tasks").text)
             assert second, "no next page on /tasks"
+            page2 = client.get(f"/tasks?cursor={second.group(1)}").text
+            back = re.search(r'before=([^"&]+)" rel="prev"', page2)
+            assert back, "no previous page on page 2"
+            days = (utcnow() - timedelta(days=28)).date(), (utcnow() - timedelta(days=26)).date()
             variants = {
                 "/tasks": "/tasks",
                 "/tasks?state=running": "/tasks?state=running",
                 "/tasks?origin=github": "/tasks?origin=github",
                 "/tasks?repo=...": "/tasks?repo=/srv/repo7.git",
                 "/tasks page 2": f"/tasks?cursor={second.group(1)}",
+                "/tasks page 1 from page 2": f"/tasks?before={back.group(1)}",
+                "/tasks?q=...": "/tasks?state=&origin=&q=flaky+test",
+                "/tasks?since=...&until=...": f"/tasks?since={days[0]}&until={days[1]}",
             }
             for name, path in variants.items():
                 for _ in range(20):  # warm up
@@ -100,6 +107,22 @@ def bench_tasks_page(database: str, *, tasks: int, requests: int) -> Iterator[di
                     "database": database,
                     **summary_ms(latencies),
                 }
+            yield live_refresh_bytes(client, database)
+
+
+def live_refresh_bytes(client: httpx.Client, database: str) -> dict[str, Any]:
+    """What the open list fetches every 2 s: a whole page when a task in it changed, a 304
+    when none did (headers and body as sent, on the wire before compression)."""
+
+    def size(r: httpx.Response) -> int:
+        head = sum(len(k) + len(v) + 4 for k, v in r.headers.raw) + len("HTTP/1.1 200 OK\r\n\r\n")
+        return head + len(r.content)
+
+    changed = client.get("/api/tasks?limit=50")
+    same = client.get("/api/tasks?limit=50", headers={"If-None-Match": changed.headers["etag"]})
+    assert same.status_code == 304, same.status_code
+    return {"figure": "live list refresh, bytes", "database": database,
+            "changed": size(changed), "unchanged": size(same)}  # fmt: skip
 
 
 RECORD_DRAWN = """() => {

@@ -123,3 +123,17 @@ def test_the_list_page_filters_pages_and_never_answers_raw_json(
         broken = client.get("/tasks?cursor=!!")
         assert broken.status_code == 422
         assert "not one that a list of tasks gave out" in broken.text
+
+
+def test_an_unchanged_page_is_a_304_without_a_body(api: TestClient, services: Services) -> None:
+    made = many_tasks(services, 3)
+    first = api.get("/api/tasks", params={"repo": "r0"})
+    etag = first.headers["etag"]
+    again = api.get("/api/tasks", params={"repo": "r0"}, headers={"If-None-Match": etag})
+    assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+    other = api.get("/api/tasks", params={"repo": "r1"}, headers={"If-None-Match": etag})
+    assert other.status_code == 200 and other.json()["items"][0]["id"] == made[1]
+    services.lifecycle.cancel(made[0], by="test")  # one task in the page changes
+    changed = api.get("/api/tasks", params={"repo": "r0"}, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert changed.json()["items"][0]["state"] == "cancelled"

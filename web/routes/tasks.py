@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel
 
 from orchestrator import task_lists
@@ -53,6 +54,7 @@ def create_task(
 
 @router.get("", response_model=TaskPage)
 def list_tasks(
+    request: Request,
     session: SessionDep,
     _: CurrentToken,
     state: str | None = None,
@@ -64,9 +66,10 @@ def list_tasks(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     before: Annotated[str | None, Query(max_length=512)] = None,
-) -> TaskPage:
+) -> Response:
     """Newest first. The filters combine; empty or "any" is no filter. `cursor` pages to
-    older tasks (`next_cursor`), `before` to newer ones (`prev_cursor`)."""
+    older tasks (`next_cursor`), `before` to newer ones (`prev_cursor`). The ETag is the
+    page's hash: with `If-None-Match` an unchanged page is a 304 with no body."""
     form = FilterForm.of(state=state, origin=origin, repo=repo, q=q, since=since, until=until)
     try:
         page = task_lists.list_tasks(
@@ -74,11 +77,16 @@ def list_tasks(
         )
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
-    return TaskPage(
+    body = TaskPage(
         items=[TaskSummary.of(t) for t in page.items],
         next_cursor=page.next_cursor,
         prev_cursor=page.prev_cursor,
-    )
+    ).model_dump_json()
+    # Read fresh every time and compared by content: a 304 is never stale.
+    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(body, media_type="application/json", headers={"ETag": etag})
 
 
 @router.get("/{task_id}", response_model=TaskView)

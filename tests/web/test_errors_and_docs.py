@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from orchestrator.services import Services
 from tests.web.dashboard import browser_client, sign_in
+from web.app import create_app
 from web.config import WebSettings
 from web.security import HEADERS
 
@@ -100,3 +101,21 @@ def test_api_docs_when_on_need_sign_in_and_load_nothing_from_elsewhere(
         assert client.get("/redoc", follow_redirects=False).headers["location"] == "/docs"
         schema = client.get("/openapi.json").json()  # the session cookie reads it
         assert "/api/tasks" in schema["paths"]
+
+
+def test_a_fault_of_ours_is_a_500_with_the_headers_and_no_traceback(services: Services) -> None:
+    app = create_app(services, WebSettings())
+
+    def broken() -> None:
+        raise RuntimeError("secret internals")
+
+    app.add_api_route("/boom", broken)
+    app.add_api_route("/api/boom", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        page, api = client.get("/boom"), client.get("/api/boom")
+    assert page.status_code == api.status_code == 500
+    assert page.headers["content-type"].startswith("text/html") and "went wrong" in page.text
+    assert api.json()["detail"].startswith("Something went wrong on the server")
+    for r in (page, api):
+        assert "secret internals" not in r.text
+        assert_secured(r, "500")

@@ -25,7 +25,7 @@ DIFF_LINES_SHOWN = 5000
 HEADING_LENGTH = 120
 
 
-Field = Annotated[str | None, Query(max_length=1024)]
+QueryText = Annotated[str | None, Query(max_length=1024)]
 
 
 @router.get("/tasks")
@@ -33,14 +33,14 @@ def tasks_page(
     request: Request,
     session: SessionDep,
     viewer: ViewerDep,
-    state: Field = None,
-    origin: Field = None,
-    repo: Field = None,
-    q: Field = None,
-    since: Field = None,
-    until: Field = None,
-    cursor: Field = None,
-    before: Field = None,
+    state: QueryText = None,
+    origin: QueryText = None,
+    repo: QueryText = None,
+    q: QueryText = None,
+    since: QueryText = None,
+    until: QueryText = None,
+    cursor: QueryText = None,
+    before: QueryText = None,
 ) -> Response:
     """The list: every filter optional and combined; a wrong one is said on the page."""
     form = FilterForm.of(state=state, origin=origin, repo=repo, q=q, since=since, until=until)

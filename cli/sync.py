@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import signal
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from cli import render
+from cli import render, sync_status
 from cli.config import CliSettings, load
 from cli.errors import CliError
 from sync import follow, snapshots
@@ -26,7 +21,6 @@ from sync.errors import AlreadySyncing, SyncError
 from sync.follow import Mode
 from sync.followers import Followers
 from sync.remote import HttpRemote
-from sync.state import SyncState
 
 log = logging.getLogger("sync")
 
@@ -50,8 +44,15 @@ def _daemon(path: Path, server: str | None) -> tuple[SyncDaemon, HttpRemote]:
 
 def sync(
     path: Annotated[
-        str, typer.Argument(help="The checkout to mirror (default: here); `status` lists them.")
+        str,
+        typer.Argument(
+            help="The checkout to mirror (default: here); `status` lists them, `forget PATH` "
+            "drops one from the list."
+        ),
     ] = ".",
+    target: Annotated[
+        str | None, typer.Argument(help="With `forget`: the checkout to drop.", show_default=False)
+    ] = None,
     server: Annotated[str | None, typer.Option(help="The Autan API (default: AUTAN_URL).")] = None,
     once: Annotated[bool, typer.Option("--once", help="Sync once and exit; do not watch.")] = False,
     apply: Annotated[
@@ -62,12 +63,23 @@ def sync(
             "the checkout) or `inplace` (this working tree, conflicts kept as PATH.autan-<task>).",
         ),
     ] = "branch",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With `status`: the checkouts as JSON.")
+    ] = False,
 ) -> None:
     """Mirror a checkout to its workspace on the server, then send each change as it happens."""
     if path == "status":
-        status()
+        sync_status.status(as_json)
         return
+    if path == "forget":
+        if target is None:
+            raise CliError("name the checkout to forget: `autan sync forget PATH`")
+        sync_status.forget(target)
+        return
+    if target is not None:
+        raise CliError(f"one checkout at a time: got {path!r} and {target!r}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the daemon's lines, not each request
     daemon, remote = _daemon(Path(path), server)
     out = render.console()
     try:
@@ -119,7 +131,13 @@ def pull(
         if workspace_id is None:
             raise CliError(f"{daemon.root} has not been synced: run `autan sync` there first")
         state_dir = follow.lines_dir(daemon.path)
-        line = follow.load_line(follow.line_path(state_dir, task_id))
+        saved = follow.line_path(state_dir, task_id)
+        line = follow.load_line(saved)
+        if line is not None and line.mode != apply:
+            # Followed the other way (a branch-mode daemon): a line of its own, so the branch
+            # stays as the daemon keeps it and the working tree gets the edits too.
+            saved = follow.line_path(state_dir, task_id, apply)
+            line = follow.load_line(saved)
         if line is None:
             version = next((t.version for t in remote.tasks(workspace_id) if t.id == task_id), None)
             if version is None:
@@ -127,12 +145,7 @@ def pull(
             line = follow.TaskLine(
                 task_id=task_id, workspace_id=workspace_id, version=version, mode=apply
             )
-        elif line.mode != apply and line.seq:
-            raise CliError(
-                f"task {task_id} is already being brought home {line.mode}; "
-                f"pull it with --apply {line.mode}"
-            )
-        follower = follow.TaskFollower(daemon.root, remote, line, state_dir)
+        follower = follow.TaskFollower(daemon.root, remote, line, state_dir, saved)
         follower.catch_up()
         follower.save()
     except SyncError as exc:
@@ -143,71 +156,8 @@ def pull(
     state = "" if line.done else " (the task is still running: pull again for the rest)"
     out.print(f"task {task_id}: its edits are on {where}{state}", markup=False, soft_wrap=True)
     for conflict in line.conflicts:
-        out.print(f"conflict: {conflict.path} (theirs: {conflict.copy_path})", markup=False)
-
-
-def _running(state: SyncState, state_dir: Path) -> bool:
-    lock = sync_state.state_file(state_dir, Path(state.root)).with_suffix(".lock")
-    try:
-        fd = os.open(lock, os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
-def status() -> None:
-    """Each synced checkout: its workspace, version, last change, what is pending."""
-    state_dir = load(SyncSettings).state_dir
-    states = sync_state.load_all(state_dir)
-    out = render.console()
-    if not states:
-        out.print("no checkouts synced yet: run `autan sync PATH`")
-        return
-    now = datetime.now(UTC)
-    table = Table("checkout", "workspace", "version", "last change", "pending", "daemon")
-    for state in states:
-        pending = f"{len(state.pending.paths)} path(s)"
-        if state.pending.error:
-            pending += f": {state.pending.error}"
-        if state.refused:
-            pending += f"; {len(state.refused)} symlink(s) refused"
-        table.add_row(
-            state.root,
-            f"{state.workspace_id or '-'} on {state.server}",
-            str(state.version),
-            f"{render.age(state.last_change, now)} ago" if state.last_change else "never",
-            pending,
-            "running" if _running(state, state_dir) else "stopped",
-        )
-    out.print(table)
-    for state in states:
-        _tasks(out, state, state_dir)
-
-
-def _tasks(out: Console, state: SyncState, state_dir: Path) -> None:
-    lines = follow.load_lines(follow.lines_dir(sync_state.state_file(state_dir, Path(state.root))))
-    if not lines:
-        return
-    table = Table("task", "edits land on", "attempt", "state", "conflicts", title=state.root)
-    for line in lines:
-        where = line.branch or "-" if line.mode == "branch" else "the working tree"
-        table.add_row(
-            line.task_id,
-            where,
-            str(line.followed or "-"),
-            "error: " + line.error if line.error else ("done" if line.done else "following"),
-            "\n".join([f"{c.path} (theirs: {c.copy_path or 'kept in the sandbox'})"
-                        for c in line.conflicts]
-                       + [f"{c.path} in the sandbox (yours: {c.copy_path or 'deletion not taken'})"
-                          for c in line.in_sandbox]) or "none",
-        )  # fmt: skip
-    out.print(table)
+        kept = f" (theirs: {conflict.copy_path})" if conflict.copy_path else ""
+        out.print(f"conflict: {conflict.path}{kept}", markup=False, soft_wrap=True)
 
 
 def workspace_base(path: str) -> tuple[str, str]:

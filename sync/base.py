@@ -7,11 +7,16 @@ from pathlib import Path
 from typing import Protocol
 
 from sync.manifests import Entry
+from sync.schemas import WorkspaceDetail
 
 
 class Remote(Protocol):
     def register(self, *, key: str, name: str, root: str) -> str:
         """Register the checkout (again); returns the workspace id."""
+        ...
+
+    def workspace(self, workspace_id: str) -> WorkspaceDetail:
+        """The workspace with its head version (raises WorkspaceNotFound)."""
         ...
 
     def missing(self, hashes: list[str]) -> list[str]:

@@ -32,7 +32,7 @@ from sync.hashing import hash_bytes
 from sync.manifests import Entry
 from sync.renames import find_renames, roots
 from sync.scan import Local, Scan, Scanner
-from sync.schemas import MAX_COMMIT
+from sync.schemas import MAX_COMMIT, WorkspaceDetail
 from sync.state import Pending, SyncState
 from sync.watch import Changes, start_observer
 
@@ -102,7 +102,7 @@ class SyncDaemon:
         self.config = config or DaemonConfig()
         self.scanner = Scanner(self.root)
         loaded = state_file.load(state_path)
-        if loaded is None or loaded.server != server or loaded.root != str(self.root):
+        if loaded is None or loaded.root != str(self.root):
             loaded = SyncState(root=str(self.root), server=server)
         self.state = loaded
         self.committed = loaded.committed()
@@ -119,13 +119,34 @@ class SyncDaemon:
     # -- one round -------------------------------------------------------------------
 
     def register(self) -> str:
+        key = f"{socket.gethostname()}:{self.root}"
+        if self.state.workspace_id is not None and self.state.server != self.server:
+            self._same_server(self.state.workspace_id, key)
         if self.state.workspace_id is None:
-            key = f"{socket.gethostname()}:{self.root}"
             self.state.workspace_id = self.remote.register(
                 key=key, name=self.root.name or str(self.root), root=str(self.root)
             )
             self.save()
         return self.state.workspace_id
+
+    def _same_server(self, workspace_id: str, key: str) -> None:
+        """A server is known by the workspace it reported, not by the URL's spelling (a
+        proxy, a hostname, a trailing slash): one that answers for this checkout's workspace
+        is the same server, and nothing is registered or read again. Another one starts
+        this checkout's state afresh."""
+        try:
+            found: WorkspaceDetail | None = self.remote.workspace(workspace_id)
+        except WorkspaceNotFound:
+            found = None
+        if found is not None and found.key == key:
+            log.info("%s holds workspace %s: the server this checkout was synced to as %s",
+                     self.server, workspace_id, self.state.server)  # fmt: skip
+            self.state.server = self.server
+            return
+        log.info("%s does not hold workspace %s (synced to %s): registering this checkout "
+                 "there", self.server, workspace_id, self.state.server)  # fmt: skip
+        self.state = SyncState(root=str(self.root), server=self.server)
+        self.committed, self.current = {}, None
 
     def sync(self, dirty: set[str] | None = None) -> Report:
         """Send what changed: everything when `dirty` is None, else those paths and below."""

@@ -86,8 +86,10 @@ def lines_dir(state_path: Path) -> Path:
     return state_path.with_name(f"{state_path.stem}.tasks")
 
 
-def line_path(state_dir: Path, task_id: str) -> Path:
-    return state_dir / f"{task_id}.json"
+def line_path(state_dir: Path, task_id: str, mode: Mode | None = None) -> Path:
+    """The task's line; with `mode`, a second line that lands its edits the other way (a
+    branch-mode daemon followed it, and `autan pull --apply inplace` brings it in place)."""
+    return state_dir / (f"{task_id}.json" if mode is None else f"{task_id}.{mode}.json")
 
 
 def load_lines(state_dir: Path) -> list[TaskLine]:
@@ -108,14 +110,24 @@ def load_line(path: Path) -> TaskLine | None:
 class TaskFollower:
     """Applies one task's edits to the checkout at `root`, as its line says."""
 
-    def __init__(self, root: Path, remote: TaskRemote, line: TaskLine, state_dir: Path) -> None:
+    def __init__(
+        self,
+        root: Path,
+        remote: TaskRemote,
+        line: TaskLine,
+        state_dir: Path,
+        path: Path | None = None,
+    ) -> None:
         self.root = root.resolve()
         self.remote = remote
         self.line = line
-        self.path = line_path(state_dir, line.task_id)
+        self.path = path or line_path(state_dir, line.task_id)
         self.cache = state_dir / "downloads"
         self._base: dict[str, Entry] | None = None
         self._prefix: str | None = None
+        self.busy = threading.Lock()
+        """Held while a change set is applied: a daemon stopping waits for that, never for
+        the long-poll in between (which would hold it up to `wait` seconds)."""
 
     @property
     def base(self) -> dict[str, Entry]:
@@ -133,9 +145,13 @@ class TaskFollower:
         pause = 0.5
         while not stop.is_set() and not self.line.done:
             try:
-                self.take(self.remote.task_changes(
+                got = self.remote.task_changes(
                     self.line.workspace_id, self.line.task_id, self.line.seq, wait
-                ))  # fmt: skip
+                )
+                with self.busy:
+                    if stop.is_set():
+                        return  # the set is asked for again next time: nothing is lost
+                    self.take(got)
                 pause = 0.5
             except ServerUnreachable as exc:
                 log.warning("task %s: %s; retrying in %.1fs", self.line.task_id, exc, pause)
@@ -233,7 +249,11 @@ class TaskFollower:
         kept = [c for c in self.line.conflicts if c.path not in copies]
         self.line.conflicts = kept + [ConflictCopy(path=p, copy_path=c) for p, c in copies.items()]
         if copies:
-            log.warning("task %s: conflicts at %s", self.line.task_id, sorted(copies))
+            log.warning(
+                "task %s: conflicts (both versions kept): %s",
+                self.line.task_id,
+                ", ".join(f"{p} (theirs: {c})" if c else p for p, c in sorted(copies.items())),
+            )
             self._report()
         if self.line.mode == "branch":
             paths = sorted(set(delta) | set(applier.copies.values()))

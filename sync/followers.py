@@ -13,6 +13,13 @@ from sync.remote import HttpRemote
 
 log = logging.getLogger(__name__)
 
+APPLY_WAIT_S = 30.0
+"""How long a stopping daemon waits for a change set being applied."""
+
+
+def _where(line: TaskLine) -> str:
+    return f"branch autan/{line.task_id}" if line.mode == "branch" else "the working tree"
+
 
 class Followers:
     """Finds the workspace's tasks every `poll_s` and keeps one follower thread per live one."""
@@ -34,6 +41,7 @@ class Followers:
         self.mode = mode
         self.poll_s = poll_s
         self.threads: dict[str, threading.Thread] = {}
+        self.followers: dict[str, TaskFollower] = {}
         self.failed: dict[str, str] = {}
         self.done: set[str] = set()
         self._first_round = True
@@ -45,8 +53,11 @@ class Followers:
             except ServerUnreachable as exc:
                 log.info("tasks of workspace %s: %s", self.workspace_id, exc)
             stop.wait(self.poll_s)
-        for thread in self.threads.values():
-            thread.join(timeout=10)
+        # A follower in its long-poll is left to end with the process (its threads are
+        # daemons); one applying a change set is waited for, so its files and state are whole.
+        for follower in self.followers.values():
+            if follower.busy.acquire(timeout=APPLY_WAIT_S):
+                follower.busy.release()
 
     def round(self, stop: threading.Event) -> None:
         """Follow every task not yet brought home. A task that had already ended when this
@@ -71,7 +82,10 @@ class Followers:
             if line.done:
                 self.done.add(task.id)  # its state file is not read again every round
                 continue
-            follower = TaskFollower(self.root, self.remote, line, self.state_dir)
+            follower = self.followers[task.id] = TaskFollower(
+                self.root, self.remote, line, self.state_dir
+            )
+            log.info("following task %s: its edits land on %s", task.id, _where(line))
             thread = threading.Thread(
                 target=self._follow, args=(follower, stop), name=f"autan-task-{task.id[:8]}",
                 daemon=True,

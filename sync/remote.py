@@ -75,7 +75,7 @@ class HttpRemote:
         return WorkspaceDetail.model_validate(answer).id
 
     def workspace(self, workspace_id: str) -> WorkspaceDetail:
-        """The workspace with its head version (not part of Remote: for `autan run`)."""
+        """The workspace with its head version."""
         return WorkspaceDetail.model_validate(self._call("GET", f"/api/workspaces/{workspace_id}"))
 
     def snapshot(self, workspace_id: str, number: int) -> str:

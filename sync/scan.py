@@ -45,6 +45,8 @@ class Scanner:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.rules = IgnoreRules(self.root)
+        self._moved: tuple[dict[str, Local], dict[Stamp, Local]] | None = None
+        """Files of the last `known` by stamp, built at the first path it lacks."""
         self.reported: set[str] = set()
         """Git names and refused symlinks already logged: each is said once while the daemon
         runs (a symlink again if its target changes)."""
@@ -52,6 +54,7 @@ class Scanner:
     def scan(self, known: dict[str, Local]) -> Scan:
         """The whole tree; `known` supplies hashes of files whose stamp has not changed."""
         self.rules = IgnoreRules(self.root)  # ignore files are read afresh on every full scan
+        self._moved = None
         found = Scan()
         self._walk("", known, found)
         new = [p for p in found.git_names if p not in self.reported]
@@ -64,6 +67,7 @@ class Scanner:
         """`current` with `paths` (and everything beneath them) read again from disk."""
         if any(os.path.basename(path) in IGNORE_FILES for path in paths):
             return self.scan(current)  # the rules changed: everything may have
+        self._moved = None
         found = Scan(entries=dict(current), refused=[r for r in refused if r not in paths])
         found.touched = set()
         for path in sorted(paths):
@@ -169,9 +173,22 @@ class Scanner:
             return
         found.entries[path] = Local(Entry(path=path, kind="symlink", target=target, mode=0o777))
 
+    def _by_stamp(self, known: dict[str, Local], st: os.stat_result) -> Local | None:
+        """The file `known` had under another name with this very stamp (the same inode,
+        untouched since): what a folder renamed holds, not read again."""
+        if self._moved is None or self._moved[0] is not known:
+            files = {local.stamp: local for local in known.values() if local.entry.kind == "file"}
+            self._moved = (known, files)
+        return self._moved[1].get(stamp(st))
+
     def _file(self, path: str, st: os.stat_result, known: dict[str, Local], found: Scan) -> None:
         mode = 0o755 if st.st_mode & stat_mode.S_IXUSR else 0o644
         before = known.get(path)
+        folder = os.path.dirname(path)
+        if before is None and folder and folder not in known:  # in a folder new here
+            moved = self._by_stamp(known, st)
+            if moved is not None:
+                before = Local(moved.entry.model_copy(update={"path": path}), moved.stamp)
         if before is not None and before.stamp == stamp(st) and before.entry.kind == "file":
             if before.entry.mode != mode:
                 before = Local(before.entry.model_copy(update={"mode": mode}), before.stamp)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sync import scan as sync_scan
 from sync.errors import UnsafePath
 from sync.hashing import hash_bytes
 from sync.manifests import check_path
@@ -219,3 +220,36 @@ def test_a_refused_symlink_is_warned_once_and_again_when_it_changes(
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 2, warned
     assert str(tmp_path) in warned[0] and "-> /etc" in warned[1]
+
+
+def test_files_of_a_renamed_folder_are_not_read_again(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(5):
+        write(checkout, f"src/sub/f{n}.txt", f"file {n}\n")
+    write(checkout, "top.txt", "top\n")
+    scanner = Scanner(checkout)
+    first = scanner.scan({})
+    (checkout / "lib").mkdir()
+    os.rename(checkout / "src", checkout / "lib" / "src")
+    write(checkout, "lib/src/sub/f0.txt", "edited after the move\n")
+    (checkout / "top.txt").unlink()
+    write(checkout, "lib/new.txt", "top\n")  # the same content under a new inode: read
+    read: list[str] = []
+    real = sync_scan.hash_file
+
+    def counting(path: Path, tries: int = 3) -> tuple[str, os.stat_result]:
+        read.append(str(path.relative_to(checkout)))
+        return real(path, tries)
+
+    monkeypatch.setattr(sync_scan, "hash_file", counting)
+    after = scanner.scan(first.entries)
+
+    assert sorted(read) == ["lib/new.txt", "lib/src/sub/f0.txt"]
+    for n in range(1, 5):
+        moved = after.entries[f"lib/src/sub/f{n}.txt"].entry
+        assert (moved.path, moved.hash) == (
+            f"lib/src/sub/f{n}.txt",
+            hash_bytes(f"file {n}\n".encode()),
+        )
+    assert after.entries["lib/src/sub/f0.txt"].entry.hash == hash_bytes(b"edited after the move\n")

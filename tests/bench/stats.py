@@ -19,6 +19,7 @@ def summary_ms(values_s: list[float]) -> dict[str, float]:
     return {
         "n": len(ms),
         "p50_ms": round(percentile(ms, 50), 2),
+        "p90_ms": round(percentile(ms, 90), 2),
         "p99_ms": round(percentile(ms, 99), 2),
         "mean_ms": round(statistics.fmean(ms), 2) if ms else float("nan"),
         "max_ms": round(max(ms), 2) if ms else float("nan"),

@@ -7,9 +7,11 @@ import fcntl
 import json
 import os
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from orchestrator import store
 from orchestrator.config import OrchestratorSettings
@@ -27,11 +29,24 @@ from tests.sync.test_cli import cli_env
 from tests.waiting import wait_until
 
 
-def synced_task(
-    autan: Autan, live_api: LiveApi, services: Services, checkout: Path, state_dir: Path
-) -> tuple[str, str]:
+@dataclass
+class Synced:
+    autan: Autan
+    task_id: str
+    workspace_id: str
+
+
+@pytest.fixture
+def synced(
+    settings: OrchestratorSettings,
+    live_api: LiveApi,
+    services: Services,
+    checkout: Path,
+    tmp_path: Path,
+) -> Synced:
     """The checkout synced, a task started from it, and one change set of its agent (a.txt
     edited, old.txt deleted) on the server, as a worker records it."""
+    autan = Autan(cli_env(settings, live_api, tmp_path))
     (checkout / "a.txt").write_bytes(A)
     (checkout / "old.txt").write_bytes(A)
     assert autan("sync", str(checkout), "--once").returncode == 0
@@ -45,22 +60,16 @@ def synced_task(
               "bases": {"a.txt": file("a.txt", A), "old.txt": file("old.txt", A)}}  # fmt: skip
     with services.sessions.begin() as session:
         store.add_event(session, task_id=task_id, kind="sync.changed", data=change, now=utcnow())
-    state = load(state_file(state_dir, checkout))
+    state = load(state_file(tmp_path / "sync-state", checkout))
     assert state is not None and state.workspace_id is not None
-    return task_id, state.workspace_id
+    return Synced(autan, task_id, state.workspace_id)
 
 
 def test_pull_in_place_after_a_branch_mode_daemon_followed_the_task(
-    settings: OrchestratorSettings,
-    live_api: LiveApi,
-    services: Services,
-    checkout: Path,
-    tmp_path: Path,
+    synced: Synced, checkout: Path, tmp_path: Path
 ) -> None:
-    autan = Autan(cli_env(settings, live_api, tmp_path))
-    state_dir = tmp_path / "sync-state"
-    task_id, workspace_id = synced_task(autan, live_api, services, checkout, state_dir)
-    lines = lines_dir(state_file(state_dir, checkout))
+    autan, task_id, workspace_id = synced.autan, synced.task_id, synced.workspace_id
+    lines = lines_dir(state_file(tmp_path / "sync-state", checkout))
     lines.mkdir(parents=True)
     branch = TaskLine(task_id=task_id, workspace_id=workspace_id, version=1, mode="branch",
                       seq=1, followed=1, branch=f"autan/{task_id}")  # fmt: skip
@@ -84,15 +93,8 @@ def test_pull_in_place_after_a_branch_mode_daemon_followed_the_task(
     assert tasks == [("branch", f"autan/{task_id}"), ("inplace", "the working tree")]
 
 
-def test_pull_prints_each_conflict_as_a_path(
-    settings: OrchestratorSettings,
-    live_api: LiveApi,
-    services: Services,
-    checkout: Path,
-    tmp_path: Path,
-) -> None:
-    autan = Autan(cli_env(settings, live_api, tmp_path))
-    task_id, _ = synced_task(autan, live_api, services, checkout, tmp_path / "sync-state")
+def test_pull_prints_each_conflict_as_a_path(synced: Synced, checkout: Path) -> None:
+    autan, task_id = synced.autan, synced.task_id
     (checkout / "a.txt").write_text("mine, saved meanwhile\n")
 
     pulled = autan("pull", task_id, "--path", str(checkout), "--apply", "inplace")

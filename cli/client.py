@@ -10,16 +10,25 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from cli.errors import ApiError, ApiUnreachable, CliError, Conflict, NotFound, TokenRefused
 from cli.sse import Frame, SseParser
-from orchestrator.schemas import EventView, TaskSummary, TaskView
+from orchestrator.schemas import (
+    EventView,
+    TaskSummary,
+    TaskView,
+    TokenCreate,
+    TokenCreated,
+    TokenView,
+)
 
 STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 """Reads wait out the keep-alives (15 s apart), so a quiet task is not a dead stream."""
 
 M = TypeVar("M", bound=BaseModel)
+Tokens = list[TokenView]
+TOKEN_LIST = TypeAdapter(Tokens)
 
 
 class TaskPage(BaseModel):
@@ -115,6 +124,21 @@ class AutanClient:
     def cancel(self, task_id: str) -> TaskView:
         response = self._request("POST", f"/api/tasks/{task_id}/cancel", task_id=task_id)
         return self._parse(TaskView, response)
+
+    def create_token(self, body: TokenCreate) -> TokenCreated:
+        payload = body.model_dump(mode="json", exclude_none=True)
+        return self._parse(TokenCreated, self._request("POST", "/api/tokens", json=payload))
+
+    def tokens(self, *, user: str | None = None) -> Tokens:
+        params = {"user": user} if user is not None else {}
+        response = self._request("GET", "/api/tokens", params=params)
+        try:
+            return TOKEN_LIST.validate_python(response.json())
+        except ValueError as exc:
+            raise self.not_understood(exc) from exc
+
+    def revoke_token(self, token_id: str) -> None:
+        self._request("DELETE", f"/api/tokens/{token_id}")
 
     def diff(self, task_id: str, *, attempt: int | None = None) -> AttemptDiff:
         """An attempt's diff: `attempt`'s, or by default the kept one, else the best one left."""

@@ -60,7 +60,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.sync:pull",
         "Bring a task's edits home once: onto branch autan/<task>, or into the working tree.",
     ),
-    "token": ("cli.token:app", "API tokens (on the server: works on the database directly)."),
+    "token": (
+        "cli.token:app",
+        "API tokens: made, listed and revoked through the API (or --on-server).",
+    ),
     "model": (
         "cli.model:app",
         "Model serving: vLLM profiles, endpoint checks, the scripted model.",

@@ -94,6 +94,23 @@ class ProjectRouting(BaseModel):
     """Project key (Jira) or slug or id (Sentry) to repository name."""
 
 
+class UserConfig(BaseModel):
+    """A person, and the names the connectors know them by: their tasks are theirs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["admin", "member", "viewer"] = "member"
+    """The role the user is made with, on their first task (an admin may change it later)."""
+    team: str | None = None
+    email: str | None = None
+    slack: str | None = None
+    """Their Slack user id (`U0123ABCD`)."""
+    github: str | None = None
+    """Their GitHub login."""
+    jira: str | None = None
+    """Their Jira account id."""
+
+
 class Routing(BaseModel):
     """The contents of `autan.toml`."""
 
@@ -103,6 +120,8 @@ class Routing(BaseModel):
     slack: SlackRouting = Field(default_factory=SlackRouting)
     jira: ProjectRouting = Field(default_factory=ProjectRouting)
     sentry: ProjectRouting = Field(default_factory=ProjectRouting)
+    users: dict[str, UserConfig] = Field(default_factory=dict)
+    """User name to who they are on Slack, GitHub and Jira."""
 
     @model_validator(mode="after")
     def _names_exist(self) -> Routing:
@@ -114,6 +133,18 @@ class Routing(BaseModel):
         if unknown := sorted(set(named) - set(self.repos)):
             raise ValueError(f"repositories {unknown} are mapped but not under [repos]")
         return self
+
+    def user_for(self, kind: str, identity: str | None) -> tuple[str, UserConfig] | None:
+        """The user `autan.toml` maps to this Slack user, GitHub login or Jira account."""
+        if not identity or kind not in ("slack", "github", "jira"):
+            return None
+        for name, user in self.users.items():
+            known = getattr(user, kind)
+            if known is not None and (
+                known.lower() == identity.lower() if kind == "github" else known == identity
+            ):
+                return name, user
+        return None
 
     def repo(self, name: str) -> RepoConfig | None:
         return self.repos.get(name)

@@ -69,7 +69,7 @@ class Hub:
         jira: JiraSettings,
         sentry: SentrySettings,
     ) -> Hub:
-        submitter, deliveries = Submitter(lifecycle), Deliveries(client)
+        submitter, deliveries = Submitter(lifecycle, routing), Deliveries(client)
         return cls(
             github=GitHubIntake(github, routing, submitter, deliveries),
             slack=SlackIntake(slack, common, routing, submitter, deliveries),

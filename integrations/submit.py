@@ -8,11 +8,15 @@ from typing import Any
 
 import redis
 from kombu.exceptions import KombuError
+from sqlalchemy.exc import IntegrityError
 
+from integrations.config import Routing, UserConfig
 from integrations.errors import InvalidPayload, MalformedRequest, QueueUnavailable
 from orchestrator.errors import IdempotencyConflict
 from orchestrator.lifecycle import Lifecycle
+from orchestrator.models import utcnow
 from orchestrator.schemas import TaskSpec, TaskView
+from orchestrator.users import ensure_user, find_user
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +34,38 @@ def decode_json(body: bytes) -> dict[str, Any]:
     return payload
 
 
-class Submitter:
-    """Submits task specs; a key already used for other work counts as a duplicate."""
+IDENTITY = {"slack": "user", "github": "sender", "jira": "account"}
+"""Which field of an origin's data names the person who asked."""
 
-    def __init__(self, lifecycle: Lifecycle) -> None:
+
+class Submitter:
+    """Submits task specs, each owned by its user; a key already used for other work counts
+    as a duplicate."""
+
+    def __init__(self, lifecycle: Lifecycle, routing: Routing) -> None:
         self.lifecycle = lifecycle
+        self.routing = routing
+
+    def owner(self, spec: TaskSpec) -> str:
+        """The id of the user `autan.toml` maps the asker to, else of the connector's service
+        user; either is made on first use."""
+        kind = spec.origin.kind
+        asker = spec.origin.data.get(IDENTITY.get(kind, ""))
+        mapped = self.routing.user_for(kind, asker if isinstance(asker, str) else None)
+        name, config = mapped or (f"{kind}-connector", UserConfig())
+        try:
+            with self.lifecycle.write() as (session, _events):
+                return ensure_user(
+                    session, name=name, role=config.role, team=config.team,
+                    email=config.email, service=mapped is None, now=utcnow(),
+                ).id  # fmt: skip
+        except IntegrityError:
+            # A concurrent delivery made the same user first: it is there now.
+            with self.lifecycle.sessions() as session:
+                user = find_user(session, name=name)
+            if user is None:
+                raise
+            return user.id
 
     def later(self, kind: str, payload: dict[str, Any]) -> None:
         """Queue the rest of a delivery (the `kind` intake processor's job) for a worker."""
@@ -48,7 +79,7 @@ class Submitter:
     def submit(self, spec: TaskSpec) -> TaskView | None:
         """The new task; None when its idempotency key was already used (a redelivery)."""
         try:
-            task, created = self.lifecycle.submit(spec)
+            task, created = self.lifecycle.submit(spec, created_by=self.owner(spec))
         except IdempotencyConflict as exc:
             log.info("dropped a redelivery whose content changed: %s", exc)
             return None

@@ -1,4 +1,5 @@
-"""The store's tables: tasks, attempts, events, origins, results, reports, baselines and tokens."""
+"""The store's tables: tasks, attempts, events, origins, results, reports, baselines, users,
+tokens and the audit log."""
 
 from __future__ import annotations
 
@@ -89,7 +90,8 @@ class Task(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     origin_id: Mapped[str] = mapped_column(ForeignKey("origins.id"))
-    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str | None] = mapped_column(String(32), index=True)
+    """The user who made the task (a person, or a connector's service user)."""
     # No foreign key: results hang off attempts, which hang off tasks; a cycle of
     # constraints would need ALTERs that SQLite cannot do.
     result_id: Mapped[int | None] = mapped_column(BigId)
@@ -188,18 +190,40 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class User(Base):
+    """A person or a service (a connector, a bot): who tasks and tokens belong to."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    """How a single sign-on finds the person again; None for services."""
+    role: Mapped[str] = mapped_column(String(16))
+    """admin, member or viewer (see orchestrator.access)."""
+    team: Mapped[str | None] = mapped_column(String(255))
+    service: Mapped[bool] = mapped_column(Boolean, default=False)
+    """A connector or a bot rather than a person."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ApiToken(Base):
-    """A bearer token for the API; only its SHA-256 is kept."""
+    """A bearer token for the API, belonging to a user; only its SHA-256 is kept."""
 
     __tablename__ = "api_tokens"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(255))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """What the token may touch, within what its user's role allows."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column()
     last_used_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+    user: Mapped[User] = relationship(lazy="joined")
 
 
 class Workspace(Base):

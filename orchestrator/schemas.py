@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 
 from orchestrator.states import AttemptState, TaskState
 from sync.text import Line, Text
@@ -206,3 +206,43 @@ class EventView(BaseModel):
     kind: str
     data: dict[str, Any]
     created_at: datetime
+
+
+class TokenCreate(BaseModel):
+    """A token asked for over the API."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=255)
+    user: str | None = Field(default=None, max_length=255)
+    """Whose token (a user's name): only admins name another user; unset: the caller's."""
+    scopes: list[str] | None = Field(default=None, max_length=8)
+    """Unset: every scope the user's role allows, within the caller's own."""
+    expires_at: AwareDatetime | None = None
+
+
+class TokenView(BaseModel):
+    """A token as lists show it: never its secret."""
+
+    id: str
+    name: str
+    user: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, token: Any) -> TokenView:
+        """From a stored token, its user loaded."""
+        return cls(
+            id=token.id, name=token.name, user=token.user.name, scopes=token.scopes,
+            created_at=token.created_at, expires_at=token.expires_at,
+            last_used_at=token.last_used_at, revoked_at=token.revoked_at,
+        )  # fmt: skip
+
+
+class TokenCreated(TokenView):
+    token: str
+    """The secret: shown this once, never stored."""

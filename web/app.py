@@ -30,6 +30,7 @@ from web.routes import (
     signin,
     task_pages,
     tasks,
+    tokens,
     trajectories,
     workspace_tasks,
     workspaces,
@@ -105,6 +106,7 @@ def create_app(
     )
     routers = (
         tasks,
+        tokens,
         events,
         health,
         hooks,

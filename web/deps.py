@@ -1,4 +1,4 @@
-"""Dependencies of the routes: the services, a database session, the caller's token.
+"""Dependencies of the routes: the services, a database session, the caller and its rights.
 
 The caller's token is read in a session of its own, closed before the handler runs:
 a request holds at most one database connection at a time, and a stream none
@@ -8,7 +8,7 @@ between its reads.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import parse_qs, quote, urlsplit
@@ -18,10 +18,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from orchestrator import access
+from orchestrator.access import Caller, Owner
+from orchestrator.claims import database_now
 from orchestrator.lifecycle import Lifecycle
-from orchestrator.models import ApiToken, utcnow
+from orchestrator.models import utcnow
 from orchestrator.services import Services
-from orchestrator.tokens import authenticate, touch, touch_due
+from orchestrator.tokens import authenticate, lookup, touch, touch_due
+from orchestrator.users import task_owner
 from web import sessions
 from web.admission import Slot, Slots
 from web.config import WebSettings
@@ -89,24 +93,24 @@ SAFE_METHODS = ("GET", "HEAD")
 
 @dataclass(frozen=True)
 class Viewer:
-    """A signed-in dashboard user: the browser's session and the API token behind it."""
+    """A signed-in dashboard user: the browser's session and who its token speaks for."""
 
     session: WebSession
-    token: ApiToken
+    caller: Caller
 
 
-def _used(services: Services, token: ApiToken) -> ApiToken:
+def _used(services: Services, caller: Caller) -> Caller:
     """Record a use of the token, at most once a minute (a write, so not on every request)."""
     now = utcnow()
-    if touch_due(token, now=now):
+    if touch_due(caller.last_used_at, now=now):
         try:
             with services.lifecycle.gate, services.sessions.begin() as session:
-                touch(session, token_id=token.id, now=now)
+                touch(session, token_id=caller.token_id, now=now)
         except OperationalError as exc:
             # The caller is authenticated; a usage stamp that cannot be written now is
             # written on a later request, and must not refuse this one.
-            log.warning("could not record a use of token %s: %s", token.name, exc.orig)
-    return token
+            log.warning("could not record a use of token %s: %s", caller.token_name, exc.orig)
+    return caller
 
 
 def _signed_in(request: Request, services: Services) -> Viewer | None:
@@ -118,18 +122,19 @@ def _signed_in(request: Request, services: Services) -> Viewer | None:
     if web is None:
         return None
     with services.sessions() as session:
-        token = session.get(ApiToken, web.token_id)
-    if token is None or token.revoked_at is not None:
+        caller = lookup(session, token_id=web.token_id, now=database_now(session))
+    if caller is None:
         return None
-    return Viewer(web, _used(services, token))
+    return Viewer(web, _used(services, caller))
 
 
-def current_token(
+def current_caller(
     request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> ApiToken:
-    """The bearer token; or, for reads only (GET, and so the SSE stream), the session cookie.
+) -> Caller:
+    """The bearer token's caller; or, for reads only (GET, and so the SSE stream), the
+    session cookie's.
 
     A cookie rides along with cross-site requests, so it never authorises a change
     through the JSON API: those need the bearer token, which no other site can send.
@@ -138,19 +143,63 @@ def current_token(
     if credentials is None and request.method in SAFE_METHODS:
         viewer = _signed_in(request, services)
         if viewer is not None:
-            return viewer.token
+            return viewer.caller
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             401, "missing bearer token: send 'Authorization: Bearer TOKEN'", challenge
         )
     with services.sessions() as session:
-        token = authenticate(session, raw=credentials.credentials)
-    if token is None:
-        raise HTTPException(401, "invalid or revoked token", challenge)
-    return _used(services, token)
+        caller = authenticate(session, raw=credentials.credentials, now=database_now(session))
+    if caller is None:
+        raise HTTPException(401, "invalid, expired or revoked token", challenge)
+    return _used(services, caller)
 
 
-CurrentToken = Annotated[ApiToken, Depends(current_token)]
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+def refuse_scope(caller: Caller, scope: str) -> HTTPException:
+    return HTTPException(
+        403,
+        f"this token may not do that: it needs the {scope!r} scope "
+        f"(user {caller.user_name!r} is a {caller.role}; token {caller.token_name!r} has "
+        f"{', '.join(sorted(caller.scopes)) or 'no scopes'})",
+    )
+
+
+def needs(scope: str) -> Callable[[Caller], Caller]:
+    """A dependency: the caller, refused (403, saying why) unless it holds `scope`."""
+
+    def checked(caller: CurrentCaller) -> Caller:
+        if not caller.can(scope):
+            raise refuse_scope(caller, scope)
+        return caller
+
+    return checked
+
+
+Reader = Annotated[Caller, Depends(needs(access.READ))]
+Writer = Annotated[Caller, Depends(needs(access.WRITE))]
+WorkspaceUser = Annotated[Caller, Depends(needs(access.WORKSPACES))]
+Admin = Annotated[Caller, Depends(needs(access.ADMIN))]
+
+
+def owner_of(services: Services, task_id: str) -> Owner:
+    """Who the task belongs to, read in a session of its own; 404 for no such task."""
+    with services.sessions() as session:
+        return task_owner(session, task_id=task_id)
+
+
+def may_change(services: Services, caller: Caller, task_id: str) -> None:
+    """Refuses (403) a change to a task that is neither the caller's nor the caller's team's
+    (admins may change any); 404 for no such task."""
+    if caller.may_change(owner_of(services, task_id)):
+        return
+    if not caller.can(access.WRITE):
+        raise refuse_scope(caller, access.WRITE)
+    raise HTTPException(
+        403, f"task {task_id} is neither yours nor your team's: a member may change only those"
+    )
 
 
 def _page_of(request: Request) -> str:

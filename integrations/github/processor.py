@@ -43,7 +43,7 @@ class GitHubProcessor:
         except GithubException as exc:  # the job is retried with back-off
             raise ServiceError(f"GitHub answered {exc.status} for {key}: {exc.data}") from exc
         if spec is not None:
-            Submitter(lifecycle).submit(spec)
+            Submitter(lifecycle, self.routing).submit(spec)
 
     def _spec(self, work: p.Work, repo_cfg: RepoConfig, key: str) -> TaskSpec | None:
         repo = self.access.api().get_repo(work.repo)

@@ -50,9 +50,15 @@ class Changelog(_Part):
     items: list[Change] = Field(default_factory=list)
 
 
+class JiraUser(_Part):
+    accountId: str | None = None
+
+
 class IssueEvent(_Part):
     webhookEvent: str
     issue: Issue
+    user: JiraUser | None = None
+    """Who made the change (Jira Cloud sends an account id)."""
     changelog: Changelog | None = None
 
 
@@ -121,7 +127,11 @@ class JiraIntake:
                 origin=OriginSpec(
                     kind="jira",
                     external_id=event.issue.key,
-                    data={"key": event.issue.key, "project": fields.project.key},
+                    data={
+                        "key": event.issue.key,
+                        "project": fields.project.key,
+                        "account": event.user.accountId if event.user else None,
+                    },
                 ),
             )
         except ValidationError as exc:

@@ -76,7 +76,7 @@ class SentryProcessor:
             exception=exception,
             stacktrace=stack,
         )
-        Submitter(lifecycle).submit(
+        Submitter(lifecycle, self.routing).submit(
             TaskSpec(
                 repo=repo.url,
                 ref=repo.branch,

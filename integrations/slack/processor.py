@@ -51,7 +51,7 @@ class SlackProcessor:
                 thread_ts = str(opened["ts"])
         except SlackApiError as exc:
             log.warning("Slack refused the thread's first message: %s", exc.response.get("error"))
-        task = Submitter(lifecycle).submit(
+        task = Submitter(lifecycle, self.routing).submit(
             TaskSpec(
                 repo=repo.url,
                 ref=repo.branch,

@@ -13,7 +13,7 @@ def test_a_wrong_token_is_refused_plainly(autan: Autan) -> None:
     assert refused.returncode == 1
     assert refused.stdout == ""
     assert refused.stderr == (
-        "error: the API refused the token (invalid or revoked token): set AUTAN_TOKEN to a "
+        "error: the API refused the token (invalid, expired or revoked token): set AUTAN_TOKEN to a "
         "token from `autan token create` or DATA_DIR/admin-token\n"
     )
 

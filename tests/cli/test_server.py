@@ -13,7 +13,7 @@ from tests.workers import ROOT
 
 
 def test_a_created_token_works_until_it_is_revoked(autan: Autan) -> None:
-    created = autan.process("token", "create", "ci-bot")
+    created = autan.process("token", "create", "ci-bot", "--on-server")
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip()
     assert token.startswith("autan_") and len(created.stdout.splitlines()) == 1
@@ -25,12 +25,12 @@ def test_a_created_token_works_until_it_is_revoked(autan: Autan) -> None:
     assert submitted.returncode == 0, submitted.stderr
     assert "queued" in submitted.stdout
 
-    revoked = autan("token", "revoke", "ci-bot")
+    revoked = autan("token", "revoke", "ci-bot", "--on-server")
     assert (revoked.returncode, revoked.stdout) == (0, "revoked 1 token(s) named 'ci-bot'\n")
     refused = autan("status", AUTAN_TOKEN=token)
     assert refused.returncode == 1
-    assert "the API refused the token (invalid or revoked token)" in refused.stderr
-    again = autan("token", "revoke", "ci-bot")
+    assert "the API refused the token (invalid, expired or revoked token)" in refused.stderr
+    again = autan("token", "revoke", "ci-bot", "--on-server")
     assert again.returncode == 1
     assert again.stderr == "error: no live token is named 'ci-bot': nothing revoked\n"
 
@@ -43,7 +43,7 @@ def test_migrate_makes_a_fresh_database_and_names_bad_settings(tmp_path: Path) -
     assert migrated.stdout == f"the database at sqlite:///{database} is up to date\n"
     assert database.exists()
 
-    admin = autan("token", "create", "root", "--admin")
+    admin = autan("token", "create", "root", "--admin", "--on-server")
     assert admin.returncode == 0 and admin.stdout.startswith("autan_")
     assert admin.stderr == "created admin token 'root': store it now, it is not shown again\n"
 

@@ -8,7 +8,7 @@ from sqlalchemy import inspect, select
 
 from orchestrator import store
 from orchestrator.db import make_engine, migrate
-from orchestrator.models import Event, utcnow
+from orchestrator.models import ApiToken, Event, utcnow
 from orchestrator.schemas import TaskSpec
 from orchestrator.services import Services
 from orchestrator.tokens import authenticate, create_token, hash_token, revoke_token
@@ -71,12 +71,15 @@ def test_tokens_are_stored_hashed_and_revocable(services: Services) -> None:
         raw = create_token(s, name="ci", is_admin=False, now=utcnow())
     assert raw.startswith("autan_") and len(raw) > 40
     with services.sessions() as s:
-        token = authenticate(s, raw=raw)
-        assert token is not None and token.name == "ci"
+        caller = authenticate(s, raw=raw, now=utcnow())
+        assert caller is not None and caller.token_name == "ci"
+        assert (caller.user_name, caller.role) == ("ci", "member")
+        assert caller.scopes == {"tasks:read", "tasks:write", "workspaces"}
+        token = s.scalars(select(ApiToken).where(ApiToken.name == "ci")).one()
         assert token.token_hash == hash_token(raw) and raw not in token.token_hash
-        assert authenticate(s, raw=raw + "x") is None
-        assert authenticate(s, raw="not-a-token") is None
+        assert authenticate(s, raw=raw + "x", now=utcnow()) is None
+        assert authenticate(s, raw="not-a-token", now=utcnow()) is None
     with services.sessions.begin() as s:
         assert revoke_token(s, name="ci", now=utcnow()) == 1
     with services.sessions() as s:
-        assert authenticate(s, raw=raw) is None
+        assert authenticate(s, raw=raw, now=utcnow()) is None

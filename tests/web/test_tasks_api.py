@@ -132,7 +132,7 @@ def test_a_revoked_token_is_refused(api: TestClient, services: Services) -> None
         assert revoke_token(s, name="admin", now=utcnow()) == 1
     r = api.get("/api/tasks")
     assert r.status_code == 401
-    assert r.json() == {"detail": "invalid or revoked token"}
+    assert r.json() == {"detail": "invalid, expired or revoked token"}
 
 
 def test_unknown_ids_are_404(api: TestClient) -> None:

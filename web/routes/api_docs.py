@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from web.deps import CurrentToken, ViewerDep
+from web.deps import CurrentCaller, ViewerDep
 from web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -20,7 +20,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 
 
 @router.get("/openapi.json")
-def openapi(request: Request, _: CurrentToken) -> Response:
+def openapi(request: Request, _: CurrentCaller) -> Response:
     return JSONResponse(request.app.openapi())
 
 

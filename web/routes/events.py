@@ -21,12 +21,13 @@ from redis.exceptions import RedisError
 from starlette.background import BackgroundTask
 
 from orchestrator import store
+from orchestrator.claims import database_now
 from orchestrator.events import END_KIND, stream_key
 from orchestrator.schemas import EventView
 from orchestrator.services import Services
-from orchestrator.tokens import is_live
+from orchestrator.tokens import lookup
 from web.admission import Slot
-from web.deps import CurrentToken, ServicesDep, WebSettingsDep, stream_slot
+from web.deps import Reader, ServicesDep, WebSettingsDep, stream_slot
 from web.errors import outage_of
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _task_ended(services: Services, task_id: str) -> bool:
 
 def _token_live(services: Services, token_id: str) -> bool:
     with services.sessions() as session:
-        return is_live(session, token_id=token_id)
+        return lookup(session, token_id=token_id, now=database_now(session)) is not None
 
 
 def _closing(reason: str) -> str:
@@ -173,7 +174,7 @@ async def task_events(
     request: Request,
     services: ServicesDep,
     web_settings: WebSettingsDep,
-    token: CurrentToken,
+    caller: Reader,
     after: Annotated[int | None, Query(ge=0, description="Send events after this seq")] = None,
     follow: bool = True,
     last_event_id: Annotated[str | None, Header()] = None,
@@ -183,7 +184,7 @@ async def task_events(
     slot = stream_slot(request, web_settings)
     what = Follow(
         task_id=task_id,
-        token_id=token.id,
+        token_id=caller.token_id,
         follow=follow,
         keepalive_s=web_settings.sse_keepalive_s,
         recheck_s=web_settings.token_recheck_s,

@@ -7,7 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
+from orchestrator.access import Caller
+from orchestrator.claims import database_now
 from orchestrator.tokens import authenticate
 from web import sessions
 from web.deps import (
@@ -62,6 +65,10 @@ def login_page(
     return response
 
 
+def _authenticate(session: Session, raw: str) -> Caller | None:
+    return authenticate(session, raw=raw, now=database_now(session))
+
+
 @router.post("/login")
 async def login(
     request: Request,
@@ -91,14 +98,14 @@ async def login(
             request, "login.html", 403, csrf=expected or sessions.new_csrf(), next=target,
             error="This form expired. Reload the page and sign in again.",
         )  # fmt: skip
-    token = await run_in_threadpool(authenticate, session, raw=raw)
-    if token is None:
+    caller = await run_in_threadpool(_authenticate, session, raw)
+    if caller is None:
         return render(
             request, "login.html", 401, csrf=expected, next=target,
             error="That token is not valid, or it was revoked.",
         )  # fmt: skip
     session_id, _ = await run_in_threadpool(
-        sessions.create, services.redis, token_id=token.id, ttl_s=web_settings.session_ttl_s
+        sessions.create, services.redis, token_id=caller.token_id, ttl_s=web_settings.session_ttl_s
     )
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(

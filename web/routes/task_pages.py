@@ -8,13 +8,24 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from orchestrator import task_lists
+from orchestrator import access, task_lists
 from orchestrator.errors import InvalidSubmission
 from orchestrator.models import Workspace
 from orchestrator.schemas import ORIGIN_KINDS, OriginSpec, TaskRequest, TaskSpec, TaskSummary
 from orchestrator.states import TaskState
 from sync.snapshots import is_workspace, workspace_of
-from web.deps import CheckedFormDep, LifecycleDep, SessionDep, ViewerDep, WebSettingsDep
+from web.deps import (
+    CheckedFormDep,
+    LifecycleDep,
+    ServicesDep,
+    SessionDep,
+    Viewer,
+    ViewerDep,
+    WebSettingsDep,
+    may_change,
+    owner_of,
+    refuse_scope,
+)
 from web.task_filters import FilterForm
 from web.templating import render
 
@@ -92,6 +103,7 @@ def _workspace(session: Any, repo: str) -> str | None:
 def task_page(
     request: Request,
     task_id: str,
+    services: ServicesDep,
     lifecycle: LifecycleDep,
     session: SessionDep,
     viewer: ViewerDep,
@@ -99,6 +111,7 @@ def task_page(
 ) -> Response:
     task = lifecycle.get(task_id)
     first_line = task.instruction.strip().split("\n", 1)[0]
+    can_change = viewer.caller.may_change(owner_of(services, task_id))
     shown = _shown_result(task, attempt)
     diff_lines = shown.diff.splitlines() if shown else []
     numbers = {a.id: a.number for a in task.attempts}
@@ -115,20 +128,33 @@ def task_page(
         diff_cut=max(0, len(diff_lines) - DIFF_LINES_SHOWN),
         active=not task.state.terminal,
         max_attempts=lifecycle.settings.max_attempts,
+        can_change=can_change,
     )
 
 
 @router.post("/tasks/{task_id}/cancel")
-def cancel(task_id: str, lifecycle: LifecycleDep, viewer: ViewerDep, _: CheckedFormDep) -> Response:
-    lifecycle.cancel(task_id, by=f"{viewer.token.name} (dashboard)")
+def cancel(
+    task_id: str,
+    services: ServicesDep,
+    lifecycle: LifecycleDep,
+    viewer: ViewerDep,
+    _: CheckedFormDep,
+) -> Response:
+    may_change(services, viewer.caller, task_id)
+    lifecycle.cancel(task_id, by=f"{viewer.caller.token_name} (dashboard)")
     return RedirectResponse(f"/tasks/{task_id}", status_code=303)
 
 
 @router.post("/tasks/{task_id}/again")
 def run_again(
-    task_id: str, lifecycle: LifecycleDep, viewer: ViewerDep, form: CheckedFormDep
+    task_id: str,
+    services: ServicesDep,
+    lifecycle: LifecycleDep,
+    viewer: ViewerDep,
+    form: CheckedFormDep,
 ) -> Response:
     """Retry (the same number of attempts) or run again with more attempts: a new task."""
+    may_change(services, viewer.caller, task_id)
     task = lifecycle.get(task_id)
     attempts = task.attempts_requested
     if form.get("attempts"):
@@ -140,9 +166,11 @@ def run_again(
         ref=task.ref,
         instruction=task.instruction,
         attempts=attempts,
-        origin=OriginSpec(kind="web", data={"token": viewer.token.name, "again_of": task.id}),
+        origin=OriginSpec(
+            kind="web", data={"token": viewer.caller.token_name, "again_of": task.id}
+        ),
     )
-    again, _ = lifecycle.submit(spec, created_by=viewer.token.id)
+    again, _ = lifecycle.submit(spec, created_by=viewer.caller.user_id)
     return RedirectResponse(f"/tasks/{again.id}", status_code=303)
 
 
@@ -159,8 +187,14 @@ def _new_form(request: Request, viewer: Any, settings: Any, **context: Any) -> R
     )
 
 
+def _may_submit(viewer: Viewer) -> None:
+    if not viewer.caller.can(access.WRITE):
+        raise refuse_scope(viewer.caller, access.WRITE)
+
+
 @router.get("/new")
 def new_page(request: Request, viewer: ViewerDep, web_settings: WebSettingsDep) -> Response:
+    _may_submit(viewer)
     return _new_form(request, viewer, web_settings)
 
 
@@ -172,6 +206,7 @@ def submit(
     web_settings: WebSettingsDep,
     form: CheckedFormDep,
 ) -> Response:
+    _may_submit(viewer)
     fields = {k: form.get(k, "").strip() for k in ("repo", "instruction", "ref", "attempts")}
     try:
         request_ = TaskRequest(
@@ -183,12 +218,12 @@ def submit(
     except ValidationError as exc:
         errors = {str(e["loc"][0]): e["msg"] for e in exc.errors()}
         return _new_form(request, viewer, web_settings, values=form, errors=errors, status_code=422)
-    data: dict[str, Any] = {"token": viewer.token.name}
+    data: dict[str, Any] = {"token": viewer.caller.token_name}
     if form.get("model"):
         data["model"] = form["model"][:255]
     spec = TaskSpec(**request_.model_dump(), origin=OriginSpec(kind="web", data=data))
     try:
-        task, _ = lifecycle.submit(spec, created_by=viewer.token.id)
+        task, _ = lifecycle.submit(spec, created_by=viewer.caller.user_id)
     except InvalidSubmission as exc:
         errors = {"attempts": str(exc)}
         return _new_form(request, viewer, web_settings, values=form, errors=errors, status_code=422)

@@ -18,7 +18,15 @@ from orchestrator.schemas import (
     TaskView,
 )
 from orchestrator.states import TaskState
-from web.deps import CurrentToken, LifecycleDep, RoomToWrite, SessionDep
+from web.deps import (
+    LifecycleDep,
+    Reader,
+    RoomToWrite,
+    ServicesDep,
+    SessionDep,
+    Writer,
+    may_change,
+)
 from web.task_filters import FilterForm
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
@@ -40,13 +48,13 @@ class TaskPage(BaseModel):
     "", status_code=status.HTTP_201_CREATED, response_model=TaskView, dependencies=[RoomToWrite]
 )
 def create_task(
-    body: TaskCreate, lifecycle: LifecycleDep, token: CurrentToken, response: Response
+    body: TaskCreate, lifecycle: LifecycleDep, caller: Writer, response: Response
 ) -> TaskView:
     spec = TaskSpec(
         **body.model_dump(exclude={"origin"}),
-        origin=OriginSpec(kind=body.origin, data={"token": token.name}),
+        origin=OriginSpec(kind=body.origin, data={"token": caller.token_name}),
     )
-    task, created = lifecycle.submit(spec, created_by=token.id)
+    task, created = lifecycle.submit(spec, created_by=caller.user_id)
     if not created:
         response.status_code = status.HTTP_200_OK
     return task
@@ -56,7 +64,7 @@ def create_task(
 def list_tasks(
     request: Request,
     session: SessionDep,
-    _: CurrentToken,
+    _: Reader,
     state: str | None = None,
     repo: str | None = None,
     origin: str | None = None,
@@ -90,13 +98,16 @@ def list_tasks(
 
 
 @router.get("/{task_id}", response_model=TaskView)
-def get_task(task_id: str, lifecycle: LifecycleDep, _: CurrentToken) -> TaskView:
+def get_task(task_id: str, lifecycle: LifecycleDep, _: Reader) -> TaskView:
     return lifecycle.get(task_id)
 
 
 @router.post("/{task_id}/cancel", response_model=TaskView)
-def cancel_task(task_id: str, lifecycle: LifecycleDep, token: CurrentToken) -> TaskView:
-    task = lifecycle.cancel(task_id, by=f"token {token.name}")
+def cancel_task(
+    task_id: str, services: ServicesDep, lifecycle: LifecycleDep, caller: Writer
+) -> TaskView:
+    may_change(services, caller, task_id)
+    task = lifecycle.cancel(task_id, by=f"token {caller.token_name}")
     if task.state not in (TaskState.CANCELLED,):
         raise HTTPException(409, f"task {task_id} already ended: {task.state}")
     return task
@@ -106,7 +117,7 @@ def cancel_task(task_id: str, lifecycle: LifecycleDep, token: CurrentToken) -> T
 def get_diff(
     task_id: str,
     lifecycle: LifecycleDep,
-    _: CurrentToken,
+    _: Reader,
     attempt: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
     """An attempt's diff as text/x-diff: the attempt asked for, else the kept one, else the

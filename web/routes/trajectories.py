@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from orchestrator import trajectories
 from sync.errors import ObjectMissing
-from web.deps import CurrentToken, LifecycleDep, ServicesDep
+from web.deps import LifecycleDep, Reader, ServicesDep
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
@@ -21,7 +21,7 @@ def get_trajectory(
     number: Annotated[int, PathParam(ge=1)],
     lifecycle: LifecycleDep,
     services: ServicesDep,
-    _: CurrentToken,
+    _: Reader,
 ) -> StreamingResponse:
     """The JSON the agent saved when attempt `number` ended, whichever worker ran it."""
     task = lifecycle.get(task_id)

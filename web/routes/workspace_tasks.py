@@ -30,7 +30,7 @@ from sync.schemas import (
     TaskChanges,
     WorkspaceTask,
 )
-from web.deps import CurrentToken, ServicesDep, SessionDep, WebSettingsDep, stream_slot
+from web.deps import ServicesDep, SessionDep, WebSettingsDep, WorkspaceUser, stream_slot
 from web.routes.events import wait_stream
 from web.routes.workspaces_api import BlobsDep, _http
 
@@ -40,7 +40,7 @@ MAX_WAIT_S = 60.0
 
 
 @router.get("/blobs/{digest}")
-def download_blob(digest: str, blobs: BlobsDep, _: CurrentToken) -> StreamingResponse:
+def download_blob(digest: str, blobs: BlobsDep, _: WorkspaceUser) -> StreamingResponse:
     """A blob's content, streamed from the store (the agent's edits are fetched this way)."""
     if not is_digest(digest):
         raise HTTPException(422, f"{digest!r} is not a blob hash (64 lowercase hex digits)")
@@ -52,7 +52,9 @@ def download_blob(digest: str, blobs: BlobsDep, _: CurrentToken) -> StreamingRes
 
 
 @router.get("/workspaces/{workspace_id}/tasks", response_model=list[WorkspaceTask])
-def workspace_tasks(workspace_id: str, session: SessionDep, _: CurrentToken) -> list[WorkspaceTask]:
+def workspace_tasks(
+    workspace_id: str, session: SessionDep, _: WorkspaceUser
+) -> list[WorkspaceTask]:
     """The newest tasks started from the workspace."""
     try:
         store.get(session, workspace_id=workspace_id)
@@ -109,7 +111,7 @@ async def task_changes(
     request: Request,
     services: ServicesDep,
     web_settings: WebSettingsDep,
-    _: CurrentToken,
+    _: WorkspaceUser,
     after: Annotated[int, Query(ge=0, description="Send changes after this seq")] = 0,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="Seconds to wait")] = 0,
 ) -> TaskChanges:
@@ -139,7 +141,7 @@ async def task_changes(
 
 @router.post("/workspaces/{workspace_id}/conflicts", status_code=204)
 def report_conflicts(
-    workspace_id: str, body: ConflictReport, session: SessionDep, _: CurrentToken
+    workspace_id: str, body: ConflictReport, session: SessionDep, _: WorkspaceUser
 ) -> None:
     """The daemon's open conflicts of a task; the ones it no longer lists are resolved."""
     try:
@@ -154,6 +156,6 @@ def report_conflicts(
 
 
 @router.get("/workspaces/{workspace_id}/conflicts", response_model=list[ConflictView])
-def list_conflicts(workspace_id: str, session: SessionDep, _: CurrentToken) -> list[ConflictView]:
+def list_conflicts(workspace_id: str, session: SessionDep, _: WorkspaceUser) -> list[ConflictView]:
     rows = store.open_conflicts(session, workspace_id=workspace_id)
     return [ConflictView.model_validate(r) for r in rows]

@@ -35,7 +35,7 @@ from sync.schemas import (
     WorkspaceRegister,
     WorkspaceView,
 )
-from web.deps import CurrentToken, RoomToWrite, ServicesDep, SessionDep
+from web.deps import RoomToWrite, ServicesDep, SessionDep, WorkspaceUser
 
 router = APIRouter(prefix="/api", tags=["workspaces"])
 
@@ -75,11 +75,16 @@ def _detail(session: Any, workspace: Any) -> WorkspaceDetail:
 
 @router.post("/workspaces", status_code=status.HTTP_201_CREATED, response_model=WorkspaceDetail)
 def register_workspace(
-    body: WorkspaceRegister, session: SessionDep, token: CurrentToken, response: Response
+    body: WorkspaceRegister, session: SessionDep, caller: WorkspaceUser, response: Response
 ) -> WorkspaceDetail:
     """Register a checkout; registering the same key again returns the same workspace (200)."""
     workspace, created = store.register(
-        session, key=body.key, name=body.name, root=body.root, created_by=token.id, now=utcnow()
+        session,
+        key=body.key,
+        name=body.name,
+        root=body.root,
+        created_by=caller.token_id,
+        now=utcnow(),
     )
     session.commit()
     if not created:
@@ -88,12 +93,12 @@ def register_workspace(
 
 
 @router.get("/workspaces", response_model=list[WorkspaceDetail])
-def list_workspaces(session: SessionDep, _: CurrentToken) -> list[WorkspaceDetail]:
+def list_workspaces(session: SessionDep, _: WorkspaceUser) -> list[WorkspaceDetail]:
     return [_detail(session, w) for w in store.list_all(session)]
 
 
 @router.get("/workspaces/{workspace_id}", response_model=WorkspaceDetail)
-def get_workspace(workspace_id: str, session: SessionDep, _: CurrentToken) -> WorkspaceDetail:
+def get_workspace(workspace_id: str, session: SessionDep, _: WorkspaceUser) -> WorkspaceDetail:
     try:
         return _detail(session, store.get(session, workspace_id=workspace_id))
     except SyncError as exc:
@@ -101,14 +106,14 @@ def get_workspace(workspace_id: str, session: SessionDep, _: CurrentToken) -> Wo
 
 
 @router.post("/blobs/missing", response_model=MissingResponse)
-def missing_blobs(body: MissingRequest, blobs: BlobsDep, _: CurrentToken) -> MissingResponse:
+def missing_blobs(body: MissingRequest, blobs: BlobsDep, _: WorkspaceUser) -> MissingResponse:
     """Which of these hashes the server lacks: the daemon uploads only those."""
     return MissingResponse(missing=blobs.missing(body.hashes))
 
 
 @router.put("/blobs/{digest}", dependencies=[RoomToWrite])
 async def upload_blob(
-    digest: str, request: Request, blobs: BlobsDep, _: CurrentToken, response: Response
+    digest: str, request: Request, blobs: BlobsDep, _: WorkspaceUser, response: Response
 ) -> dict[str, Any]:
     """Store the body (streamed) as blob `digest`: 201 new, 200 already held, 422 wrong hash.
 
@@ -139,7 +144,7 @@ async def upload_blob(
 
 
 @router.post("/blobs", status_code=status.HTTP_201_CREATED, dependencies=[RoomToWrite])
-async def upload_batch(request: Request, blobs: BlobsDep, _: CurrentToken) -> dict[str, Any]:
+async def upload_batch(request: Request, blobs: BlobsDep, _: WorkspaceUser) -> dict[str, Any]:
     """Many small blobs in one body (records `<hash> <size>\n<content>`, each at most
     1 MiB): all stored, or none when one is malformed or hashes to another name (422)."""
     parser = BatchParser()
@@ -174,7 +179,7 @@ def commit_version(
     session: SessionDep,
     blobs: BlobsDep,
     services: ServicesDep,
-    _: CurrentToken,
+    _: WorkspaceUser,
     response: Response,
 ) -> VersionView | None:
     """Make the next version from `parent` and a change; 409 when stale or blobs are missing.
@@ -200,7 +205,7 @@ def commit_version(
 
 @router.post("/workspaces/{workspace_id}/versions/{number}/snapshot", response_model=VersionView)
 def snapshot_version(
-    workspace_id: str, number: int, session: SessionDep, blobs: BlobsDep, _: CurrentToken
+    workspace_id: str, number: int, session: SessionDep, blobs: BlobsDep, _: WorkspaceUser
 ) -> VersionView:
     """Write the version's canonical manifest as a blob (once): its hash names the snapshot a
     task starts from (`repo` `workspace:<id>@<number>`, `ref` the hash)."""
@@ -214,7 +219,7 @@ def snapshot_version(
 
 @router.get("/workspaces/{workspace_id}/manifest", response_model=ManifestView)
 def get_manifest(
-    workspace_id: str, session: SessionDep, _: CurrentToken, version: int | None = None
+    workspace_id: str, session: SessionDep, _: WorkspaceUser, version: int | None = None
 ) -> ManifestView:
     """The tree of a version (the head by default)."""
     try:

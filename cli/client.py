@@ -28,6 +28,7 @@ STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 
 M = TypeVar("M", bound=BaseModel)
 Tokens = list[TokenView]
+AuditItems = list[dict[str, Any]]
 TOKEN_LIST = TypeAdapter(Tokens)
 
 
@@ -139,6 +140,15 @@ class AutanClient:
 
     def revoke_token(self, token_id: str) -> None:
         self._request("DELETE", f"/api/tokens/{token_id}")
+
+    def audit(self, params: dict[str, object]) -> AuditItems:
+        """Audit log entries, newest first (admins)."""
+        response = self._request("GET", "/api/audit", params=params)
+        try:
+            items: AuditItems = response.json()["items"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise self.not_understood(ValueError(str(exc))) from exc
+        return items
 
     def diff(self, task_id: str, *, attempt: int | None = None) -> AttemptDiff:
         """An attempt's diff: `attempt`'s, or by default the kept one, else the best one left."""

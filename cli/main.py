@@ -64,6 +64,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.token:app",
         "API tokens: made, listed and revoked through the API (or --on-server).",
     ),
+    "audit": ("cli.audit:audit", "Print the audit log (admins): who did what, when, from where."),
     "model": (
         "cli.model:app",
         "Model serving: vLLM profiles, endpoint checks, the scripted model.",

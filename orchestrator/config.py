@@ -64,6 +64,10 @@ class OrchestratorSettings(BaseSettings):
     blob_cache_budget_mb: int = Field(default=10_240, ge=1)
     """Most a worker's blob cache holds; past it the blobs used longest ago go."""
 
+    audit_retention_days: float | None = Field(default=365.0, gt=0)
+    """How long audit log entries are kept; unset (`AUTAN_AUDIT_RETENTION_DAYS=`) keeps them
+    for ever. Deleting past it is the only deletion the log has."""
+
     worker_concurrency: int = Field(default=2, ge=1)
     """Attempts one worker process runs at once."""
 

@@ -365,3 +365,31 @@ class WorkerPresence(Base):
     concurrency: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column()
     heartbeat_at: Mapped[datetime] = mapped_column()
+
+
+class AuditEntry(Base):
+    """One change a person or a service made, or tried to: appended, never edited; only the
+    retention setting deletes old entries."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_actor_at", "actor", "at"),
+        Index("ix_audit_log_action_at", "action", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column()
+    actor: Mapped[str] = mapped_column(String(255))
+    """The user's name (kept as it was), or `anonymous` for a caller not known yet."""
+    token: Mapped[str | None] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    """What: `task.submit`, `task.cancel`, `token.create`, `signin`, `webhook`, ..."""
+    target: Mapped[str | None] = mapped_column(String(255))
+    """What it was done to: a task's id, a token's, a connector's name."""
+    address: Mapped[str | None] = mapped_column(String(64))
+    """Where from: the client's address as the API saw it."""
+    outcome: Mapped[str] = mapped_column(String(16))
+    """ok, refused (401, 403), rejected (another 4xx) or failed (5xx)."""
+    status: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)

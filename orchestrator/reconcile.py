@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 
-from orchestrator import store
+from orchestrator import audit, store
 from orchestrator.lifecycle import Lifecycle
-from orchestrator.models import Attempt, Report, Task
+from orchestrator.models import Attempt, AuditEntry, Report, Task
 from orchestrator.outbox import STORE_DOWN, first_line
 from orchestrator.report_runs import due
 from orchestrator.states import LIVE_ATTEMPT_STATES, TERMINAL_TASK_STATES, AttemptState
@@ -27,6 +27,7 @@ class Reconciled:
     worker_lost: int = 0
     job_lost: int = 0
     reports: int = 0
+    audit_pruned: int = 0
 
 
 def reconcile(lifecycle: Lifecycle) -> Reconciled:
@@ -35,7 +36,22 @@ def reconcile(lifecycle: Lifecycle) -> Reconciled:
         worker_lost=_requeue_silent_attempts(lifecycle),
         job_lost=_requeue_lost_jobs(lifecycle),
         reports=_requeue_reports(lifecycle),
+        audit_pruned=_prune_audit(lifecycle),
     )
+
+
+def _prune_audit(lifecycle: Lifecycle) -> int:
+    """Drop audit entries past AUTAN_AUDIT_RETENTION_DAYS (the log's only deletion); a read
+    first, so a pass with nothing to drop writes nothing."""
+    days = lifecycle.settings.audit_retention_days
+    if days is None:
+        return 0
+    with lifecycle.sessions() as session:
+        before = lifecycle.lease_clock(session) - timedelta(days=days)
+        if not session.scalar(select(exists().where(AuditEntry.at < before))):
+            return 0
+    with lifecycle.write() as (session, _events):
+        return audit.prune(session, before=before)
 
 
 def _requeue_silent_attempts(lifecycle: Lifecycle) -> int:

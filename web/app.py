@@ -17,12 +17,15 @@ from orchestrator.config import OrchestratorSettings
 from orchestrator.services import Services
 from web import error_pages, errors
 from web.admission import Admission, Slots
+from web.audit import AuditTrail
 from web.config import WebSettings
 from web.metrics import StoreCollector
 from web.rate_limits import Rate, WriteLimits
 from web.readiness import Readiness, Refresher, watch_writes
 from web.routes import (
     api_docs,
+    audit,
+    audit_page,
     events,
     fleet,
     health,
@@ -104,7 +107,11 @@ def create_app(
     app.add_middleware(
         Admission, max_waiting=web_settings.max_waiting, retry_after_s=web_settings.retry_after_s
     )
+    # Outermost: a request the admission sheds is recorded too.
+    app.add_middleware(AuditTrail, services=services)
     routers = (
+        audit,
+        audit_page,
         tasks,
         tokens,
         events,

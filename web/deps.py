@@ -143,6 +143,7 @@ def current_caller(
     if credentials is None and request.method in SAFE_METHODS:
         viewer = _signed_in(request, services)
         if viewer is not None:
+            request.state.caller = viewer.caller
             return viewer.caller
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
@@ -152,6 +153,7 @@ def current_caller(
         caller = authenticate(session, raw=credentials.credentials, now=database_now(session))
     if caller is None:
         raise HTTPException(401, "invalid, expired or revoked token", challenge)
+    request.state.caller = caller  # who the audit log names
     return _used(services, caller)
 
 
@@ -220,6 +222,7 @@ def current_viewer(request: Request, services: ServicesDep) -> Viewer:
         target = _page_of(request)
         location = "/login" if target == "/" else f"/login?next={quote(target, safe='')}"
         raise HTTPException(303, "sign in first", {"Location": location})
+    request.state.caller = viewer.caller
     return viewer
 
 

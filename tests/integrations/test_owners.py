@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from integrations.config import UserConfig
-from orchestrator.models import Task, User
+from orchestrator.models import AuditEntry, Task, User
 from tests.integrations.conftest import Wired
 from tests.integrations.test_jira import issue_event, post
 from tests.people import bearer, person
@@ -33,6 +33,12 @@ def test_a_mapped_jira_account_owns_its_task_and_a_stranger_the_connectors(wired
         == "accepted"
     )
     assert post(w, issue_event(), delivery="j-3").json()["status"] == "accepted"
+    with w.services.sessions() as session:
+        hooks = list(session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+    assert [(e.actor, e.action, e.target, e.outcome) for e in hooks] == [
+        ("jira-connector", "webhook", "jira", "ok")
+    ] * 3
+    assert hooks[0].detail is not None and hooks[0].detail.startswith("accepted: task for APP-7")
     owners = _owners(w)
     alice, stranger, nobody = owners["jira:j-1"], owners["jira:j-2"], owners["jira:j-3"]
     assert (alice.name, alice.role, alice.team, alice.email, alice.service) == (

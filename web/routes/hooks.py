@@ -22,6 +22,7 @@ from integrations.errors import (
 )
 from integrations.hub import Hub
 from orchestrator.services import Services
+from web import audit
 from web.deps import ServicesDep
 
 router = APIRouter(prefix="/hooks", tags=["hooks"])
@@ -59,6 +60,8 @@ async def _handle(hub: Hub, name: str, request: Request) -> JSONResponse:
     except IntegrationError as exc:
         status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 502)
         raise HTTPException(status, encodable(str(exc))) from exc
+    made = f" (task {answer.task_id})" if answer.task_id else ""
+    audit.note(request.state, detail=f"{answer.outcome}: {answer.reason}"[:500] + made)
     return AsciiJSONResponse(answer.json(), status_code=200)
 
 

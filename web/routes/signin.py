@@ -104,6 +104,7 @@ async def login(
             request, "login.html", 401, csrf=expected, next=target,
             error="That token is not valid, or it was revoked.",
         )  # fmt: skip
+    request.state.caller = caller
     session_id, _ = await run_in_threadpool(
         sessions.create, services.redis, token_id=caller.token_id, ttl_s=web_settings.session_ttl_s
     )

@@ -14,6 +14,7 @@ from orchestrator.models import Workspace
 from orchestrator.schemas import ORIGIN_KINDS, OriginSpec, TaskRequest, TaskSpec, TaskSummary
 from orchestrator.states import TaskState
 from sync.snapshots import is_workspace, workspace_of
+from web import audit
 from web.deps import (
     CheckedFormDep,
     LifecycleDep,
@@ -148,6 +149,7 @@ def cancel(
 @router.post("/tasks/{task_id}/again")
 def run_again(
     task_id: str,
+    request: Request,
     services: ServicesDep,
     lifecycle: LifecycleDep,
     viewer: ViewerDep,
@@ -171,6 +173,7 @@ def run_again(
         ),
     )
     again, _ = lifecycle.submit(spec, created_by=viewer.caller.user_id)
+    audit.note(request.state, detail=f"new task {again.id}")
     return RedirectResponse(f"/tasks/{again.id}", status_code=303)
 
 
@@ -227,4 +230,5 @@ def submit(
     except InvalidSubmission as exc:
         errors = {"attempts": str(exc)}
         return _new_form(request, viewer, web_settings, values=form, errors=errors, status_code=422)
+    audit.note(request.state, target=task.id)
     return RedirectResponse(f"/tasks/{task.id}", status_code=303)

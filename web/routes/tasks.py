@@ -18,6 +18,7 @@ from orchestrator.schemas import (
     TaskView,
 )
 from orchestrator.states import TaskState
+from web import audit
 from web.deps import (
     LifecycleDep,
     Reader,
@@ -48,13 +49,18 @@ class TaskPage(BaseModel):
     "", status_code=status.HTTP_201_CREATED, response_model=TaskView, dependencies=[RoomToWrite]
 )
 def create_task(
-    body: TaskCreate, lifecycle: LifecycleDep, caller: Writer, response: Response
+    body: TaskCreate,
+    request: Request,
+    lifecycle: LifecycleDep,
+    caller: Writer,
+    response: Response,
 ) -> TaskView:
     spec = TaskSpec(
         **body.model_dump(exclude={"origin"}),
         origin=OriginSpec(kind=body.origin, data={"token": caller.token_name}),
     )
     task, created = lifecycle.submit(spec, created_by=caller.user_id)
+    audit.note(request.state, target=task.id, detail=None if created else "the same key: existing")
     if not created:
         response.status_code = status.HTTP_200_OK
     return task

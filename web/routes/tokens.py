@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
 from orchestrator import access
 from orchestrator.access import Caller
@@ -13,6 +13,7 @@ from orchestrator.models import ApiToken
 from orchestrator.schemas import TokenCreate, TokenCreated, TokenView
 from orchestrator.tokens import issue_token, list_tokens
 from orchestrator.users import find_user
+from web import audit
 from web.deps import CurrentCaller, RoomToWrite, ServicesDep
 
 router = APIRouter(prefix="/api/tokens", tags=["tokens"])
@@ -40,7 +41,9 @@ TokenWriter = Annotated[Caller, Depends(token_writer)]
 @router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=TokenCreated, dependencies=[RoomToWrite]
 )
-def create(body: TokenCreate, services: ServicesDep, caller: TokenWriter) -> TokenCreated:
+def create(
+    body: TokenCreate, request: Request, services: ServicesDep, caller: TokenWriter
+) -> TokenCreated:
     with services.lifecycle.gate, services.sessions.begin() as session:
         user = find_user(session, name=body.user or caller.user_name)
         if user is None:
@@ -65,6 +68,7 @@ def create(body: TokenCreate, services: ServicesDep, caller: TokenWriter) -> Tok
             )  # fmt: skip
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
+        audit.note(request.state, target=token.id, detail=f"{body.name} of {user.name}")
         return TokenCreated(**TokenView.of(token).model_dump(), token=raw)
 
 

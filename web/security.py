@@ -21,7 +21,7 @@ HEADERS = {
 
 class SecurityHeaders:
     """Adds each of HEADERS that a response does not set itself (a stream keeps its own
-    Cache-Control)."""
+    Cache-Control; a static file may be kept, but is checked again before each use)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -31,9 +31,13 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        static = scope["path"].startswith("/static/")
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                if static:  # kept, and revalidated by its ETag on every use
+                    headers.setdefault("Cache-Control", "no-cache")
                 for name, value in HEADERS.items():
                     if name not in headers:
                         headers[name] = value

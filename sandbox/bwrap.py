@@ -89,14 +89,17 @@ def _env_args(variables: Mapping[str, str]) -> list[str]:
     return ["--clearenv", *(a for k, v in variables.items() for a in ("--setenv", k, v))]
 
 
-def _etc_entry(path: str) -> list[str]:
-    """A link into /usr (`localtime`, `os-release`) is made again inside, which costs bwrap
-    no mount; anything else is bound read-only, if it is there."""
+def _etc_entry(path: str) -> list[str] | None:
+    """A link into /usr (`localtime`, `os-release`) is made again inside, and a regular file
+    is None: bwrap copies it in (`--file`); neither costs bwrap a mount. Anything else (a
+    folder) is bound read-only, if it is there."""
     if os.path.islink(path):
         target = os.readlink(path)
         inside = os.path.normpath(os.path.join(os.path.dirname(path), target))
         if inside.startswith("/usr/") and os.path.realpath(path).startswith("/usr/"):
             return ["--symlink", target, path]
+    if os.path.isfile(path):
+        return None
     return ["--ro-bind-try", path, path]
 
 
@@ -242,7 +245,14 @@ class BwrapSandbox:
         # last change of credentials (which would clear it): no setpriv needed before it.
         return [*enter, _tool("bwrap")]
 
-    def _bwrap_args(self, cwd: str) -> list[str]:
+    def _bwrap_args(self, cwd: str, fds: list[int]) -> tuple[list[str], dict[int, str]]:
+        """bwrap's arguments, and the files its launcher opens for it (on `fds`, in order)."""
+        copies: dict[int, str] = {}
+
+        def copy(source: str, dest: str) -> list[str]:
+            copies[fds[len(copies)]] = source
+            return ["--perms", "0644", "--file", str(fds[len(copies) - 1]), dest]
+
         args = ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         args += ["--unshare-net"]  # always: any network is the proxy's socket (sandbox.netproxy)
@@ -254,10 +264,11 @@ class BwrapSandbox:
             elif os.path.isdir(top):
                 args += ["--ro-bind", top, top]
         args += ["--dir", "/etc"]
-        for name in _ETC:
-            args += _etc_entry(f"/etc/{name}")
-        args += ["--ro-bind", f"{HOLD}/etc/passwd", "/etc/passwd"]
-        args += ["--ro-bind", f"{HOLD}/etc/group", "/etc/group"]
+        for path in (f"/etc/{name}" for name in _ETC):
+            entry = _etc_entry(path)
+            args += copy(path, path) if entry is None else entry
+        for name in ("passwd", "group"):
+            args += copy(f"{self._view}/etc/{name}", f"/etc/{name}")
         for i, extra in enumerate(self.config.ro_binds):
             # a root worker's holder took each from its clone; its mapped ids may not walk there
             source = f"{HOLD}/ro{i}" if self._owner is not None else str(extra)
@@ -270,7 +281,7 @@ class BwrapSandbox:
         args += ["--disable-userns"]
         inside = cwd if cwd.startswith("/") else f"{WORKSPACE}/{clean(cwd)}"
         args += ["--chdir", os.path.normpath(inside)]
-        return args
+        return args, copies
 
     def exec(
         self,
@@ -310,11 +321,11 @@ class BwrapSandbox:
                 stack.callback(taken.discard)  # reaps it, and kills what is left of its group
                 plumb = stack.enter_context(net)
                 # the proxy's mount goes first: the view is read-only once `_bwrap_args` ends
-                args = [*plumb.args, *self._bwrap_args(cwd)]
-                args += _env_args({**BASE_ENV, **(env or {}), **plumb.env})
+                view, files = self._bwrap_args(cwd, taken.file_fds(len(_ETC) + 2))
+                args = [*plumb.args, *view, *_env_args({**BASE_ENV, **(env or {}), **plumb.env})]
                 args += ["--seccomp", str(taken.filter_fd), "--", *plumb.prefix, *argv]
                 outcome = process.collect(
-                    taken.launch([*self._prefix, *args], stdin=stdin is not None),
+                    taken.launch([*self._prefix, *args], stdin=stdin is not None, files=files),
                     started=started,
                     stdin=stdin,
                     timeout=limits.timeout_s if timeout is None else timeout,

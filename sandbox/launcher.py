@@ -21,18 +21,24 @@ import shlex
 import shutil
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from sandbox import process, seccomp
 
-# FD: the pipe of the argv, whose first word says where the command's stdin comes from.
-_SCRIPT = """set -e
+# FD: the pipe of the words: where the command's stdin comes from, a count of files, each
+# file as the fd to open it on and its path (opened now, so each command reads them fresh, for
+# bwrap --file), then the argv.
+_SCRIPT = r"""set -e
 JOINmapfile -d '' -u FD argv
 exec FD<&-
 [ "${argv[0]}" = pipe ] || exec <>/dev/null
-exec "${argv[@]:1}"
+for ((i = 2; i < 2 + 2 * argv[1]; i += 2)); do
+    [[ ${argv[i]} =~ ^[0-9]+$ ]]
+    eval "exec ${argv[i]}<\"\${argv[i + 1]}\"" 2>/dev/null || eval "exec ${argv[i]}</dev/null"
+done
+exec "${argv[@]:2 + 2 * argv[1]}"
 """
 
 
@@ -48,9 +54,17 @@ class Launcher:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def launch(self, argv: Sequence[str], *, stdin: bool) -> subprocess.Popen[bytes]:
-        """Become `argv`: with `stdin`, the command reads `proc.stdin`; else /dev/null."""
-        words = ["pipe" if stdin else "null", *argv]
+    def file_fds(self, count: int) -> list[int]:
+        """`count` fds that `launch` may open files on: none of them the filter's."""
+        return [fd for fd in range(3, count + 4) if fd != self.filter_fd][:count]
+
+    def launch(
+        self, argv: Sequence[str], *, stdin: bool, files: Mapping[int, str]
+    ) -> subprocess.Popen[bytes]:
+        """Become `argv`, with each of `files` open read-only on its fd (one that vanished
+        reads empty): with `stdin`, the command reads `proc.stdin`; else /dev/null."""
+        opened = [word for fd, path in files.items() for word in (str(fd), path)]
+        words = ["pipe" if stdin else "null", str(len(files)), *opened, *argv]
         if any("\0" in word for word in words):
             raise ValueError("embedded null byte in the command or its environment")
         data = b"".join(os.fsencode(word) + b"\0" for word in words)

@@ -184,7 +184,7 @@ def test_close_leaves_no_process_mount_or_directory(make_sandbox: object) -> Non
         sbx.exec("true")
 
 
-def test_etc_links_into_usr_are_made_again_and_the_rest_is_bound(sbx: BwrapSandbox) -> None:
+def test_etc_links_into_usr_are_made_again_and_read_the_same(sbx: BwrapSandbox) -> None:
     links = [n for n in ("localtime", "os-release") if os.path.islink(f"/etc/{n}")]
     script = "for f in /etc/*; do [ -L $f ] && echo $f; done; cat /etc/os-release /etc/hosts"
     ran = sbx.exec(script)
@@ -199,3 +199,19 @@ def test_etc_links_into_usr_are_made_again_and_the_rest_is_bound(sbx: BwrapSandb
             ["sh", "-c", f"sha256sum < /etc/{name}"], capture_output=True, text=True
         )
         assert inside.stdout == f"{os.readlink(f'/etc/{name}')}\n{digest.stdout}"
+
+
+def test_etc_files_are_copied_in_read_only_and_folders_bound(sbx: BwrapSandbox) -> None:
+    files = ["hosts", "nsswitch.conf", "ld.so.cache", "passwd", "group"]
+    script = f"cd /etc && cat {' '.join(files)} | sha256sum; echo x >> hosts; chmod 777 hosts"
+    ran = sbx.exec(script + "; cat /proc/self/mountinfo")
+
+    generated = "root:x:0:0::/:/bin/sh\nsandbox:x:1000:1000::/tmp:/bin/sh\n"
+    generated += "root:x:0:\nsandbox:x:1000:\n"
+    host = b"".join(Path(f"/etc/{n}").read_bytes() for n in files[:3]) + generated.encode()
+    digest = subprocess.run(["sha256sum"], input=host, capture_output=True).stdout.decode()
+    assert ran.stdout.startswith(digest)
+    assert ran.stderr.count("Read-only file system") == 2
+    mount_points = [line.split()[4] for line in ran.stdout.splitlines()[1:]]
+    assert not any(f"/etc/{n}" in mount_points for n in files)  # copies, not mounts
+    assert "/etc/ssl" in mount_points and "/usr" in mount_points  # folders stay bound

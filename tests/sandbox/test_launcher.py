@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
+from sandbox import launcher
 from sandbox.bwrap import BwrapSandbox
 from sandbox.launcher import Launcher
 from tests.waiting import wait_until
@@ -112,3 +114,17 @@ def test_a_forked_worker_starts_launchers_of_its_own(sbx: BwrapSandbox) -> None:
             if os.waitpid(child, os.WNOHANG)[0] == 0:
                 os.kill(child, signal.SIGKILL)
                 os.waitpid(child, 0)
+
+
+def test_files_are_opened_as_the_command_starts_and_a_missing_one_reads_empty() -> None:
+    started = launcher.start([]).result(timeout=30)
+    first, second = started.file_fds(2)
+    files = {first: "/etc/hostname", second: "/nonexistent/file"}
+    script = f"cat <&{first}; cat <&{second}; echo end"
+    proc = started.launch(["/bin/sh", "-c", script], stdin=False, files=files)
+    out, err = proc.communicate(timeout=30)
+    started.discard()
+
+    assert (proc.returncode, err) == (0, b"")
+    assert out.decode() == Path("/etc/hostname").read_text() + "end\n"
+    assert started.filter_fd not in (first, second)

@@ -97,6 +97,8 @@ def _outage(args: argparse.Namespace) -> Figures:
     from tests.bench.outage import bench_outage
 
     yield bench_outage(running=4, stranded=8, outage_s=20.0)
+    # Past the 60 s lease: the ends wait it out (AUTAN_STORE_OUTAGE_S, 120 s) and stand.
+    yield bench_outage(running=4, stranded=8, outage_s=75.0)
 
 
 def _sync(args: argparse.Namespace) -> Figures:

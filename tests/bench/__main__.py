@@ -114,6 +114,12 @@ def _sync_live(args: argparse.Namespace) -> Figures:
         yield from bench_live(database, saves=200)
 
 
+def _storage(args: argparse.Namespace) -> Figures:
+    from tests.bench.storage import bench_storage
+
+    return bench_storage(files=10_000, runs=3)
+
+
 # Each area's benchmark; its module also runs alone with its own flags
 # (python -m tests.bench.sandbox --help).
 AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
@@ -133,6 +139,7 @@ AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
     "outage": _outage,
     "sync": _sync,
     "sync-live": _sync_live,
+    "storage": _storage,
 }
 
 

@@ -1,5 +1,6 @@
-"""The way back over the API, in-process on both stores: blobs downloaded, a workspace's tasks,
-the agent's edits by long-poll, conflicts reported, listed and shown on the dashboard."""
+"""The way back over the API, in-process on both stores (PostgreSQL with S3): blobs
+downloaded, a workspace's tasks, the agent's edits by long-poll, conflicts reported, listed
+and shown on the dashboard."""
 
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ TASK_CHANGE = {
     "deleted": ["old.txt"],
     "bases": {"a.txt": file("a.txt", A), "old.txt": None},
 }
+
+
+@pytest.fixture
+def storage_fields(paired_storage: dict[str, str]) -> dict[str, str]:
+    return paired_storage
 
 
 def submit_from(api: TestClient, workspace_id: str, version: int = 1) -> str:

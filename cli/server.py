@@ -107,12 +107,11 @@ def gc(
 
     from orchestrator.models import utcnow
     from orchestrator.workspace_gc import collect
-    from sync.blobs import BlobStore
 
     with _migrated() as services, services.sessions.begin() as session:
         data = services.settings.data_dir
         report = collect(
-            session, blobs=BlobStore(data / "blobs"), snapshots_dir=data / "snapshots",
+            session, blobs=services.storage, snapshots_dir=data / "snapshots",
             keep_versions=keep_versions, grace=timedelta(hours=grace_hours), now=utcnow(),
             dry_run=dry_run,
         )  # fmt: skip

@@ -3,8 +3,10 @@
 A blob is kept while a version still in the store names it (a file, or a manifest), while
 a task that has not ended or ended within the grace period sent it as an agent's edit (the
 daemon, or `autan pull`, may still fetch it), or while it is younger than the grace period
-(an upload whose commit has not come yet). Asking for a blob (`missing`) or committing it
-touches it, so a blob named again just before a collection is young, and kept.
+(an upload whose commit has not come yet). On disk, asking for a blob (`missing`) or
+committing it touches it, so a blob named again just before a collection is young, and
+kept; in object storage a blob's age is its upload's, and a commit that names one removed
+meanwhile gets 409 with it missing, so the daemon sends it again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session
 from orchestrator.live_link import CHANGED
 from orchestrator.models import Event, Task, Workspace, WorkspaceEntry, WorkspaceVersion
 from sync import snapshots
-from sync.blobs import EXEC_SUFFIX, BlobStore
+from sync.base import Storage
 from sync.hashing import is_digest
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,7 @@ def named_blobs(session: Session, *, since: datetime) -> set[str]:
 def collect(
     session: Session,
     *,
-    blobs: BlobStore,
+    blobs: Storage,
     snapshots_dir: Path,
     keep_versions: int,
     grace: timedelta,
@@ -105,29 +107,17 @@ def collect(
     if trial is not None:
         trial.rollback()
     oldest = time.time() - grace.total_seconds()
-    for folder in sorted(blobs.objects.iterdir()):
-        for path in sorted(folder.iterdir()):
-            digest = folder.name + path.name.removesuffix(EXEC_SUFFIX)
-            if is_digest(digest) and digest not in named:
-                _remove_blob(path, oldest, report)
+    for digest, stored, size in blobs.listing():  # looked at last: one named meanwhile is young
+        if digest not in named and stored < oldest:
+            report.blobs_removed += 1
+            report.bytes_freed += size
+            if not dry_run:
+                blobs.remove(digest)
     if snapshots_dir.is_dir():
         for tree in sorted(snapshots_dir.iterdir()):
             if tree.is_dir() and is_digest(tree.name) and tree.name not in named:
                 _remove_snapshot(tree, oldest, report)
     return report
-
-
-def _remove_blob(path: Path, oldest: float, report: GcReport) -> None:
-    try:
-        st = path.stat()  # looked at last: a blob named again meanwhile was touched
-    except FileNotFoundError:
-        return
-    if st.st_mtime >= oldest:
-        return
-    report.blobs_removed += not path.name.endswith(EXEC_SUFFIX)
-    report.bytes_freed += st.st_size if st.st_nlink == 1 else 0
-    if not report.dry_run:
-        path.unlink(missing_ok=True)
 
 
 def _remove_snapshot(tree: Path, oldest: float, report: GcReport) -> None:

@@ -107,6 +107,15 @@ class Storage(Protocol):
         """The content stored under `key` in chunks; ObjectMissing (at once) when absent."""
         ...
 
+    def listing(self) -> Iterator[tuple[str, float, int]]:
+        """Every blob held: its hash, when it was stored (or last named, where the backend
+        can tell: seconds since the epoch), and the bytes removing it would free."""
+        ...
+
+    def remove(self, digest: str) -> None:
+        """Drop a blob (garbage collection); one already gone is no error."""
+        ...
+
 
 class LocalBlobs(Protocol):
     """Blobs as files on this host's disk, to build trees from: the disk backend itself, or a

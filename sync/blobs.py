@@ -192,6 +192,25 @@ class BlobStore:
             raise StorageError(f"{key!r} is not a storage key (names joined by /)")
         return self.files.joinpath(*parts)
 
+    def listing(self) -> Iterator[tuple[str, float, int]]:
+        """A blob's time is its mtime (touched when named again); its bytes count only where
+        no snapshot shares its inode."""
+        for folder in sorted(self.objects.iterdir()):
+            for path in sorted(folder.iterdir()):
+                digest = folder.name + path.name
+                if not is_digest(digest):
+                    continue  # an executable twin goes with its blob
+                try:
+                    st = path.stat()
+                except FileNotFoundError:
+                    continue
+                yield digest, st.st_mtime, st.st_size if st.st_nlink == 1 else 0
+
+    def remove(self, digest: str) -> None:
+        path = self.path(digest)
+        path.unlink(missing_ok=True)
+        path.with_name(path.name + EXEC_SUFFIX).unlink(missing_ok=True)
+
     def executable(self, digest: str) -> Path:
         """The blob's executable twin (0o755), copied once beside it, atomically."""
         twin = self.path(digest).with_name(self.path(digest).name + EXEC_SUFFIX)

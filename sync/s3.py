@@ -217,6 +217,23 @@ class S3Storage:
     def open_file(self, key: str) -> Iterator[bytes]:
         return self._get(self.file_key(key), f"file {key}")
 
+    def listing(self) -> Iterator[tuple[str, float, int]]:
+        """A blob's time is when it was stored: S3 cannot touch an object cheaply, so a blob
+        named again is not made young (a commit naming one removed meanwhile gets 409 with
+        it missing, and the daemon sends it again)."""
+        base = f"{self.prefix}blobs/"
+        pages = self.client.get_paginator("list_objects_v2")
+        with translated("the blob listing"):
+            for page in pages.paginate(Bucket=self.bucket, Prefix=base):
+                for item in page.get("Contents", []):
+                    digest = str(item["Key"])[len(base) :].replace("/", "")
+                    if is_digest(digest):
+                        yield digest, item["LastModified"].timestamp(), int(item["Size"])
+
+    def remove(self, digest: str) -> None:
+        with translated(f"blob {digest}"):
+            self.client.delete_object(Bucket=self.bucket, Key=self.blob_key(digest))
+
     def _get(self, key: str, what: str) -> Iterator[bytes]:
         with translated(what):
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]

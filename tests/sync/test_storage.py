@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,10 @@ from fastapi.testclient import TestClient
 
 from orchestrator import trajectories
 from orchestrator.config import OrchestratorSettings
+from orchestrator.models import utcnow
 from orchestrator.reporting import Reporters
 from orchestrator.services import Services
+from orchestrator.workspace_gc import GcReport, collect
 from sync.base import Storage
 from sync.errors import BlobHashMismatch, ObjectMissing, StorageError, StorageUnavailable
 from sync.hashing import hash_bytes
@@ -127,7 +130,6 @@ def replicas(
 
 @pytest.fixture
 def admin_token_for(shared: OrchestratorSettings) -> str:
-    from orchestrator.models import utcnow
     from orchestrator.tokens import create_token
 
     services = Services(shared, reporters=Reporters())
@@ -238,3 +240,32 @@ def test_trajectories_left_by_failed_uploads_are_sent_and_removed_once_old_enoug
     with pytest.raises(ObjectMissing):
         storage.open_file("trajectories/fresh.json")
     assert trajectories.upload_left(storage, spool) == 0
+
+
+def test_garbage_collection_removes_unnamed_blobs_from_the_bucket(
+    shared: OrchestratorSettings, admin_token_for: str
+) -> None:
+    services = Services(shared, reporters=Reporters())
+    headers = {"Authorization": f"Bearer {admin_token_for}"}
+    with TestClient(create_app(services, WebSettings()), headers=headers) as api:
+        workspace = api.post("/api/workspaces", json={"key": "k", "name": "p", "root": "/p"})
+        for data in (A, B):
+            assert api.put(f"/api/blobs/{hash_bytes(data)}", content=data).status_code == 201
+        entry = {"path": "a.txt", "kind": "file", "hash": hash_bytes(A), "mode": 0o644, "size": 6}
+        versions = f"/api/workspaces/{workspace.json()['id']}/versions"
+        assert api.post(versions, json={"parent": 0, "changes": [entry]}).status_code == 201
+    storage = services.storage
+    assert sorted(d for d, _, _ in storage.listing()) == sorted([hash_bytes(A), hash_bytes(B)])
+
+    def gc(dry_run: bool) -> GcReport:
+        with services.sessions.begin() as session:
+            return collect(
+                session, blobs=storage, snapshots_dir=shared.data_dir / "snapshots",
+                keep_versions=1, grace=timedelta(0), now=utcnow(), dry_run=dry_run,
+            )  # fmt: skip
+
+    assert (gc(True).blobs_removed, storage.has(hash_bytes(B))) == (1, True)
+    report = gc(False)
+    assert (report.blobs_removed, report.bytes_freed) == (1, len(B))
+    assert storage.has(hash_bytes(A)) and not storage.has(hash_bytes(B))  # A is named
+    services.close()

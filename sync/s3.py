@@ -154,7 +154,7 @@ class S3Storage:
         """A client with bounded retries (botocore's standard mode retries only errors that
         may pass: connection failures, 5xx, throttling) and bounded waits."""
         config = Config(
-            retries={"max_attempts": attempts, "mode": "standard"},
+            retries={"total_max_attempts": attempts, "mode": "standard"},
             connect_timeout=timeout_s,
             read_timeout=timeout_s,
             max_pool_connections=PARALLEL * 2,

@@ -5,21 +5,25 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
+from pydantic import SecretStr
 
 from orchestrator.config import OrchestratorSettings
 from sync.blobs import BlobStore
 from sync.cache import IN_USE_S, BlobCache, worker_blobs
-from sync.errors import StorageError, SyncError
+from sync.errors import StorageError, StorageUnavailable, SyncError
 from sync.hashing import hash_bytes
 from sync.manifests import Entry, canonical
 from sync.s3 import S3Storage
 from sync.snapshots import materialise
-from sync.storage import open_storage
+from sync.storage import StorageConfig, open_storage
 from tests.object_storage import S3Server
 
 MAIN, RUN = b"print('hi')\n", b"#!/bin/sh\necho run\n"
@@ -136,3 +140,42 @@ def test_the_cache_keeps_to_its_budget_dropping_what_was_used_longest_ago(
     assert again.prune() == 400  # the one old blob only, though the rest is past the budget
     assert [cache.local.has(d) for d in digests] == [True, False, False, False, False]
     assert again.local.has(hash_bytes(b"x" * 900))
+
+
+class _Busy(BaseHTTPRequestHandler):
+    """An S3 endpoint that answers every request 503 SlowDown, and counts them."""
+
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        body = b"<Error><Code>SlowDown</Code><Message>busy</Message></Error>"
+        self.send_response(503)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_worker_tries_a_busy_store_a_bounded_number_of_times(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Busy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Busy.seen.clear()
+    config = StorageConfig(
+        url="s3://bucket/p", endpoint_url=f"http://127.0.0.1:{server.server_address[1]}",
+        region="us-east-1", access_key_id="k", secret_access_key=SecretStr("s"), attempts=3,
+    )  # fmt: skip
+    blobs = worker_blobs(open_storage(config, tmp_path), tmp_path / "cache", 1 << 20)
+    manifest = hash_bytes(b"a manifest")
+    try:
+        with pytest.raises(StorageUnavailable, match=r"busy \(SlowDown\)"):
+            materialise(blobs, manifest, tmp_path / "snapshots")
+    finally:
+        server.shutdown()
+        server.server_close()
+    key = f"/bucket/p/blobs/{manifest[:2]}/{manifest[2:]}"
+    assert _Busy.seen == [key] * 3  # the first try and two more, then the attempt fails
+    assert not (tmp_path / "snapshots" / manifest).exists()

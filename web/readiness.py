@@ -18,11 +18,15 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator.services import Services
+from sync.errors import StorageError
 from web.errors import Outage, outage_of
 
 WRITE_FAILURE_HOLDS_S = 60.0
 """How long a failed write keeps /readyz failing when no write follows: a replica taken out
 of rotation gets no writes to prove itself, so it must come back and try."""
+
+NO_BLOB = "0" * 64
+"""A blob name no content hashes to, asked for to see that the object store answers."""
 
 PING_TIMEOUT_S = 1.0
 """How long a refresh waits for the workers to answer a ping."""
@@ -91,6 +95,14 @@ def _redis(services: Services) -> str:
     return "ok"
 
 
+def _storage(services: Services) -> str:
+    try:
+        services.storage.has(NO_BLOB)  # absent: a HEAD (or a stat) that proves the way there
+    except StorageError as exc:
+        return str(exc)
+    return "ok"
+
+
 def _workers(services: Services) -> tuple[int, str]:
     try:
         replies = services.celery.control.ping(timeout=PING_TIMEOUT_S)
@@ -120,6 +132,7 @@ def refresh(services: Services, readiness: Readiness) -> None:
     database = _database(services)
     redis = _redis(services)
     disk = _disk(services.settings.data_dir, readiness)
+    storage = _storage(services)
     workers, workers_check = _workers(services)
     readiness.workers_alive = workers
     readiness.checks = {
@@ -127,6 +140,7 @@ def refresh(services: Services, readiness: Readiness) -> None:
         "redis": redis,
         "workers": workers_check,
         "disk": disk,
+        "storage": storage,
     }
 
 

@@ -24,6 +24,7 @@ from sync.s3 import PART, S3Storage
 from sync.storage import StorageConfig, open_storage
 from tests.live import free_port
 from tests.object_storage import S3Server
+from tests.waiting import wait_until
 from web.app import create_app
 from web.config import WebSettings
 
@@ -188,6 +189,12 @@ def test_an_unreachable_store_is_a_503_with_retry_after(
             assert answer.headers["Retry-After"].isdigit()
             assert answer.json()["part"] == "object storage"
             assert "unreachable" in answer.json()["detail"]
+        ready = wait_until(
+            lambda: "storage" in (r := api.get("/readyz")).json()["checks"] and r,
+            what="the first refresh",
+        )
+        assert ready.status_code == 503 and "storage" in ready.json()["failing"]
+        assert "object store is unreachable" in ready.json()["checks"]["storage"]
     services.close()
     with pytest.raises(StorageUnavailable):
         services.storage.has(hash_bytes(A))

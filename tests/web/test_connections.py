@@ -213,6 +213,7 @@ def test_readyz_names_missing_workers_until_one_answers(
             "redis": "ok",
             "workers": "ok",
             "disk": "ok",
+            "storage": "ok",
             "writes": "ok",
         }
         lines = httpx.get(f"{live.url}/metrics").text.splitlines()

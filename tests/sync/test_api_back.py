@@ -5,6 +5,7 @@ and shown on the dashboard."""
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 
 import httpx
@@ -22,8 +23,9 @@ from sync.manifests import Entry
 from sync.remote import HttpRemote
 from sync.schemas import ConflictCopy, TaskChanges
 from sync.snapshots import repo_of
-from tests.live import LiveApi
+from tests.live import LiveApi, serve
 from tests.sync.test_api import A, B, file, register
+from tests.waiting import wait_until
 from tests.web.dashboard import browser_client, sign_in
 
 TASK_CHANGE = {
@@ -174,6 +176,35 @@ def test_a_quiet_long_poll_keeps_its_redis_stream(
         got = httpx.get(url, params={"wait": 6}, headers=headers, timeout=30)
     assert got.status_code == 200 and got.json()["changes"] == []
     assert "lost Redis" not in caplog.text
+
+
+def test_a_long_poll_whose_client_left_frees_its_slot(
+    api: TestClient, services: Services, admin_token: str
+) -> None:
+    """A daemon stopped mid long-poll (Ctrl-C) closes its connection; the server must not
+    hold the request, and its stream slot, for the rest of the wait."""
+    workspace_id = register(api)
+    first_version(api, workspace_id)
+    task_id = submit_from(api, workspace_id)
+    one = serve(services, admin_token, max_streams=1)
+    path = f"/api/workspaces/{workspace_id}/tasks/{task_id}/changes"
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    host, port = one.url.removeprefix("http://").split(":")
+
+    def busy() -> httpx.Response:
+        return httpx.get(one.url + path, params={"wait": 0.5}, headers=headers)
+
+    try:
+        with socket.create_connection((host, int(port))) as left:
+            left.sendall(
+                f"GET {path}?wait=60 HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: Bearer {admin_token}\r\n\r\n".encode()
+            )
+            wait_until(lambda: busy().status_code == 503, timeout=10, what="the slot taken")
+        # The client went away 60 s early.
+        wait_until(lambda: busy().status_code == 200, timeout=10, what="the slot to be freed")
+    finally:
+        one.stop()
 
 
 def test_a_sandbox_conflict_shows_while_its_task_runs(api: TestClient, services: Services) -> None:

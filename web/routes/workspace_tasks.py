@@ -104,6 +104,10 @@ def _agent_change(seq: int, data: dict[str, Any]) -> AgentChange:
         raise HTTPException(500, f"event {seq} is not a valid sync.changed event: {exc}") from exc
 
 
+DISCONNECT_CHECK_S = 1.0
+"""How often a long-poll looks whether its client is still there."""
+
+
 @router.get("/workspaces/{workspace_id}/tasks/{task_id}/changes", response_model=TaskChanges)
 async def task_changes(
     workspace_id: str,
@@ -129,10 +133,10 @@ async def task_changes(
         while True:
             found = await run_in_threadpool(_changes, services, workspace_id, task_id, after)
             left = deadline - time.monotonic()
-            if found.changes or found.finished or left <= 0:
-                return found
+            if found.changes or found.finished or left <= 0 or await request.is_disconnected():
+                return found  # a client gone (a daemon stopped) frees its slot within a second
             _moved, cursor = await wait_stream(
-                live, key, cursor, min(left, web_settings.sse_keepalive_s)
+                live, key, cursor, min(left, web_settings.sse_keepalive_s, DISCONNECT_CHECK_S)
             )
     finally:
         if slot is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -15,11 +14,9 @@ from cli import render
 from cli.client import AutanClient
 from cli.config import CliSettings, load
 from cli.errors import CliError, Conflict
+from orchestrator.repo_urls import REMOTE
 from orchestrator.schemas import TaskView
 from orchestrator.states import TaskState
-
-REMOTE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|[\w.-]+@[\w.-]+:)")
-"""A repository that is a URL (`https://`, `ssh://`, `file://`) or scp-like (`git@host:path`)."""
 
 
 def client() -> AutanClient:

@@ -183,6 +183,8 @@ class Supervisor:
             AUTAN_REDIS_URL=self.settings.resolved_redis_url,
             AUTAN_HOST=self.host,
             AUTAN_PORT=str(self.port),
+            # One machine: its admin (the token this writes) may submit local checkouts.
+            AUTAN_ALLOW_LOCAL_REPOS="true",
         )
         # -P: a package in the current directory must never shadow ours (a `web/` of the user's).
         api = [sys.executable, "-P", "-m", "uvicorn", "--factory", "web.app:create_app",

@@ -10,6 +10,17 @@ command, `fd::` talks over file descriptors); no hosted repository needs it."""
 
 _SCHEMES = ("https://", "http://", "ssh://", "git://", "file://")
 
+REMOTE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|[\w.-]+@[\w.-]+:)")
+"""A repository that is a URL (`https://`, `ssh://`, `file://`) or scp-like (`git@host:path`)."""
+
+
+def is_local(repo: str) -> bool:
+    """Whether `repo` names a repository on the server's own disk: a path or a file:// URL
+    (a workspace snapshot, `workspace:<id>@<version>`, is the sync daemon's upload, not one)."""
+    if repo.startswith("workspace:"):
+        return False
+    return repo.lower().startswith("file://") or not REMOTE.match(repo)
+
 
 def refusal(repo: str) -> str | None:
     """Why `repo` may not be cloned (the message a task fails with), or None when it may.

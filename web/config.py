@@ -61,6 +61,11 @@ class WebSettings(BaseSettings):
     min_free_disk_mb: int = Field(default=1024, ge=0)
     """Free space in the data directory below which /readyz fails and submissions get 507."""
 
+    allow_local_repos: bool = False
+    """Let admins submit a repository that is a path on this server or a file:// URL
+    (AUTAN_ALLOW_LOCAL_REPOS=true; `autan up` sets it). Nobody else ever may: a path reads
+    whatever the worker can read, another team's checkout included."""
+
     api_docs: bool = False
     """Serve /docs and /openapi.json (AUTAN_API_DOCS=true), to signed-in users only."""
 

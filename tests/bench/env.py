@@ -70,7 +70,8 @@ def api_process(
 ) -> Iterator[str]:
     """The API under uvicorn in its own process, as production runs it; `env` adds settings."""
     port = free_port()
-    env = settings_env(bench.settings) | (env or {})
+    # Its admin may submit local repositories, as under `autan up`.
+    env = settings_env(bench.settings) | {"AUTAN_ALLOW_LOCAL_REPOS": "true"} | (env or {})
     process = subprocess.Popen(
         [
             sys.executable,

@@ -18,7 +18,7 @@ from tests.web.dashboard import browser_client, csrf_of, sign_in
 from web.app import create_app
 from web.config import WebSettings
 
-TASK = {"repo": "r", "instruction": "i"}
+TASK = {"repo": "https://git.example/r.git", "instruction": "i"}
 
 
 def _rows(client: TestClient, admin: str, **query: Any) -> list[tuple[str, ...]]:

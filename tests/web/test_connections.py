@@ -88,7 +88,9 @@ def test_a_stream_ends_soon_after_its_token_is_revoked(services: Services) -> No
     try:
         headers = {"Authorization": f"Bearer {viewer}"}
         task = httpx.post(
-            f"{live.url}/api/tasks", json={"repo": "r", "instruction": "i"}, headers=headers
+            f"{live.url}/api/tasks",
+            json={"repo": "https://git.example/r.git", "instruction": "i"},
+            headers=headers,
         ).json()
         follower = Follower(live, task["id"], viewer)
         follower.start()

@@ -18,6 +18,7 @@ from web.app import create_app
 from web.config import WebSettings
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+TASK = {"repo": "https://git.example/r.git", "instruction": "i"}
 
 
 def _tasks(services: Services) -> int:
@@ -26,7 +27,7 @@ def _tasks(services: Services) -> int:
 
 
 def _submit(client: TestClient, raw: str) -> str:
-    r = client.post("/api/tasks", json={"repo": "r", "instruction": "i"}, headers=bearer(raw))
+    r = client.post("/api/tasks", json=TASK, headers=bearer(raw))
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
 
@@ -105,9 +106,7 @@ def test_a_token_does_only_what_its_scopes_and_its_users_role_allow(services: Se
             now = utcnow()
             issue_token(session, user=eve, name="x", now=now, expires_at=now)
     with TestClient(create_app(services, WebSettings())) as client:
-        r = client.post(
-            "/api/tasks", json={"repo": "r", "instruction": "i"}, headers=bearer(reader)
-        )
+        r = client.post("/api/tasks", json=TASK, headers=bearer(reader))
         assert r.status_code == 403
         assert "needs the 'tasks:write' scope" in r.json()["detail"]
         assert client.get("/api/tasks", headers=bearer(reader)).status_code == 200

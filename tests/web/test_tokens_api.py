@@ -14,7 +14,7 @@ from tests.people import bearer, person
 from web.app import create_app
 from web.config import WebSettings
 
-TASK = {"repo": "r", "instruction": "i"}
+TASK = {"repo": "https://git.example/r.git", "instruction": "i"}
 
 
 def _count(services: Services) -> int:

@@ -27,6 +27,7 @@ from web.deps import (
     owner_of,
     refuse_scope,
 )
+from web.repo_policy import check_repo
 from web.task_filters import FilterForm
 from web.templating import render
 
@@ -153,11 +154,13 @@ def run_again(
     services: ServicesDep,
     lifecycle: LifecycleDep,
     viewer: ViewerDep,
+    web_settings: WebSettingsDep,
     form: CheckedFormDep,
 ) -> Response:
     """Retry (the same number of attempts) or run again with more attempts: a new task."""
     may_change(services, viewer.caller, task_id)
     task = lifecycle.get(task_id)
+    check_repo(viewer.caller, task.repo, web_settings)
     attempts = task.attempts_requested
     if form.get("attempts"):
         if not form["attempts"].isdigit() or int(form["attempts"]) < 1:
@@ -221,6 +224,11 @@ def submit(
     except ValidationError as exc:
         errors = {str(e["loc"][0]): e["msg"] for e in exc.errors()}
         return _new_form(request, viewer, web_settings, values=form, errors=errors, status_code=422)
+    try:
+        check_repo(viewer.caller, request_.repo, web_settings)
+    except HTTPException as exc:
+        errors = {"repo": str(exc.detail)}
+        return _new_form(request, viewer, web_settings, values=form, errors=errors, status_code=403)
     data: dict[str, Any] = {"token": viewer.caller.token_name}
     if form.get("model"):
         data["model"] = form["model"][:255]

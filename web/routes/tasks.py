@@ -25,9 +25,11 @@ from web.deps import (
     RoomToWrite,
     ServicesDep,
     SessionDep,
+    WebSettingsDep,
     Writer,
     may_change,
 )
+from web.repo_policy import check_repo
 from web.task_filters import FilterForm
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
@@ -53,8 +55,10 @@ def create_task(
     request: Request,
     lifecycle: LifecycleDep,
     caller: Writer,
+    web_settings: WebSettingsDep,
     response: Response,
 ) -> TaskView:
+    check_repo(caller, body.repo, web_settings)
     spec = TaskSpec(
         **body.model_dump(exclude={"origin"}),
         origin=OriginSpec(kind=body.origin, data={"token": caller.token_name}),

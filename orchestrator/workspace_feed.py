@@ -69,7 +69,7 @@ class WorkspaceFeed:
         def run() -> None:
             while not stop.is_set():
                 try:
-                    pubsub = self.services.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                    pubsub = self.services.redis.pubsub(ignore_subscribe_messages=True)
                     pubsub.subscribe(channel(workspace_id))
                     try:
                         while not stop.is_set():

@@ -53,6 +53,11 @@ def note(request_state: Any, *, target: str | None = None, detail: str | None = 
         request_state.audit_detail = detail
 
 
+AUDIT_WRITE = "autan.audit"
+"""Marks a session that only appends to the audit log: its commit proves nothing about the
+request's own writes, which /readyz judges (a refused write is followed by its entry)."""
+
+
 class AuditTrail:
     """ASGI middleware appending an entry for each audited request as its answer starts. A
     failed write is logged, never turned into a failed request: the change is made."""
@@ -109,6 +114,7 @@ class AuditTrail:
     def _append(self, entry: Entry) -> None:
         try:
             with self.services.lifecycle.gate, self.services.sessions.begin() as session:
+                session.info[AUDIT_WRITE] = True
                 append(session, entry, now=database_now(session))
         except SQLAlchemyError as exc:
             log.warning(

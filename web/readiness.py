@@ -16,9 +16,11 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 from sqlalchemy import event, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from orchestrator.services import Services
 from sync.errors import StorageError
+from web.audit import AUDIT_WRITE
 from web.errors import Outage, outage_of
 
 WRITE_FAILURE_HOLDS_S = 60.0
@@ -73,8 +75,14 @@ class Readiness:
 
 
 def watch_writes(services: Services, readiness: Readiness) -> None:
-    """Count every commit of this process's sessions as a write that worked."""
-    event.listen(services.sessions, "after_commit", lambda _session: readiness.wrote())
+    """Count every commit of this process's sessions as a write that worked, but the audit
+    log's: the entry of a refused write must not make that refusal look healed."""
+
+    def committed(session: Session) -> None:
+        if not session.info.get(AUDIT_WRITE):
+            readiness.wrote()
+
+    event.listen(services.sessions, "after_commit", committed)
 
 
 def _database(services: Services) -> str:

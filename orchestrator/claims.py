@@ -202,6 +202,26 @@ class Claims:
                 self.lifecycle.event(session, events, claim.task_id, kind, data, claim.attempt_id)
             return [event_view(e) for e in events]
 
+    def stored_since(self, claim: Claim, after_seq: int | None) -> list[tuple[str, Any]]:
+        """The events of this claim's run stored after `after_seq` (None: since the run was
+        claimed), as (kind, data) in order: what a write whose answer was lost left behind."""
+        with self.lifecycle.sessions() as session:
+            rows = session.execute(
+                select(Event.seq, Event.kind, Event.data)
+                .where(Event.attempt_id == claim.attempt_id, Event.seq > (after_seq or 0))
+                .order_by(Event.seq)
+            ).all()
+        if after_seq is None:  # after this run's own claim event, not an earlier run's
+            starts = [
+                n
+                for n, (_, kind, data) in enumerate(rows)
+                if kind == "attempt.state"
+                and data.get("state") == "provisioning"
+                and data.get("run") == claim.runs
+            ]
+            rows = rows[starts[-1] + 1 :] if starts else []
+        return [(kind, data) for _, kind, data in rows]
+
     def release(self, claim: Claim, reason: str) -> bool:
         """Give a held attempt back to the queue (a run that stopped itself); False if not held."""
         with self.lifecycle.write() as (session, events):

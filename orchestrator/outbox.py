@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -15,6 +16,7 @@ from orchestrator.states import AttemptState
 
 if TYPE_CHECKING:
     from orchestrator.claims import Claim, Claims
+    from orchestrator.schemas import EventView
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,10 @@ class Outbox:
         self._limit = limit
         self._kept: deque[Write] = deque()
         self._lock = threading.Lock()
+        self._seq: int | None = None
+        """The task's seq of the last event the store confirmed for this run."""
+        self._unsure = False
+        """A send failed without an answer: its commit may have happened all the same."""
         self.last_ok = time.monotonic()
         """When the store last took a write or a heartbeat of this run (monotonic)."""
 
@@ -60,9 +66,48 @@ class Outbox:
     def flush(self) -> None:
         """Send what was kept; raises what the store raises (nothing is lost on failure)."""
         with self._lock:
+            self._drop_stored()
             if self._kept:
-                self._claims.write_many(self._claim, list(self._kept))
+                try:
+                    self._stored(self._claims.write_many(self._claim, list(self._kept)))
+                except STORE_DOWN:
+                    self._unsure = True
+                    raise
                 self._sent_kept()
+
+    def _stored(self, views: list[EventView]) -> None:
+        if views:
+            self._seq = views[-1].seq
+        self._unsure = False
+
+    def _drop_stored(self) -> None:
+        """After a send whose answer was lost, drop from what is kept the writes that the
+        store took after all, so the retry never stores an event twice."""
+        if not (self._unsure and self._kept):
+            return
+        stored = [
+            _same(kind, data) for kind, data in self._claims.stored_since(self._claim, self._seq)
+        ]
+        taken = 0
+        for event in stored:  # in order; others' events about the attempt may sit between
+            if taken < len(self._kept) and self._as_event(self._kept[taken]) == event:
+                taken += 1
+        for _ in range(taken):
+            self._kept.popleft()
+        if taken:
+            log.info(
+                "attempt %s: %d kept event(s) had been stored after all",
+                self._claim.attempt_id,
+                taken,
+            )
+        self._unsure = False
+
+    def _as_event(self, write: Write) -> tuple[str, Any]:
+        what, value = write
+        if what == "phase":
+            return _same("attempt.state", {"state": str(value), "number": self._claim.number})
+        kind, data = value
+        return _same(kind, data)
 
     def _sent_kept(self) -> None:
         log.info(
@@ -76,8 +121,10 @@ class Outbox:
     def _send(self, write: Write) -> None:
         with self._lock:
             try:
-                self._claims.write_many(self._claim, [*self._kept, write])
+                self._drop_stored()
+                self._stored(self._claims.write_many(self._claim, [*self._kept, write]))
             except STORE_DOWN as exc:
+                self._unsure = True
                 if len(self._kept) >= self._limit:
                     raise StoreUnavailable(
                         f"the store has been unreachable while this run made {self._limit} "
@@ -95,6 +142,11 @@ class Outbox:
             if self._kept:
                 self._sent_kept()
             self.last_ok = time.monotonic()
+
+
+def _same(kind: str, data: Any) -> tuple[str, Any]:
+    """An event as the store gives it back (JSON), to compare a kept write with a stored one."""
+    return kind, json.loads(json.dumps(data, default=str))
 
 
 def first_line(exc: BaseException) -> str:

@@ -39,6 +39,8 @@ class Outage:
         self.down = False
         self.writes = 0
         self.refused = 0
+        self.lost_answers = 0
+        """The next writes commit, then fail as if the connection dropped before the answer."""
         self.hang = threading.Event()
         self.lifted = threading.Event()
 
@@ -52,7 +54,11 @@ class Outage:
         return self.inner.__enter__()
 
     def __exit__(self, *exc: Any) -> Any:
-        return self.inner.__exit__(*exc)
+        done = self.inner.__exit__(*exc)
+        if exc[0] is None and self.lost_answers > 0:
+            self.lost_answers -= 1
+            raise OperationalError("COMMIT", {}, ConnectionError("server closed the connection"))
+        return done
 
 
 @pytest.fixture
@@ -154,6 +160,31 @@ def test_events_made_during_an_outage_are_kept_in_order_and_the_end_is_retried(
     assert messages == ["before", "during 0", "during 1", "during 2", "after"]
     kinds = [k for k, _ in stored_events(services, task.id)]
     assert kinds.count("task.finished") == 1
+
+
+class LosesAnAnswer:
+    """A runner one of whose events is stored but whose answer never comes back."""
+
+    def __init__(self, outage: Outage) -> None:
+        self.outage = outage
+
+    def run(self, ctx: AttemptContext) -> AttemptOutcome:
+        ctx.emit("model.message", {"text": "before"})
+        self.outage.lost_answers = 1
+        ctx.emit("model.message", {"text": "stored, answer lost"})
+        ctx.emit("model.message", {"text": "after"})
+        return AttemptOutcome(summary="done", diff="d\n", verified=True)
+
+
+def test_an_event_stored_whose_answer_was_lost_is_not_stored_twice(
+    services: Services, outage: Outage
+) -> None:
+    task = submit(services.lifecycle)
+    executor = AttemptExecutor(services.lifecycle, LosesAnAnswer(outage), "w")
+    assert executor.execute(task.attempts[0].id) == "succeeded"
+    assert outage.lost_answers == 0
+    messages = [d["text"] for k, d in stored_events(services, task.id) if k == "model.message"]
+    assert messages == ["before", "stored, answer lost", "after"]
 
 
 class Waits:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -111,6 +112,16 @@ class UserConfig(BaseModel):
     """Their Jira account id."""
 
 
+class Policy(BaseModel):
+    """What may be submitted over the API, beside the repositories under [repos]."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allow_repos: list[str] = Field(default_factory=list)
+    """URL patterns (`*` and `?` as in shell globs, whole URL): with a [policy] section, a
+    remote repository must match one of them or be a [repos] URL."""
+
+
 class Routing(BaseModel):
     """The contents of `autan.toml`."""
 
@@ -122,6 +133,8 @@ class Routing(BaseModel):
     sentry: ProjectRouting = Field(default_factory=ProjectRouting)
     users: dict[str, UserConfig] = Field(default_factory=dict)
     """User name to who they are on Slack, GitHub and Jira."""
+    policy: Policy | None = None
+    """Unset: any remote repository may be submitted; set: only those it or [repos] allow."""
 
     @model_validator(mode="after")
     def _names_exist(self) -> Routing:
@@ -145,6 +158,17 @@ class Routing(BaseModel):
             ):
                 return name, user
         return None
+
+    def refuses(self, url: str) -> str | None:
+        """Why the [policy] does not allow submitting `url`; None when it does (or is unset)."""
+        if self.policy is None or self.by_url(url) is not None:
+            return None
+        if any(fnmatch.fnmatchcase(url, pattern) for pattern in self.policy.allow_repos):
+            return None
+        return (
+            f"repository {url[:200]!r} is not allowed here: an admin lists it under [repos] "
+            "or matches it with [policy] allow_repos in autan.toml"
+        )
 
     def repo(self, name: str) -> RepoConfig | None:
         return self.repos.get(name)

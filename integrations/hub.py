@@ -37,6 +37,11 @@ class Hub:
     refused: dict[str, str] = field(default_factory=dict)
     """Connectors whose settings are wrong -> why; only their deliveries are refused."""
 
+    @property
+    def routing(self) -> Routing:
+        """autan.toml's mapping, which every intake shares."""
+        return self.jira.routing
+
     def intake(self, name: str) -> Intake:
         """The connector `name`'s intake; NotConfigured (503) when its settings are wrong."""
         if why := self.refused.get(name):

@@ -1,18 +1,30 @@
 """What may be submitted over the API and the dashboard: a repository on the server's own disk
-only by an admin, and only where AUTAN_ALLOW_LOCAL_REPOS=true."""
+only by an admin, and only where AUTAN_ALLOW_LOCAL_REPOS=true; a remote one where autan.toml's
+[policy] allows it."""
 
 from __future__ import annotations
 
-from fastapi import HTTPException
+from typing import Annotated
 
+from fastapi import Depends, HTTPException, Request
+
+from integrations.config import Routing
 from orchestrator.access import Caller
 from orchestrator.repo_urls import is_local
+from sync.snapshots import PREFIX as WORKSPACE
 from web.config import WebSettings
+from web.deps import ServicesDep
+from web.routes.hooks import hub_of
 
 
-def check_repo(caller: Caller, repo: str, settings: WebSettings) -> None:
-    """Refuses (403, saying why) a local path or file:// URL the caller may not name."""
+def check_repo(caller: Caller, repo: str, settings: WebSettings, routing: Routing) -> None:
+    """Refuses (403, saying why) a local path or file:// URL the caller may not name, and a
+    remote repository autan.toml's [policy] does not allow."""
+    if repo.startswith(WORKSPACE):
+        return
     if not is_local(repo):
+        if why := routing.refuses(repo):
+            raise HTTPException(403, why)
         return
     if caller.is_admin and settings.allow_local_repos:
         return
@@ -26,3 +38,11 @@ def check_repo(caller: Caller, repo: str, settings: WebSettings) -> None:
         f"repository {repo[:200]!r} is on the server's disk: refused over the API, {why}; "
         "submit its URL instead",
     )
+
+
+def get_routing(request: Request, services: ServicesDep) -> Routing:
+    """autan.toml's mapping, as the app's webhooks loaded it."""
+    return hub_of(request, services).routing
+
+
+RoutingDep = Annotated[Routing, Depends(get_routing)]

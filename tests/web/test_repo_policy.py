@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -79,3 +80,47 @@ def test_the_dashboard_refuses_a_local_path_on_the_form(services: Services) -> N
         assert "is on the server&#39;s disk: refused over the API" in r.text
         assert 'value="/etc"' in r.text  # the form comes back as it was
     assert _tasks(services) == 0
+
+
+POLICY = """
+[repos.app]
+url = "https://git.example/acme/app.git"
+
+[policy]
+allow_repos = ["https://git.example/acme/*", "git@git.example:acme/*"]
+"""
+
+
+def test_with_a_policy_only_the_repositories_it_allows_are_taken(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "autan.toml").write_text(POLICY)
+    monkeypatch.setenv("AUTAN_DATA_DIR", str(config))
+    member = person(services, "alice", "member")
+    admin = person(services, "ada", "admin")
+    with TestClient(create_app(services, WebSettings())) as client:
+        for repo in (
+            "https://git.example/acme/app.git",
+            "https://git.example/acme/other.git",
+            "git@git.example:acme/x.git",
+        ):
+            r = client.post(
+                "/api/tasks", json={"repo": repo, "instruction": "i"}, headers=bearer(member)
+            )
+            assert r.status_code == 201, (repo, r.text)
+        for repo, who in (
+            ("https://git.example/evil/x.git", member),
+            ("https://git.example/acme.evil/x.git", member),
+            ("ssh://git.example/acme/app.git", admin),  # the policy binds admins too
+        ):
+            r = client.post(
+                "/api/tasks", json={"repo": repo, "instruction": "i"}, headers=bearer(who)
+            )
+            assert r.status_code == 403, (repo, r.text)
+            assert r.json()["detail"] == (
+                f"repository {repo!r} is not allowed here: an admin lists it under [repos] or "
+                "matches it with [policy] allow_repos in autan.toml"
+            )
+    assert _tasks(services) == 3

@@ -29,7 +29,7 @@ from web.deps import (
     Writer,
     may_change,
 )
-from web.repo_policy import check_repo
+from web.repo_policy import RoutingDep, check_repo
 from web.task_filters import FilterForm
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
@@ -56,9 +56,10 @@ def create_task(
     lifecycle: LifecycleDep,
     caller: Writer,
     web_settings: WebSettingsDep,
+    routing: RoutingDep,
     response: Response,
 ) -> TaskView:
-    check_repo(caller, body.repo, web_settings)
+    check_repo(caller, body.repo, web_settings, routing)
     spec = TaskSpec(
         **body.model_dump(exclude={"origin"}),
         origin=OriginSpec(kind=body.origin, data={"token": caller.token_name}),

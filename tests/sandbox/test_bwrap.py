@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import threading
 from pathlib import Path
@@ -12,6 +13,11 @@ import pytest
 from sandbox.bwrap import BwrapSandbox
 from sandbox.errors import SandboxClosed
 from tests.waiting import wait_until
+
+
+def unique_sleep(seconds: int) -> str:
+    """A duration no other run on this host uses, to find this test's own processes by it."""
+    return f"{seconds}.{secrets.randbelow(10**9):09d}"
 
 
 def host_processes_with(marker: str) -> list[int]:
@@ -77,11 +83,12 @@ def test_output_streams_while_the_command_runs(sbx: BwrapSandbox) -> None:
 
 
 def test_timeout_kills_the_whole_tree_even_when_sigterm_is_ignored(sbx: BwrapSandbox) -> None:
-    result = sbx.exec("trap '' TERM; sleep 917.25 & sleep 917.25 & wait", timeout=0.5)
+    marker = unique_sleep(917)
+    result = sbx.exec(f"trap '' TERM; sleep {marker} & sleep {marker} & wait", timeout=0.5)
 
     assert result.timed_out and result.limit == "timed_out"
     assert result.exit_code != 0
-    wait_until(lambda: not host_processes_with("917.25"), timeout=10, what="sleeps gone")
+    wait_until(lambda: not host_processes_with(marker), timeout=10, what="sleeps gone")
     cgroup = sbx.cgroup
     assert cgroup is not None and sbx._launcher is not None
     nothing_but = {sbx._launcher.result(timeout=30).proc.pid}  # the next command's launcher
@@ -97,10 +104,11 @@ def test_stop_event_cancels_a_running_command(sbx: BwrapSandbox) -> None:
     def on_output(stream: str, chunk: bytes) -> None:
         stop.set()
 
-    result = sbx.exec("echo started; sleep 918.5", stop=stop, on_output=on_output, timeout=60)
+    marker = unique_sleep(918)
+    result = sbx.exec(f"echo started; sleep {marker}", stop=stop, on_output=on_output, timeout=60)
 
     assert result.cancelled and not result.timed_out and result.stdout == "started\n"
-    wait_until(lambda: not host_processes_with("918.5"), timeout=10, what="sleep gone")
+    wait_until(lambda: not host_processes_with(marker), timeout=10, what="sleep gone")
 
 
 def test_files_read_write_list(sbx: BwrapSandbox, base: Path) -> None:
@@ -170,15 +178,16 @@ def test_close_leaves_no_process_mount_or_directory(make_sandbox: object) -> Non
     holder = sbx._holder
     assert holder is not None
     done = threading.Event()
-    runner = threading.Thread(target=lambda: (sbx.exec("sleep 919.75"), done.set()))
+    marker = unique_sleep(919)
+    runner = threading.Thread(target=lambda: (sbx.exec(f"sleep {marker}"), done.set()))
     runner.start()
-    wait_until(lambda: host_processes_with("919.75"), what="sleep started")
+    wait_until(lambda: host_processes_with(marker), what="sleep started")
 
     sbx.close()
     runner.join(timeout=10)
 
     assert done.is_set() and holder.poll() is not None
-    assert not host_processes_with("919.75")
+    assert not host_processes_with(marker)
     assert not sbx.dir.exists()
     with pytest.raises(SandboxClosed):
         sbx.exec("true")

@@ -19,7 +19,7 @@ from sandbox.local import LocalSandbox
 from sandbox.pool import PoolConfig, SandboxPool
 from sandbox.trees import TreesConfig, TreeStore
 from tests.sandbox.conftest import mounts_under
-from tests.sandbox.test_bwrap import host_processes_with
+from tests.sandbox.test_bwrap import host_processes_with, unique_sleep
 from tests.waiting import wait_until
 
 
@@ -114,6 +114,8 @@ def test_factory_names_the_valid_backends(base: Path, config: SandboxConfig) -> 
 
 
 def test_orphans_of_a_crashed_worker_are_reaped(base: Path, config: SandboxConfig) -> None:
+    # A duration of its own: another run's orphan on this host must not pass for this one's.
+    marker = unique_sleep(921)
     crash = (
         "import os, sys, threading\n"
         "from pathlib import Path\n"
@@ -121,7 +123,7 @@ def test_orphans_of_a_crashed_worker_are_reaped(base: Path, config: SandboxConfi
         "from sandbox.config import LimitsConfig, SandboxConfig\n"
         f"limits = LimitsConfig(**{asdict(config.limits)!r})\n"
         f"s = BwrapSandbox(Path({str(base)!r}), SandboxConfig(root=Path({str(config.root)!r}), limits=limits))\n"
-        "threading.Thread(target=s.exec, args=('sleep 921.5',), daemon=True).start()\n"
+        f"threading.Thread(target=s.exec, args=('sleep {marker}',), daemon=True).start()\n"
         "print(s.id, s._holder.pid, flush=True)\n"
         "sys.stdin.readline()\n"
         "os._exit(9)\n"
@@ -132,7 +134,7 @@ def test_orphans_of_a_crashed_worker_are_reaped(base: Path, config: SandboxConfi
     )
     assert worker.stdout is not None and worker.stdin is not None
     orphan_id, holder = worker.stdout.readline().split()
-    wait_until(lambda: host_processes_with("921.5"), what="the orphan's command running")
+    wait_until(lambda: host_processes_with(marker), what="the orphan's command running")
     worker.stdin.write("\n")
     worker.stdin.close()
     worker.wait()
@@ -147,7 +149,7 @@ def test_orphans_of_a_crashed_worker_are_reaped(base: Path, config: SandboxConfi
     assert reap_orphans(config.root) == [orphan_id]
     assert [p.wait(timeout=30) for p in inside] == [-9] * len(inside)
     assert cgroups.orphan_dirs(orphan_id) == []
-    assert not host_processes_with("921.5")
+    assert not host_processes_with(marker)
     assert not (config.root / orphan_id).exists() and mounts_under(config.root) == []
     assert alive.exec("echo still").stdout == "still\n"
     alive.close()
@@ -155,6 +157,8 @@ def test_orphans_of_a_crashed_worker_are_reaped(base: Path, config: SandboxConfi
 
 def test_a_running_command_dies_with_its_worker(base: Path, config: SandboxConfig) -> None:
     """bwrap --die-with-parent, with the launchers' thread as the parent that dies."""
+    marker = unique_sleep(922)  # in the command's argv only, never in the worker's:
+    fraction = marker.split(".")[1]  # the worker's holds $((900 + 22)), which the shell sums
     crash = (
         "import os, sys, threading\n"
         "from pathlib import Path\n"
@@ -162,16 +166,17 @@ def test_a_running_command_dies_with_its_worker(base: Path, config: SandboxConfi
         "from sandbox.config import LimitsConfig, SandboxConfig\n"
         f"limits = LimitsConfig(**{asdict(config.limits)!r})\n"
         f"s = BwrapSandbox(Path({str(base)!r}), SandboxConfig(root=Path({str(config.root)!r}), limits=limits))\n"
-        "threading.Thread(target=s.exec, args=('sleep $((900 + 22)).25',), daemon=True).start()\n"
+        f"threading.Thread(target=s.exec, args=('sleep $((900 + 22)).{fraction}',), daemon=True)"
+        ".start()\n"
         "sys.stdin.readline()\n"
         "os._exit(9)\n"
-    )  # the marker, 922.25, is in the command's argv only, never in the worker's
+    )
     worker = subprocess.Popen([sys.executable, "-c", crash], stdin=subprocess.PIPE, text=True)
     assert worker.stdin is not None
-    wait_until(lambda: host_processes_with("922.25"), what="the command running")
+    wait_until(lambda: host_processes_with(marker), what="the command running")
     worker.stdin.write("\n")
     worker.stdin.close()
     worker.wait()
 
-    wait_until(lambda: not host_processes_with("922.25"), what="the command gone with it")
+    wait_until(lambda: not host_processes_with(marker), what="the command gone with it")
     assert reap_orphans(config.root) != []  # its state is left for the reaper, as before

@@ -23,6 +23,9 @@ PART = 8 << 20
 PARALLEL = 16
 """Requests one batch (`missing`, `commit_many`) sends at once."""
 
+LIST_FROM = 16
+"""Hashes asked of one folder from which listing the folder beats a HEAD each."""
+
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 T = TypeVar("T")
 
@@ -185,11 +188,23 @@ class S3Storage:
         return True
 
     def missing(self, digests: Iterable[str]) -> list[str]:
+        """A folder (`blobs/ab/`) asked for LIST_FROM hashes or more is listed (a request per
+        1,000 blobs held); the others are asked a HEAD each, PARALLEL at a time."""
         wanted = list(dict.fromkeys(digests))
+        folders: dict[str, int] = {}
         for digest in wanted:
             self.blob_key(digest)
-        held = self._each(self.has, wanted)
-        return [digest for digest, found in zip(wanted, held, strict=True) if not found]
+            folders[digest[:2]] = folders.get(digest[:2], 0) + 1
+        listed = [folder for folder, count in folders.items() if count >= LIST_FROM]
+        held: set[str] = set().union(*self._each(self._folder, listed))
+        single = [digest for digest in wanted if folders[digest[:2]] < LIST_FROM]
+        found = self._each(self.has, single)
+        held.update(digest for digest, yes in zip(single, found, strict=True) if yes)
+        return [digest for digest in wanted if digest not in held]
+
+    def _folder(self, folder: str) -> set[str]:
+        """The hashes of the blobs held in one folder."""
+        return {digest for digest, _, _ in self._list(f"{self.prefix}blobs/{folder}/")}
 
     def writer(self, digest: str | None) -> S3Writer:
         if digest is not None:
@@ -221,12 +236,15 @@ class S3Storage:
         """A blob's time is when it was stored: S3 cannot touch an object cheaply, so a blob
         named again is not made young (a commit naming one removed meanwhile gets 409 with
         it missing, and the daemon sends it again)."""
-        base = f"{self.prefix}blobs/"
+        return self._list(f"{self.prefix}blobs/")
+
+    def _list(self, under: str) -> Iterator[tuple[str, float, int]]:
         pages = self.client.get_paginator("list_objects_v2")
         with translated("the blob listing"):
-            for page in pages.paginate(Bucket=self.bucket, Prefix=base):
+            for page in pages.paginate(Bucket=self.bucket, Prefix=under):
                 for item in page.get("Contents", []):
-                    digest = str(item["Key"])[len(base) :].replace("/", "")
+                    rest = str(item["Key"])[len(self.prefix) + len("blobs/") :]
+                    digest = rest.replace("/", "")
                     if is_digest(digest):
                         yield digest, item["LastModified"].timestamp(), int(item["Size"])
 

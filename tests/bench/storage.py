@@ -12,6 +12,9 @@ the cost of one request per blob, not a real network's latency. Each figure is t
 - warm, new version: the blobs cached, a version with one file changed (a new snapshot);
 - warm, same version: the snapshot is on the worker already.
 
+Beside them: the time to store the checkout, and to ask the store which of its 10,000
+hashes it lacks (the API's `POST /api/blobs/missing`, before a daemon's first upload).
+
     python -m tests.bench.storage [--files 10000] [--runs 3]
 """
 
@@ -43,9 +46,9 @@ SEED = 12
 REPO = snapshots.repo_of("ab" * 16, 1)
 
 
-def checkout(store: Storage, files: int) -> tuple[str, str]:
+def checkout(store: Storage, files: int) -> tuple[str, str, list[str]]:
     """`files` random files stored as blobs; the manifest of the tree and of the tree with
-    one file changed."""
+    one file changed, and the files' hashes."""
     rng = random.Random(SEED)
     entries: dict[str, Entry] = {}
     writers = []
@@ -65,7 +68,8 @@ def checkout(store: Storage, files: int) -> tuple[str, str]:
     changed = b"# changed\n"
     entries["pkg0/mod0/f00000.py"] = Entry(path="pkg0/mod0/f00000.py", kind="file",
         hash=store.put_bytes(changed), mode=0o644, size=len(changed))  # fmt: skip
-    return first, store.put_bytes(canonical(entries.values()))
+    second = store.put_bytes(canonical(entries.values()))
+    return first, second, [entry.hash or "" for entry in entries.values()]
 
 
 def _time(manifest: str, blobs: LocalBlobs, trees: Path) -> float:
@@ -104,8 +108,11 @@ def bench_storage(files: int = 10_000, runs: int = 3) -> Iterator[dict[str, Any]
             }
             for name, store in stores.items():
                 started = time.perf_counter()
-                first, second = checkout(store, files)
+                first, second, hashes = checkout(store, files)
                 stored_s = time.perf_counter() - started
+                started = time.perf_counter()
+                assert store.missing(hashes) == []
+                missing_s = time.perf_counter() - started
                 seconds = _cases(store, work, first, second, runs)
                 yield {
                     "figure": "workspace base tree on a worker",
@@ -114,6 +121,7 @@ def bench_storage(files: int = 10_000, runs: int = 3) -> Iterator[dict[str, Any]
                     "runs": runs,
                     **{f"{case}_s": value for case, value in seconds.items()},
                     "checkout_stored_s": round(stored_s, 1),
+                    "missing_all_held_s": round(missing_s, 2),
                     "cpus": os.cpu_count(),
                 }
         finally:

@@ -20,7 +20,7 @@ from orchestrator.workspace_gc import GcReport, collect
 from sync.base import Storage
 from sync.errors import BlobHashMismatch, ObjectMissing, StorageError, StorageUnavailable
 from sync.hashing import hash_bytes
-from sync.s3 import PART, S3Storage
+from sync.s3 import LIST_FROM, PART, S3Storage
 from sync.storage import StorageConfig, open_storage
 from tests.live import free_port
 from tests.object_storage import S3Server
@@ -276,3 +276,15 @@ def test_garbage_collection_removes_unnamed_blobs_from_the_bucket(
     assert (report.blobs_removed, report.bytes_freed) == (1, len(B))
     assert storage.has(hash_bytes(A)) and not storage.has(hash_bytes(B))  # A is named
     services.close()
+
+
+def test_missing_answers_the_same_for_a_few_hashes_and_for_a_folder_full(
+    storage: Storage,
+) -> None:
+    same_folder = [d for n in range(20_000) if (d := hash_bytes(str(n).encode()))[:2] == "ab"]
+    held = [storage.put_bytes(str(n).encode()) for n in range(20_000)
+            if hash_bytes(str(n).encode()) in same_folder[:LIST_FROM]]  # fmt: skip
+    absent = ["ab" + "0" * 62, "ab" + "f" * 62, hash_bytes(b"elsewhere")]
+    asked = [*held, *same_folder[LIST_FROM:], *absent, held[0]]  # a folder listed; others asked
+    assert storage.missing(asked) == [*same_folder[LIST_FROM:], *absent]
+    assert storage.missing(held[:2] + absent[2:]) == absent[2:]  # a HEAD each

@@ -1,5 +1,5 @@
-"""Sync figures: a first sync against `rsync -a`, bytes after a restart, a folder renamed,
-memory at 100,000 files.
+"""Sync figures: a first sync against `rsync -a`, bytes after a restart, a folder renamed (and
+the store alone renaming and deleting 100,000 files), memory at 100,000 files.
 
 The API runs under uvicorn in its own process (api_process), on the store named. The
 daemon runs as `autan sync` does: `python -m cli sync PATH [--once]` in a child process,
@@ -28,7 +28,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import event
+
+from orchestrator import workspace_commits as commits
+from orchestrator import workspace_store
+from orchestrator.models import utcnow
+from sync.blobs import BlobStore
 from sync.daemon import SyncDaemon
+from sync.manifests import Entry
 from sync.remote import HttpRemote
 from sync.state import load, state_file
 from tests.bench.env import Bench, api_process, bench_env
@@ -262,6 +269,48 @@ def bench_rename(database: str, *, files: int) -> list[dict[str, Any]]:
     ]
 
 
+def bench_store_rename(database: str, *, files: int = 100_000) -> list[dict[str, Any]]:
+    """The store's side alone: a folder of `files` files renamed in one commit, then deleted
+    by naming every path (as a daemon before issue 13 sent it); seconds and statements."""
+    with bench_env(database, "none") as bench:
+        services = bench.services
+        blobs = BlobStore(bench.settings.data_dir / "blobs")
+        digest = blobs.put_bytes(b"x\n")
+        entries = [Entry(path="big", kind="dir"), Entry(path="lib", kind="dir")]
+        entries += [Entry(path=f"big/d{i}", kind="dir") for i in range(100)]
+        entries += [Entry(path=f"big/d{i % 100}/f{i}.txt", kind="file", hash=digest, size=2)
+                    for i in range(files)]  # fmt: skip
+        with services.sessions.begin() as session:
+            made, _ = workspace_store.register(
+                session, key="bench", name="bench", root="/bench", created_by="bench", now=utcnow()
+            )
+            workspace_id = made.id
+        with services.sessions.begin() as session:
+            commits.commit(session, workspace_id=workspace_id, parent=0, changes=entries,
+                           deleted=[], blobs=blobs, now=utcnow())  # fmt: skip
+        moved = [
+            p.replace("big", "lib/big", 1)
+            for p in sorted(e.path for e in entries[:1] + entries[2:])
+        ]
+        figures: dict[str, Any] = {"figure": "store rename and delete of a folder",
+                                   "database": database, "files": files}  # fmt: skip
+        statements: list[str] = []
+        event.listen(services.engine, "before_cursor_execute", lambda *_: statements.append(""))
+        steps: list[tuple[str, int, list[tuple[str, str]], list[str]]] = [
+            ("rename", 1, [("big", "lib/big")], []),
+            ("delete_every_path", 2, [], moved),
+        ]
+        for name, parent, renamed, deleted in steps:
+            statements.clear()
+            started = time.perf_counter()
+            with services.sessions.begin() as session:
+                commits.commit(session, workspace_id=workspace_id, parent=parent, changes=[],
+                               deleted=deleted, renamed=renamed, blobs=blobs, now=utcnow())  # fmt: skip
+            figures[f"{name}_s"] = round(time.perf_counter() - started, 3)
+            figures[f"{name}_statements"] = len(statements)
+    return [figures]
+
+
 def bench_sync(
     databases: list[str],
     *,
@@ -275,6 +324,7 @@ def bench_sync(
     for database in databases:
         yield from bench_first_sync_and_restart(database, files=files, total_mb=total_mb)
         yield from bench_rename(database, files=renamed)
+        yield from bench_store_rename(database)
     if many:
         yield from bench_memory(databases[0], files=many)
 

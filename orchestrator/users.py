@@ -12,6 +12,10 @@ from orchestrator.errors import TaskNotFound
 from orchestrator.models import Task, User
 
 
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.name)))
+
+
 def find_user(session: Session, *, name: str) -> User | None:
     return session.scalars(select(User).where(User.name == name)).first()
 

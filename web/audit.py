@@ -25,6 +25,8 @@ ACTIONS: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("POST", r"/api/tasks/(?P<target>[^/]+)/(?P<verb>[a-z_]+)", "task.{verb}"),
         ("POST", r"/api/tokens", "token.create"),
         ("DELETE", r"/api/tokens/(?P<target>[^/]+)", "token.revoke"),
+        ("POST", r"/api/users", "user.create"),
+        ("PATCH", r"/api/users/(?P<target>[^/]+)", "user.change"),
         ("POST", r"/new", "task.submit"),
         ("POST", r"/tasks/(?P<target>[^/]+)/cancel", "task.cancel"),
         ("POST", r"/tasks/(?P<target>[^/]+)/again", "task.retry"),

@@ -96,7 +96,15 @@ def test_the_units_run_what_the_venv_holds_and_delegate_the_workers_cgroup() -> 
     worker = units["autan-worker.service"]["Service"]
     assert worker["ExecStart"] == [f"{VENV_BIN}autan worker"] and worker["Delegate"] == ["yes"]
     assert "User" not in worker  # root: see docs/sandbox.md, "Host ids"
-    assert units["autan-api.service"]["Service"]["User"] == ["autan"]
+    api = units["autan-api.service"]["Service"]
+    assert api["User"] == ["autan"]
+    # Root's data directory and the user autan's are never one (systemd would chown it).
+    assert api["StateDirectory"] != worker["StateDirectory"]
+    for unit, state in (("autan-api", "autan-api"), ("autan-worker", "autan")):
+        service = units[f"{unit}.service"]["Service"]
+        assert service["StateDirectory"] == [state]
+        assert service["Environment"] == [f"AUTAN_DATA_DIR=/var/lib/{state}"]
+        assert service["WorkingDirectory"] == [f"/var/lib/{state}"]
 
 
 def verify(units: list[Path], tmp_path: Path) -> subprocess.CompletedProcess[str]:

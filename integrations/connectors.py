@@ -76,6 +76,8 @@ class Loaded:
     sentry: SentrySettings
     refused: dict[str, str] = field(default_factory=dict)
     """Connector name -> why its deliveries are refused."""
+    unread: str = ""
+    """Why autan.toml (or the settings every connector shares) could not be read; empty: read."""
 
     @classmethod
     def from_env(cls, data_dir: Path | None = None) -> Loaded:
@@ -99,6 +101,7 @@ class Loaded:
             jira=_note(load(JiraSettings), "jira", shared, refused),
             sentry=_note(load(SentrySettings), "sentry", shared, refused),
             refused=refused,
+            unread=shared,
         )
 
     def states(self) -> list[ConnectorState]:

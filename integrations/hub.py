@@ -36,6 +36,8 @@ class Hub:
     sentry: SentryIntake
     refused: dict[str, str] = field(default_factory=dict)
     """Connectors whose settings are wrong -> why; only their deliveries are refused."""
+    unread: str = ""
+    """Why autan.toml could not be read (so its [policy] is not known); empty: it was."""
 
     @property
     def routing(self) -> Routing:
@@ -108,4 +110,5 @@ class Hub:
             sentry=loaded.sentry,
         )
         hub.refused = loaded.refused
+        hub.unread = loaded.unread
         return hub

@@ -4,26 +4,27 @@ only by an admin, and only where AUTAN_ALLOW_LOCAL_REPOS=true; a remote one wher
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import HTTPException
 
-from fastapi import Depends, HTTPException, Request
-
-from integrations.config import Routing
+from integrations.hub import Hub
 from orchestrator.access import Caller
 from orchestrator.repo_urls import is_local
 from sync.snapshots import PREFIX as WORKSPACE
 from web.config import WebSettings
-from web.deps import ServicesDep
-from web.routes.hooks import hub_of
 
 
-def check_repo(caller: Caller, repo: str, settings: WebSettings, routing: Routing) -> None:
+def check_repo(caller: Caller, repo: str, settings: WebSettings, hub: Hub) -> None:
     """Refuses (403, saying why) a local path or file:// URL the caller may not name, and a
-    remote repository autan.toml's [policy] does not allow."""
+    remote repository autan.toml's [policy] does not allow; 503 while autan.toml, and so
+    its [policy], cannot be read."""
     if repo.startswith(WORKSPACE):
         return
     if not is_local(repo):
-        if why := routing.refuses(repo):
+        if hub.unread:
+            raise HTTPException(
+                503, f"repositories are not taken while the policy cannot be read: {hub.unread}"
+            )
+        if why := hub.routing.refuses(repo):
             raise HTTPException(403, why)
         return
     if caller.is_admin and settings.allow_local_repos:
@@ -38,11 +39,3 @@ def check_repo(caller: Caller, repo: str, settings: WebSettings, routing: Routin
         f"repository {repo[:200]!r} is on the server's disk: refused over the API, {why}; "
         "submit its URL instead",
     )
-
-
-def get_routing(request: Request, services: ServicesDep) -> Routing:
-    """autan.toml's mapping, as the app's webhooks loaded it."""
-    return hub_of(request, services).routing
-
-
-RoutingDep = Annotated[Routing, Depends(get_routing)]

@@ -124,3 +124,21 @@ def test_with_a_policy_only_the_repositories_it_allows_are_taken(
                 "matches it with [policy] allow_repos in autan.toml"
             )
     assert _tasks(services) == 3
+
+
+def test_while_autan_toml_cannot_be_read_no_remote_repository_is_taken(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config"
+    (config / "autan.toml").mkdir(parents=True)  # a directory: it cannot be read
+    monkeypatch.setenv("AUTAN_DATA_DIR", str(config))
+    member = person(services, "alice", "member")
+    with TestClient(create_app(services, WebSettings())) as client:
+        r = client.post("/api/tasks", json={"repo": "https://git.example/a.git", "instruction": "i"},
+                        headers=bearer(member))  # fmt: skip
+        assert r.status_code == 503
+        assert r.json()["detail"].startswith(
+            "repositories are not taken while the policy cannot be read: cannot read "
+        )
+        assert "autan.toml" in r.json()["detail"]
+    assert _tasks(services) == 0

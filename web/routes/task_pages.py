@@ -27,7 +27,8 @@ from web.deps import (
     owner_of,
     refuse_scope,
 )
-from web.repo_policy import RoutingDep, check_repo
+from web.repo_policy import check_repo
+from web.routes.hooks import HubDep
 from web.task_filters import FilterForm
 from web.templating import render
 
@@ -155,13 +156,13 @@ def run_again(
     lifecycle: LifecycleDep,
     viewer: ViewerDep,
     web_settings: WebSettingsDep,
-    routing: RoutingDep,
+    hub: HubDep,
     form: CheckedFormDep,
 ) -> Response:
     """Retry (the same number of attempts) or run again with more attempts: a new task."""
     may_change(services, viewer.caller, task_id)
     task = lifecycle.get(task_id)
-    check_repo(viewer.caller, task.repo, web_settings, routing)
+    check_repo(viewer.caller, task.repo, web_settings, hub)
     attempts = task.attempts_requested
     if form.get("attempts"):
         if not form["attempts"].isdigit() or int(form["attempts"]) < 1:
@@ -211,7 +212,7 @@ def submit(
     lifecycle: LifecycleDep,
     viewer: ViewerDep,
     web_settings: WebSettingsDep,
-    routing: RoutingDep,
+    hub: HubDep,
     form: CheckedFormDep,
 ) -> Response:
     _may_submit(viewer)
@@ -227,7 +228,7 @@ def submit(
         errors = {str(e["loc"][0]): e["msg"] for e in exc.errors()}
         return _new_form(request, viewer, web_settings, values=form, errors=errors, status_code=422)
     try:
-        check_repo(viewer.caller, request_.repo, web_settings, routing)
+        check_repo(viewer.caller, request_.repo, web_settings, hub)
     except HTTPException as exc:
         errors = {"repo": str(exc.detail)}
         return _new_form(request, viewer, web_settings, values=form, errors=errors, status_code=403)

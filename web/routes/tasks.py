@@ -29,7 +29,8 @@ from web.deps import (
     Writer,
     may_change,
 )
-from web.repo_policy import RoutingDep, check_repo
+from web.repo_policy import check_repo
+from web.routes.hooks import HubDep
 from web.task_filters import FilterForm
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
@@ -56,10 +57,10 @@ def create_task(
     lifecycle: LifecycleDep,
     caller: Writer,
     web_settings: WebSettingsDep,
-    routing: RoutingDep,
+    hub: HubDep,
     response: Response,
 ) -> TaskView:
-    check_repo(caller, body.repo, web_settings, routing)
+    check_repo(caller, body.repo, web_settings, hub)
     spec = TaskSpec(
         **body.model_dump(exclude={"origin"}),
         origin=OriginSpec(kind=body.origin, data={"token": caller.token_name}),

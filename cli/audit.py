@@ -28,7 +28,7 @@ def audit(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
 ) -> None:
-    """Print the audit log: who did what, when, from where, and the outcome."""
+    """Print the audit log (admins): who did what, when, from where, and the outcome."""
     since = datetime.now(UTC) - timedelta(hours=hours) if hours is not None else None
     query = {"actor": actor, "action": action, "target": target, "outcome": outcome,
              "since": since.isoformat() if since else None, "limit": limit}  # fmt: skip

@@ -64,7 +64,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.token:app",
         "API tokens: made, listed and revoked through the API (or --on-server).",
     ),
-    "audit": ("cli.audit:audit", "Print the audit log (admins): who did what, when, from where."),
+    "audit": (
+        "cli.audit:audit",
+        "Print the audit log (admins): who did what, when, from where, and the outcome.",
+    ),
     "model": (
         "cli.model:app",
         "Model serving: vLLM profiles, endpoint checks, the scripted model.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,17 @@ def api(services: Services, admin_token: str) -> Iterator[TestClient]:
     app = create_app(services, WebSettings())
     with TestClient(app, headers={"Authorization": f"Bearer {admin_token}"}) as client:
         yield client
+
+
+@contextmanager
+def without_token(api: TestClient) -> Iterator[TestClient]:
+    """The same client with no token: on the app's own event loop, which a second
+    TestClient of the same app would not share with the app's async Redis client."""
+    token = api.headers.pop("Authorization")
+    try:
+        yield api
+    finally:
+        api.headers["Authorization"] = token
 
 
 @pytest.fixture

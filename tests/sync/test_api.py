@@ -20,6 +20,7 @@ from sync.batches import MAX_RECORD, encode
 from sync.blobs import BlobStore
 from sync.hashing import hash_bytes
 from sync.s3 import S3Storage
+from tests.conftest import without_token
 from tests.live import LiveApi
 
 A, B = b"alpha\n", b"beta\n"
@@ -104,17 +105,17 @@ def test_a_checkout_registered_by_several_at_once_is_one_workspace(
 
 def test_every_route_wants_the_bearer_token(api: TestClient) -> None:
     workspace_id = register(api)
-    bare = TestClient(api.app)
-    for method, path in [
-        ("POST", "/api/workspaces"),
-        ("GET", "/api/workspaces"),
-        ("POST", "/api/blobs/missing"),
-        ("PUT", f"/api/blobs/{hash_bytes(A)}"),
-        ("POST", "/api/blobs"),
-        ("POST", f"/api/workspaces/{workspace_id}/versions"),
-        ("GET", f"/api/workspaces/{workspace_id}/manifest"),
-    ]:
-        assert bare.request(method, path).status_code == 401, path
+    with without_token(api) as bare:
+        for method, path in [
+            ("POST", "/api/workspaces"),
+            ("GET", "/api/workspaces"),
+            ("POST", "/api/blobs/missing"),
+            ("PUT", f"/api/blobs/{hash_bytes(A)}"),
+            ("POST", "/api/blobs"),
+            ("POST", f"/api/workspaces/{workspace_id}/versions"),
+            ("GET", f"/api/workspaces/{workspace_id}/manifest"),
+        ]:
+            assert bare.request(method, path).status_code == 401, path
 
 
 def test_upload_only_what_is_missing_and_refuse_a_wrong_hash(

@@ -23,6 +23,7 @@ from sync.manifests import Entry
 from sync.remote import HttpRemote
 from sync.schemas import ConflictCopy, TaskChanges
 from sync.snapshots import repo_of
+from tests.conftest import without_token
 from tests.live import LiveApi, serve
 from tests.sync.test_api import A, B, file, register
 from tests.waiting import wait_until
@@ -65,15 +66,15 @@ def test_blobs_download_and_new_routes_want_the_token(api: TestClient) -> None:
     assert got.status_code == 200 and got.content == A
     assert api.get(f"/api/blobs/{hash_bytes(B)}").status_code == 404
     assert api.get("/api/blobs/not-a-hash").status_code == 422
-    bare = TestClient(api.app)
-    for method, path in [
-        ("GET", f"/api/blobs/{hash_bytes(A)}"),
-        ("GET", f"/api/workspaces/{workspace_id}/tasks"),
-        ("GET", f"/api/workspaces/{workspace_id}/tasks/{'0' * 32}/changes"),
-        ("POST", f"/api/workspaces/{workspace_id}/conflicts"),
-        ("GET", f"/api/workspaces/{workspace_id}/conflicts"),
-    ]:
-        assert bare.request(method, path).status_code == 401, path
+    with without_token(api) as bare:
+        for method, path in [
+            ("GET", f"/api/blobs/{hash_bytes(A)}"),
+            ("GET", f"/api/workspaces/{workspace_id}/tasks"),
+            ("GET", f"/api/workspaces/{workspace_id}/tasks/{'0' * 32}/changes"),
+            ("POST", f"/api/workspaces/{workspace_id}/conflicts"),
+            ("GET", f"/api/workspaces/{workspace_id}/conflicts"),
+        ]:
+            assert bare.request(method, path).status_code == 401, path
 
 
 def test_a_tasks_edits_read_back_after_a_seq(api: TestClient, services: Services) -> None:

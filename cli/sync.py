@@ -100,8 +100,11 @@ def sync(
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         out.print(f"syncing {daemon.root} to {remote.url}; Ctrl-C stops", markup=False)
+        workspace_id = daemon.register_when_reachable(stop)
+        if workspace_id is None:
+            return
         followers = Followers(
-            daemon.root, remote, daemon.register(), follow.lines_dir(daemon.path), mode=apply
+            daemon.root, remote, workspace_id, follow.lines_dir(daemon.path), mode=apply
         )
         tasks = threading.Thread(target=followers.run, args=(stop,), name="autan-tasks")
         tasks.start()

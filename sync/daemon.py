@@ -129,6 +129,19 @@ class SyncDaemon:
             self.save()
         return self.state.workspace_id
 
+    def register_when_reachable(self, stop: threading.Event) -> str | None:
+        """Register, waiting out a server that is down or refuses for now, as every later
+        round does: a daemon started while the API restarts must not quit. None if `stop`."""
+        wait = self.config.retry_s
+        while True:
+            try:
+                return self.register()
+            except (ServerUnreachable, ServerRefused) as exc:
+                log.warning("%s; registering again in %.1fs", exc, wait)
+            if stop.wait(wait):
+                return None
+            wait = min(wait * 2, self.config.retry_max_s)
+
     def _same_server(self, workspace_id: str, key: str) -> None:
         """A server is known by the workspace it reported, not by the URL's spelling (a
         proxy, a hostname, a trailing slash): one that answers for this checkout's workspace

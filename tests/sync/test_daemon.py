@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.services import Services
 from sync.blobs import BlobStore
-from sync.errors import AccessDenied, AlreadySyncing
+from sync.errors import AccessDenied, AlreadySyncing, ServerRefused, ServerUnreachable
 from sync.hashing import hash_bytes
 from sync.manifests import Entry
 from sync.remote import HttpRemote
@@ -420,3 +420,28 @@ def test_a_refused_token_stops_the_daemon_saying_what_to_do(
     saved = load(daemon.path)
     assert saved is not None and saved.pending.paths == ["a.txt"]
     assert "refused the token" in (saved.pending.error or "")
+
+
+def test_a_daemon_started_while_the_api_is_down_registers_once_it_is_back(
+    daemons: Daemons, checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon = daemons.make(checkout, retry_s=0.01, retry_max_s=0.02)
+    register = daemon.remote.register
+    answers: list[Exception] = [ServerUnreachable("down"), ServerRefused("503 restarting")]
+
+    def restarting(**asked: str) -> str:
+        if answers:
+            raise answers.pop(0)
+        return register(**asked)
+
+    monkeypatch.setattr(daemon.remote, "register", restarting)
+    assert daemon.register_when_reachable(threading.Event()) == daemon.state.workspace_id
+    assert daemon.state.workspace_id is not None and answers == []
+
+    stopped = threading.Event()
+    stopped.set()
+    answers.append(ServerUnreachable("down"))
+    (checkout.parent / "other").mkdir()
+    other = daemons.make(checkout.parent / "other", retry_s=0.01)
+    monkeypatch.setattr(other.remote, "register", restarting)
+    assert other.register_when_reachable(stopped) is None  # Ctrl-C while waiting: no error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -163,6 +164,19 @@ def pull(
         out.print(f"conflict: {conflict.path}{kept}", markup=False, soft_wrap=True)
 
 
+def _first_version_of(daemon: SyncDaemon) -> str | None:
+    """The workspace of a checkout whose daemon is running, once that daemon has committed a
+    version: one started a moment ago may still be registering or sending its first tree."""
+    deadline = time.monotonic() + ONE_SHOT_WAIT_S
+    while True:
+        state = sync_state.load(daemon.path)
+        if state is not None and state.workspace_id is not None and state.version > 0:
+            return state.workspace_id
+        if time.monotonic() >= deadline:
+            return state.workspace_id if state is not None else None
+        threading.Event().wait(0.1)  # the daemon writes its state file as it commits
+
+
 def workspace_base(path: str) -> tuple[str, str]:
     """The task repo and ref for the checkout at `path`: synced once now, then its head."""
     daemon, remote = _daemon(Path(path), None)
@@ -170,7 +184,7 @@ def workspace_base(path: str) -> tuple[str, str]:
         try:
             daemon.acquire()
         except AlreadySyncing:
-            workspace_id = daemon.state.workspace_id  # its daemon keeps the server current
+            workspace_id = _first_version_of(daemon)  # its daemon keeps the server current
         else:
             try:
                 daemon.sync()

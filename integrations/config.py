@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from integrations.errors import NotConfigured
+from orchestrator.access import ROLES
 
 PLACEHOLDERS = frozenset({"changethis", "changeme", "change-me", "secret", "placeholder", "xxx"})
 
@@ -122,6 +123,31 @@ class Policy(BaseModel):
     remote repository must match one of them or be a [repos] URL."""
 
 
+class SsoConfig(BaseModel):
+    """How single sign-on gives a person a role: a claim of the ID token, mapped to roles."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role_claim: str = "groups"
+    """The ID token's claim that holds the person's groups or role: a list of strings, or one."""
+
+    roles: dict[Literal["admin", "member", "viewer"], list[str]] = Field(default_factory=dict)
+    """Role to the claim values that give it; the highest role matched wins. Set: every
+    sign-in takes the role from here (viewer when nothing matches); unset: a new user is a
+    viewer and keeps whatever role an admin gives them."""
+
+    def role_for(self, claims: dict[str, object]) -> str | None:
+        """The role the claims map to; None when [sso.roles] is empty (the store decides)."""
+        if not self.roles:
+            return None
+        held = claims.get(self.role_claim)
+        values = {held} if isinstance(held, str) else set(held) if isinstance(held, list) else set()
+        return next(
+            (role for role in ROLES if values & set(self.roles.get(role, []))),
+            "viewer",
+        )
+
+
 class Routing(BaseModel):
     """The contents of `autan.toml`."""
 
@@ -135,6 +161,7 @@ class Routing(BaseModel):
     """User name to who they are on Slack, GitHub and Jira."""
     policy: Policy | None = None
     """Unset: any remote repository may be submitted; set: only those it or [repos] allow."""
+    sso: SsoConfig = Field(default_factory=SsoConfig)
 
     @model_validator(mode="after")
     def _names_exist(self) -> Routing:

@@ -124,3 +124,12 @@ def revoke_token(session: Session, *, name: str, now: datetime) -> int:
     for token in tokens:
         token.revoked_at = now
     return len(tokens)
+
+
+def revoke_by_id(session: Session, *, token_id: str, now: datetime) -> None:
+    """Revoke one token, if it is still live (a single sign-on session's, on signing out)."""
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )

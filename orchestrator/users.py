@@ -60,6 +60,20 @@ def ensure_user(
     )
 
 
+def sso_user(session: Session, *, email: str, role: str | None, now: datetime) -> User:
+    """The person a single sign-on names by their email: found, or made (named by the email)
+    as a viewer unless `role` says otherwise; a `role` given replaces theirs. ValueError: the
+    email is a service's, or a user of that name has another email."""
+    user = session.scalars(select(User).where(User.email == email)).first()
+    if user is None:
+        return create_user(session, name=email, email=email, role=role or "viewer", now=now)
+    if user.service:
+        raise ValueError(f"{email!r} belongs to a service user, which cannot sign in")
+    if role is not None:
+        user.role = check_role(role)
+    return user
+
+
 def task_owner(session: Session, *, task_id: str) -> Owner:
     """Who a task belongs to: its maker and the maker's team (TaskNotFound if no task)."""
     row = session.execute(

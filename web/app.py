@@ -20,6 +20,7 @@ from web.admission import Admission, Slots
 from web.audit import AuditTrail
 from web.config import WebSettings
 from web.metrics import StoreCollector
+from web.oidc import Provider
 from web.rate_limits import Rate, WriteLimits
 from web.readiness import Readiness, Refresher, watch_writes
 from web.routes import (
@@ -31,6 +32,7 @@ from web.routes import (
     health,
     hooks,
     signin,
+    sso,
     task_pages,
     tasks,
     tokens,
@@ -98,6 +100,7 @@ def create_app(
     app.state.services = services
     app.state.web_settings = web_settings
     app.state.readiness = readiness
+    app.state.oidc = Provider(web_settings) if web_settings.sso else None
     app.state.stream_slots = Slots(web_settings.max_streams)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(services, readiness))
@@ -120,6 +123,7 @@ def create_app(
         health,
         hooks,
         signin,
+        sso,
         task_pages,
         fleet,
         workspaces,

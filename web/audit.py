@@ -31,6 +31,7 @@ ACTIONS: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("POST", r"/tasks/(?P<target>[^/]+)/cancel", "task.cancel"),
         ("POST", r"/tasks/(?P<target>[^/]+)/again", "task.retry"),
         ("POST", r"/login", "signin"),
+        ("GET", r"/login/sso/callback", "signin"),
         ("POST", r"/logout", "signout"),
         ("POST", r"/hooks/(?P<target>[a-z]+)(/[a-z]+)?", "webhook"),
     )

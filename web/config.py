@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from integrations.config import refuse_placeholder
 from orchestrator.db import PoolConfig
 from web.rate_limits import Rate
 
@@ -77,6 +78,38 @@ class WebSettings(BaseSettings):
     address and per token prefix: COUNT/SECONDS. The address is the one the server sees:
     behind a proxy, let uvicorn trust its forwarded headers or all clients share one."""
 
+    oidc_issuer: str = ""
+    """The OpenID Connect provider the dashboard signs people in with (its issuer URL, where
+    /.well-known/openid-configuration is found); empty: API tokens only."""
+
+    oidc_client_id: str = ""
+    """This dashboard's client id at the provider."""
+
+    oidc_client_secret: SecretStr | None = None
+    """This dashboard's client secret at the provider."""
+
+    oidc_name: str = ""
+    """What the sign-in page calls the provider ("Sign in with NAME"); empty: its host name."""
+
+    @field_validator("oidc_client_secret")
+    @classmethod
+    def _a_real_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return refuse_placeholder(value, "AUTAN_OIDC_CLIENT_SECRET")
+
+    @model_validator(mode="after")
+    def _oidc_whole(self) -> WebSettings:
+        given = [
+            bool(self.oidc_issuer),
+            bool(self.oidc_client_id),
+            self.oidc_client_secret is not None,
+        ]
+        if any(given) and not all(given):
+            raise ValueError(
+                "single sign-on needs AUTAN_OIDC_ISSUER, AUTAN_OIDC_CLIENT_ID and "
+                "AUTAN_OIDC_CLIENT_SECRET together: set all three, or none"
+            )
+        return self
+
     @field_validator("signin_rate", "write_rate")
     @classmethod
     def _a_rate(cls, value: str) -> str:
@@ -91,6 +124,10 @@ class WebSettings(BaseSettings):
     @property
     def model_urls(self) -> list[str]:
         return [u.strip() for u in self.model_url.split(",") if u.strip()]
+
+    @property
+    def sso(self) -> bool:
+        return bool(self.oidc_issuer)
 
     @property
     def base_url(self) -> str:

@@ -21,6 +21,9 @@ class WebSession:
 
     token_id: str
     csrf: str
+    sso: bool = False
+    """Signed in through the identity provider: its token was made for this session alone,
+    and signing out revokes it."""
 
 
 def _key(session_id: str) -> str:
@@ -28,11 +31,13 @@ def _key(session_id: str) -> str:
     return KEY_PREFIX + hashlib.sha256(session_id.encode()).hexdigest()
 
 
-def create(client: redis.Redis, *, token_id: str, ttl_s: int) -> tuple[str, WebSession]:
+def create(
+    client: redis.Redis, *, token_id: str, ttl_s: int, sso: bool = False
+) -> tuple[str, WebSession]:
     """Store a new session; returns the cookie value (256 random bits) and the session."""
     session_id = secrets.token_urlsafe(32)
-    session = WebSession(token_id=token_id, csrf=secrets.token_urlsafe(32))
-    payload = json.dumps({"token_id": session.token_id, "csrf": session.csrf})
+    session = WebSession(token_id=token_id, csrf=secrets.token_urlsafe(32), sso=sso)
+    payload = json.dumps({"token_id": session.token_id, "csrf": session.csrf, "sso": sso})
     client.set(_key(session_id), payload, ex=ttl_s)
     return session_id, session
 
@@ -44,7 +49,7 @@ def load(client: redis.Redis, session_id: str) -> WebSession | None:
     if raw is None:
         return None
     data = json.loads(raw)
-    return WebSession(token_id=data["token_id"], csrf=data["csrf"])
+    return WebSession(token_id=data["token_id"], csrf=data["csrf"], sso=data.get("sso", False))
 
 
 def delete(client: redis.Redis, session_id: str) -> None:

@@ -1,4 +1,5 @@
-"""Signing in to the dashboard with an API token, signing out, and the page at `/`."""
+"""Signing in to the dashboard with an API token, the session every sign-in ends in, signing
+out, and the page at `/`."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from sqlalchemy.orm import Session
 
 from orchestrator.access import Caller
 from orchestrator.claims import database_now
-from orchestrator.tokens import authenticate
+from orchestrator.services import Services
+from orchestrator.tokens import authenticate, revoke_by_id
 from web import sessions
+from web.config import WebSettings
 from web.deps import (
     CheckedFormDep,
     FormDep,
     ServicesDep,
     SessionDep,
+    ViewerDep,
     WebSettingsDep,
     current_viewer,
     same_origin,
@@ -28,14 +32,14 @@ from web.templating import render
 router = APIRouter(include_in_schema=False)
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only a path on this site: `next=//evil.example` must not send a user away."""
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
         return "/tasks"
     return target
 
 
-def _secure(request: Request, public_url: str) -> bool:
+def secure(request: Request, public_url: str) -> bool:
     return request.url.scheme == "https" or public_url.startswith("https://")
 
 
@@ -53,13 +57,13 @@ def login_page(
 ) -> Response:
     # Sign-in has no session yet, so its form is guarded by a double-submit cookie.
     csrf = sessions.new_csrf()
-    response = render(request, "login.html", csrf=csrf, next=_safe_next(next), error=None)
+    response = render(request, "login.html", csrf=csrf, next=safe_next(next), error=None)
     response.set_cookie(
         sessions.LOGIN_CSRF_COOKIE,
         csrf,
         httponly=True,
         samesite="strict",
-        secure=_secure(request, web_settings.public_url),
+        secure=secure(request, web_settings.public_url),
         path="/login",
     )
     return response
@@ -78,7 +82,7 @@ async def login(
     web_settings: WebSettingsDep,
 ) -> Response:
     same_origin(request)
-    target = _safe_next(form.get("next"))
+    target = safe_next(form.get("next"))
     expected = request.cookies.get(sessions.LOGIN_CSRF_COOKIE, "")
     raw = form.get("token", "").strip()
     limiter = RateLimiter(
@@ -105,8 +109,25 @@ async def login(
             error="That token is not valid, or it was revoked.",
         )  # fmt: skip
     request.state.caller = caller
+    response = await set_session(request, services, web_settings, caller, target=target)
+    response.delete_cookie(sessions.LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+async def set_session(
+    request: Request,
+    services: Services,
+    web_settings: WebSettings,
+    caller: Caller,
+    *,
+    target: str,
+    sso: bool = False,
+) -> Response:
+    """A new session for `caller`, its cookie set on a redirect to `target`."""
     session_id, _ = await run_in_threadpool(
-        sessions.create, services.redis, token_id=caller.token_id, ttl_s=web_settings.session_ttl_s
+        lambda: sessions.create(
+            services.redis, token_id=caller.token_id, ttl_s=web_settings.session_ttl_s, sso=sso
+        )
     )
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
@@ -115,16 +136,20 @@ async def login(
         max_age=web_settings.session_ttl_s,
         httponly=True,
         samesite="lax",
-        secure=_secure(request, web_settings.public_url),
+        secure=secure(request, web_settings.public_url),
         path="/",
     )
-    response.delete_cookie(sessions.LOGIN_CSRF_COOKIE, path="/login")
     return response
 
 
 @router.post("/logout")
-def logout(request: Request, services: ServicesDep, _: CheckedFormDep) -> Response:
+def logout(
+    request: Request, services: ServicesDep, viewer: ViewerDep, _: CheckedFormDep
+) -> Response:
     sessions.delete(services.redis, request.cookies.get(sessions.COOKIE, ""))
+    if viewer.session.sso:  # its token was this session's alone
+        with services.lifecycle.gate, services.sessions.begin() as session:
+            revoke_by_id(session, token_id=viewer.caller.token_id, now=database_now(session))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(sessions.COOKIE, path="/")
     return response

@@ -132,6 +132,24 @@ def test_the_role_comes_from_the_group_mapping_at_every_sign_in(
         app.stop()
 
 
+def test_while_autan_toml_cannot_be_read_nobody_signs_in_with_a_guessed_role(
+    services: Services, idp: OidcProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "config" / "autan.toml").mkdir(parents=True)  # a directory: it cannot be read
+    monkeypatch.setenv("AUTAN_DATA_DIR", str(tmp_path / "config"))
+    idp.person = ALICE
+    app = _serve(services, idp)
+    try:
+        with httpx.Client() as client:
+            r = sign_in(client, app)
+            assert r.status_code == 503
+            assert "Sign-in waits while autan.toml cannot be read: cannot read" in r.text
+            assert "autan_session" not in client.cookies
+    finally:
+        app.stop()
+    assert _users(services) == {}
+
+
 @pytest.mark.parametrize(
     ("forgery", "why"),
     [

@@ -30,7 +30,7 @@ from web.config import WebSettings
 from web.deps import ServicesDep, WebSettingsDep, same_origin
 from web.oidc import CALLBACK, Provider, SignInFailed
 from web.rate_limits import Rate, RateLimiter
-from web.repo_policy import RoutingDep
+from web.routes.hooks import HubDep
 from web.routes.signin import safe_next, secure, set_session
 
 router = APIRouter(include_in_schema=False)
@@ -143,7 +143,7 @@ async def callback(
     request: Request,
     services: ServicesDep,
     web_settings: WebSettingsDep,
-    routing: RoutingDep,
+    hub: HubDep,
     state: Annotated[str | None, Query()] = None,
     code: Annotated[str | None, Query()] = None,
     error: Annotated[str | None, Query()] = None,
@@ -165,7 +165,11 @@ async def callback(
         )  # fmt: skip
     except SignInFailed as exc:
         raise HTTPException(401, str(exc)) from exc
-    caller = await run_in_threadpool(_person, services, claims, routing, web_settings.session_ttl_s)
+    if hub.unread:  # its [sso.roles] is not known: a role given now could be the wrong one
+        raise HTTPException(503, f"Sign-in waits while autan.toml cannot be read: {hub.unread}")
+    caller = await run_in_threadpool(
+        _person, services, claims, hub.routing, web_settings.session_ttl_s
+    )
     request.state.caller = caller
     response = await set_session(
         request, services, web_settings, caller, target=kept["next"], sso=True

@@ -67,6 +67,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check . || status=1; \
 	$(BIN)/ruff format --check . || status=1; \
 	$(BIN)/mypy || status=1; \
+	$(BIN)/python infra/scripts/unused_deps.py || status=1; \
 	exit $$status
 
 clean:

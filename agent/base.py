@@ -1,4 +1,5 @@
-"""The agent's seams: a Tool the loop can offer and call, and the sink its events go to."""
+"""The agent's seams: a Tool the loop can offer and call, the sink its events go to, and the
+inbox a person's messages come from."""
 
 from __future__ import annotations
 
@@ -35,6 +36,26 @@ class Observation:
     changes: tuple[tuple[str, str], ...] = ()
     data: dict[str, Any] = field(default_factory=dict)
     """Extra fields for the `tool.output` event (an exit code, a limit hit)."""
+
+
+@dataclass(frozen=True)
+class Note:
+    """A message from a person to the running agent: its place in the task's events, the
+    text, and who sent it."""
+
+    seq: int
+    text: str
+    by: str
+
+
+class Inbox(Protocol):
+    def __call__(self) -> list[Note]:
+        """The messages not taken yet, oldest first; each is returned once."""
+        ...
+
+
+def no_notes() -> list[Note]:
+    return []
 
 
 class Tool(Protocol):

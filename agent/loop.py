@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.base import Emit, Observation, Tool, ToolEnv
+from agent.base import Emit, Inbox, Observation, Tool, ToolEnv, no_notes
 from agent.config import AgentConfig
 from agent.context import Context, opening, prompt
 from agent.errors import BudgetExceeded, Cancelled, Finished, ModelFailed, RunEnded, ToolFailed
@@ -77,6 +77,7 @@ class Agent:
         tools: dict[str, Tool] | None = None,
         trajectory: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        inbox: Inbox = no_notes,
     ) -> None:
         self.model = model
         self.sandbox = sandbox
@@ -87,6 +88,7 @@ class Agent:
         self.tools = tools if tools is not None else make_tools()
         self.trajectory = trajectory
         self.clock = clock
+        self.inbox = inbox
         self.context = Context([], self.config)
         self.steps = 0
         self.timings: list[StepTiming] = []
@@ -132,6 +134,7 @@ class Agent:
     def step(self) -> None:
         """One model call and the tools it asks for."""
         began = self.clock()
+        self._take_notes()
         if dropped := self.context.compact_if_needed():
             self.emit("context.compacted", {"dropped": dropped, "tokens": self.context.tokens()})
         completion, model_s = self._ask()
@@ -140,6 +143,20 @@ class Agent:
             tool_s = self._answer(completion)
         finally:
             self.timings.append(StepTiming(self.clock() - began, model_s, tool_s))
+
+    def _take_notes(self) -> None:
+        """A person's messages sent since the last call, each once, as a user message."""
+        for note in self.inbox():
+            text, messages = (
+                prompt("note_person", by=note.by, text=note.text),
+                self.context.messages,
+            )
+            if messages and messages[-1].role == "user" and not messages[-1].tool_calls:
+                # One user turn, not two in a row: some models' chat templates refuse that.
+                messages[-1] = Message("user", f"{messages[-1].content}\n\n{text}")
+            else:
+                self.context.add(Message("user", text))
+            self.emit("person.delivered", {"seq": note.seq, "step": self.steps + 1})
 
     def _ask(self) -> tuple[Completion, float]:
         """The model's reply, and the seconds the call itself took."""

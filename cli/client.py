@@ -126,6 +126,14 @@ class AutanClient:
         response = self._request("POST", f"/api/tasks/{task_id}/cancel", task_id=task_id)
         return self._parse(TaskView, response)
 
+    def say(self, task_id: str, text: str, *, attempt: int | None = None) -> EventView:
+        """Send a person's message to a running task (its attempt `attempt` only, if given)."""
+        body: dict[str, Any] = {"text": text, "attempt": attempt}
+        # With an attempt named, a 404 may be about the attempt: the API's words say which.
+        named = task_id if attempt is None else None
+        response = self._request("POST", f"/api/tasks/{task_id}/messages", task_id=named, json=body)
+        return self._parse(EventView, response)
+
     def create_token(self, body: TokenCreate) -> TokenCreated:
         payload = body.model_dump(mode="json", exclude_none=True)
         return self._parse(TokenCreated, self._request("POST", "/api/tokens", json=payload))

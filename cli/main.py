@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.tasks:cancel",
         "Cancel a task that has not ended; its running attempts stop within seconds.",
     ),
+    "say": (
+        "cli.tasks:say",
+        "Tell a running task's agents something; each reads it before its next model call.",
+    ),
     "diff": (
         "cli.diffs:diff",
         "Print an attempt's diff: the kept attempt's, else the best one left (partial too).",

@@ -1,4 +1,4 @@
-"""The task commands: run, status, logs, cancel; thin calls on the API."""
+"""The task commands: run, status, logs, cancel, say; thin calls on the API."""
 
 from __future__ import annotations
 
@@ -143,6 +143,23 @@ def cancel(task_id: Annotated[str, typer.Argument(help="The task's id.")]) -> No
         except Conflict as exc:
             raise CliError(f"{exc}; there is nothing to cancel") from exc
     render.console().print(render.ending(task), soft_wrap=True)
+
+
+def say(
+    task_id: Annotated[str, typer.Argument(help="The task's id.")],
+    text: Annotated[str, typer.Argument(help="What to tell its agents.")],
+    attempt: Annotated[
+        int | None, typer.Option(min=1, help="Only this attempt (its number); else every one.")
+    ] = None,
+) -> None:
+    """Tell a running task's agents something; each reads it before its next model call."""
+    with client() as api:
+        try:
+            event = api.say(task_id, text, attempt=attempt)
+        except Conflict as exc:
+            raise CliError(f"{exc}; `autan run` a new task instead") from exc
+    to = f"attempt {attempt}" if attempt is not None else "every running attempt"
+    render.console().print(f"sent to {to} of task {task_id} (event {event.seq})", soft_wrap=True)
 
 
 def _print_events(

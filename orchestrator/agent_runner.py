@@ -347,7 +347,7 @@ class AgentRunner:
         trajectory = spool / f"{ctx.attempt_id}.json"
         agent = Agent(
             self.model(ctx, emit), sandbox, config=config, emit=emit, stop=ctx.stop,
-            meter=meter,
+            meter=meter, inbox=ctx.inbox,
             trajectory=trajectory,
         )  # fmt: skip
         setup = self.policy(self.settings.setup_network, info)

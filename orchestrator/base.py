@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from agent.base import Inbox, no_notes
 from orchestrator.schemas import TaskView
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ class AttemptContext:
     """Set when the attempt is cancelled, times out or loses its lease: stop soon, kill commands."""
     pin: Pin = field(default=lambda commit: commit)
     """Record the commit the attempt works on; returns the task's, which the first pin set."""
+    inbox: Inbox = field(default=no_notes)
+    """A person's messages to the attempt not taken yet (see orchestrator.messages)."""
 
 
 class Runner(Protocol):

@@ -3,6 +3,7 @@
 OrchestratorError
  +-- TaskNotFound
  +-- IdempotencyConflict
+ +-- TaskEnded
  +-- InvalidSubmission
  +-- LeaseLost
  +-- RunnerNotConfigured
@@ -25,6 +26,10 @@ class TaskNotFound(OrchestratorError):
 
 class IdempotencyConflict(OrchestratorError):
     """Raised when an idempotency key is reused for a different request."""
+
+
+class TaskEnded(OrchestratorError):
+    """Raised when something is asked of a task (or attempt) that has already ended."""
 
 
 class InvalidSubmission(OrchestratorError):

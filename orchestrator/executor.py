@@ -16,6 +16,7 @@ from orchestrator.base import AttemptContext, AttemptFailed, AttemptOutcome, Run
 from orchestrator.claims import Claim
 from orchestrator.errors import LeaseLost, OrchestratorError, StoreUnavailable
 from orchestrator.lifecycle import Lifecycle
+from orchestrator.messages import Inbox
 from orchestrator.outbox import STORE_DOWN, Outbox, first_line
 from orchestrator.repo_urls import refusal
 from orchestrator.states import AttemptState
@@ -141,6 +142,7 @@ class AttemptExecutor:
             emit=outbox.event,
             phase=lambda state: outbox.phase(AttemptState(state)),
             pin=lambda commit: self.lifecycle.claims.pin_commit(claim, commit),
+            inbox=Inbox(self.lifecycle.sessions, claim.task_id, claim.attempt_id),
         )
         watchdog = Watchdog(self.lifecycle, claim, ctx.stop, outbox)
         watchdog.start()

@@ -35,6 +35,20 @@ class TaskRequest(BaseModel):
     idempotency_key: Line | None = Field(default=None, min_length=1, max_length=255)
 
 
+MESSAGE_CHARS = 8000
+"""The longest message a person may send a running agent."""
+
+
+class MessageRequest(BaseModel):
+    """A person's message to a running task's agents."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    text: Text = Field(min_length=1, max_length=MESSAGE_CHARS)
+    attempt: int | None = Field(default=None, ge=1)
+    """Only this attempt (its number); None: every live attempt of the task."""
+
+
 class TaskSpec(TaskRequest):
     """A request for work with where it came from: what the orchestrator stores."""
 

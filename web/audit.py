@@ -30,6 +30,7 @@ ACTIONS: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("POST", r"/new", "task.submit"),
         ("POST", r"/tasks/(?P<target>[^/]+)/cancel", "task.cancel"),
         ("POST", r"/tasks/(?P<target>[^/]+)/again", "task.retry"),
+        ("POST", r"/tasks/(?P<target>[^/]+)/messages", "task.messages"),
         ("POST", r"/login", "signin"),
         ("GET", r"/login/sso/callback", "signin"),
         ("POST", r"/logout", "signout"),

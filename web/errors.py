@@ -30,6 +30,7 @@ from orchestrator.errors import (
     InvalidSubmission,
     OrchestratorError,
     StoreUnavailable,
+    TaskEnded,
     TaskNotFound,
 )
 from sync.errors import StorageUnavailable
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 STATUS: dict[type[OrchestratorError], int] = {
     TaskNotFound: 404,
     IdempotencyConflict: 409,
+    TaskEnded: 409,
     InvalidSubmission: 422,
     StoreUnavailable: 503,
 }

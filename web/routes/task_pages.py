@@ -11,7 +11,14 @@ from pydantic import ValidationError
 from orchestrator import access, task_lists
 from orchestrator.errors import InvalidSubmission
 from orchestrator.models import Workspace
-from orchestrator.schemas import ORIGIN_KINDS, OriginSpec, TaskRequest, TaskSpec, TaskSummary
+from orchestrator.schemas import (
+    MESSAGE_CHARS,
+    ORIGIN_KINDS,
+    OriginSpec,
+    TaskRequest,
+    TaskSpec,
+    TaskSummary,
+)
 from orchestrator.states import TaskState
 from sync.snapshots import is_workspace, workspace_of
 from web import audit
@@ -131,6 +138,7 @@ def task_page(
         diff_cut=max(0, len(diff_lines) - DIFF_LINES_SHOWN),
         active=not task.state.terminal,
         max_attempts=lifecycle.settings.max_attempts,
+        message_chars=MESSAGE_CHARS,
         can_change=can_change,
     )
 

@@ -1,4 +1,4 @@
-"""Tasks: submit, list, show, cancel, and an attempt's diff."""
+"""Tasks: submit, list, show, cancel, a person's message to a running one, an attempt's diff."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel
 
-from orchestrator import task_lists
+from orchestrator import messages, task_lists
 from orchestrator.schemas import (
     AttemptView,
+    EventView,
+    MessageRequest,
     OriginSpec,
     TaskRequest,
     TaskSpec,
@@ -123,6 +125,25 @@ def cancel_task(
     if task.state not in (TaskState.CANCELLED,):
         raise HTTPException(409, f"task {task_id} already ended: {task.state}")
     return task
+
+
+@router.post("/{task_id}/messages", status_code=status.HTTP_201_CREATED, response_model=EventView)
+def send_message(
+    task_id: str,
+    body: MessageRequest,
+    request: Request,
+    services: ServicesDep,
+    lifecycle: LifecycleDep,
+    caller: Writer,
+) -> EventView:
+    """Stored as a `person.message` event; each attempt's agent takes it before its next
+    model call. 409 when the task (or the attempt named) has ended."""
+    may_change(services, caller, task_id)
+    event = messages.say(
+        lifecycle, task_id, text=body.text, by=caller.user_name, attempt=body.attempt
+    )
+    audit.note(request.state, detail=f"seq {event.seq}")
+    return event
 
 
 @router.get("/{task_id}/diff", response_class=Response)

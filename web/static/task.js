@@ -16,6 +16,7 @@
     "model.message": "Model", "tool.call": "Tool call", "tool.output": "Output",
     "file.change": "File changed", "tests.finished": "Tests", "context.compacted": "Context",
     "network.connection": "Network", "message": "Message",
+    "person.message": "Message from a person", "person.delivered": "Read by the agent",
   };
 
   function kindInWords(kind) {
@@ -75,6 +76,13 @@
         li.appendChild(details);
         return;
       }
+      case "person.message":
+        li.appendChild(el("span", (d.by || "someone") + (d.attempt ? " to attempt " + d.attempt : "") + ":", "hint"));
+        li.appendChild(el("pre", d.text || ""));
+        return;
+      case "person.delivered":
+        li.appendChild(el("span", "message " + d.seq + " before step " + d.step, "hint"));
+        return;
       case "task.created":
         li.appendChild(el("span", d.attempts === 1 ? "one attempt" : d.attempts + " attempts"));
         return;
@@ -156,7 +164,8 @@
   const source = new EventSource("/api/tasks/" + encodeURIComponent(taskId) + "/events");
   const kinds = ["task.created", "task.reviewing", "task.review", "task.finished",
     "task.reported", "attempt.state", "model.message", "tool.call", "tool.output",
-    "file.change", "tests.finished", "context.compacted", "network.connection", "message"];
+    "file.change", "tests.finished", "context.compacted", "network.connection", "message",
+    "person.message", "person.delivered"];
   function onFrame(frame) {
     const event = JSON.parse(frame.data);
     draw(event);

@@ -150,3 +150,26 @@ def test_a_sign_in_forged_from_another_port_is_refused(
         context.close()
         server.shutdown()
         server.server_close()
+
+
+def test_a_message_from_the_page_shows_in_its_attempt_and_when_it_was_read(
+    page: Page, live: LiveApi, services: Services
+) -> None:
+    task_id = submit(live, "Make the build faster", attempts=2)
+    [second_id] = [a.id for a in services.lifecycle.get(task_id).attempts if a.number == 2]
+    claim = services.lifecycle.claims.claim(second_id, worker="worker-2")
+    assert claim is not None
+    sign_in(page, live, f"/tasks/{task_id}")
+    page.fill("#message-text", "Use the cache in build.py")
+    page.select_option("#message-attempt", "2")
+    page.click("#message button[type=submit]")
+    first, second = page.locator(".attempt").nth(0), page.locator(".attempt").nth(1)
+    said = second.locator('li[data-kind="person.message"]')
+    expect(said).to_contain_text("to attempt 2:")
+    expect(said.locator("pre")).to_have_text("Use the cache in build.py")
+    expect(first.locator('li[data-kind="person.message"]')).to_have_count(0)
+    seq = int(said.get_attribute("data-seq") or 0)
+    services.lifecycle.claims.emit(claim, "person.delivered", {"seq": seq, "step": 2})
+    expect(second.locator('li[data-kind="person.delivered"]')).to_have_text(
+        f"Read by the agentmessage {seq} before step 2"
+    )

@@ -27,6 +27,9 @@ def doctor(
 
     loaded = connectors.Loaded.from_env(data_dir)
     states = loaded.states()
+    if loaded.routing_problem:
+        typer.echo(f"Warning: {loaded.routing_problem}")
+        typer.echo("  (a running Autan keeps the last good autan.toml until this is fixed)")
     typer.echo("Connectors:")
     for line in connectors.lines(states):
         typer.echo(line)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -26,6 +27,18 @@ def refuse_placeholder(value: SecretStr | None, name: str) -> SecretStr | None:
 
 def secret(value: SecretStr | None) -> str:
     return value.get_secret_value() if value is not None else ""
+
+
+def line_of(text: str, loc: tuple[int | str, ...]) -> str:
+    """` (line N)`: where the setting at `loc` is, found by its table and key names in turn;
+    "" when it cannot be placed (a check of the whole file)."""
+    lines, at, found = text.splitlines(), 0, -1
+    for part in (str(p) for p in loc):
+        key = re.compile(rf"""^\s*(\[+[^\]]*\b{re.escape(part)}\b|"?{re.escape(part)}"?\s*=)""")
+        hit = next((n for n in range(at, len(lines)) if key.search(lines[n])), None)
+        if hit is not None:
+            at = found = hit
+    return f" (line {found + 1})" if found >= 0 else ""
 
 
 class IntegrationSettings(BaseSettings):
@@ -209,6 +222,11 @@ class Routing(BaseModel):
     def by_url(self, url: str) -> tuple[str, RepoConfig] | None:
         return next(((n, r) for n, r in self.repos.items() if r.url == url), None)
 
+    def replace_with(self, other: Routing) -> None:
+        """Take `other`'s contents in place, so every intake that holds this one sees them."""
+        for name in type(self).model_fields:
+            object.__setattr__(self, name, getattr(other, name))
+
     @classmethod
     def load(cls, path: Path) -> Routing:
         """Read `autan.toml`; a missing file maps nothing."""
@@ -225,7 +243,8 @@ class Routing(BaseModel):
         except ValidationError as exc:
             # Where and what, not the values: a repository URL may hold a token.
             wrong = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or 'top level'}: {error['msg']}"
+                f"{'.'.join(str(part) for part in error['loc']) or 'top level'}"
+                f"{line_of(text, error['loc'])}: {error['msg']}"
                 for error in exc.errors(include_url=False, include_input=False)
             )
             raise NotConfigured(f"{path} is not a valid autan.toml: {wrong}") from exc

@@ -78,6 +78,8 @@ class Loaded:
     """Connector name -> why its deliveries are refused."""
     unread: str = ""
     """Why autan.toml (or the settings every connector shares) could not be read; empty: read."""
+    routing_problem: str = ""
+    """Why autan.toml could not be read ("" when it was): a reason in `refused` for each."""
 
     @classmethod
     def from_env(cls, data_dir: Path | None = None) -> Loaded:
@@ -86,12 +88,12 @@ class Loaded:
         common, shared = load(IntegrationSettings)
         if data_dir is not None:
             common = common.model_copy(update={"data_dir": data_dir})
-        routing = Routing()
+        routing, problem = Routing(), ""
         if not shared:
             try:
                 routing = Routing.load(common.data_dir / "autan.toml")
             except NotConfigured as exc:
-                shared = str(exc)
+                shared = problem = str(exc)
         refused: dict[str, str] = {}
         return cls(
             common=common,
@@ -102,6 +104,7 @@ class Loaded:
             sentry=_note(load(SentrySettings), "sentry", shared, refused),
             refused=refused,
             unread=shared,
+            routing_problem=problem,
         )
 
     def states(self) -> list[ConnectorState]:

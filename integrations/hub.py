@@ -17,6 +17,7 @@ from integrations.github.intake import GitHubIntake
 from integrations.github.processor import GitHubProcessor
 from integrations.jira.config import JiraSettings
 from integrations.jira.intake import JiraIntake
+from integrations.routing_file import RoutingFile
 from integrations.sentry.config import SentrySettings
 from integrations.sentry.intake import SentryIntake
 from integrations.sentry.processor import SentryProcessor
@@ -34,22 +35,49 @@ class Hub:
     slack: SlackIntake
     jira: JiraIntake
     sentry: SentryIntake
+    routing_file: RoutingFile | None = None
+    """autan.toml, re-read when it changes; None: the mapping given is kept."""
     refused: dict[str, str] = field(default_factory=dict)
     """Connectors whose settings are wrong -> why; only their deliveries are refused."""
-    unread: str = ""
-    """Why autan.toml could not be read (so its [policy] is not known); empty: it was."""
+    shared_problem: str = ""
+    """Why the settings every connector shares could not be read; empty: they were."""
 
     @property
     def routing(self) -> Routing:
         """autan.toml's mapping, which every intake shares."""
         return self.jira.routing
 
+    @property
+    def unread(self) -> str:
+        """Why autan.toml (so its [policy] and [sso.roles]) or the shared settings cannot be
+        read, with the file looked at for an edit first; empty: `routing` is in force."""
+        if self.shared_problem or self.routing_file is None:
+            return self.shared_problem
+        self.routing_file.refresh()
+        return "" if self.routing_file.in_force else self.routing_file.problem
+
     def intake(self, name: str) -> Intake:
-        """The connector `name`'s intake; NotConfigured (503) when its settings are wrong."""
-        if why := self.refused.get(name):
+        """The connector `name`'s intake, with autan.toml current; NotConfigured (503) when its
+        settings are wrong."""
+        if why := self.refusals().get(name):
             raise NotConfigured(f"{NAMES[name]} deliveries are refused: {why}")
         intake: Intake = getattr(self, name)
         return intake
+
+    def refusals(self) -> dict[str, str]:
+        """Each refused connector -> why: its own settings, or autan.toml while no version of it
+        is in force (a broken edit of a good one only warns: see `warnings`)."""
+        if self.routing_file is None:
+            return self.refused
+        self.routing_file.refresh()
+        if self.routing_file.in_force:
+            return self.refused
+        return {name: self.refused.get(name) or self.routing_file.problem for name in NAMES}
+
+    def warnings(self) -> list[str]:
+        """What is wrong without refusing anything: an edit of autan.toml that was refused."""
+        found = self.routing_file.warning() if self.routing_file is not None else ""
+        return [found] if found else []
 
     def states(self) -> list[ConnectorState]:
         """Each connector's state: configured, off, or misconfigured and why."""
@@ -60,7 +88,7 @@ class Hub:
                 "jira": self.jira.settings,
                 "sentry": self.sentry.settings,
             },
-            self.refused,
+            self.refusals(),
         )
 
     @classmethod
@@ -109,6 +137,8 @@ class Hub:
             jira=loaded.jira,
             sentry=loaded.sentry,
         )
-        hub.refused = loaded.refused
-        hub.unread = loaded.unread
+        problem = loaded.routing_problem
+        hub.refused = {n: why for n, why in loaded.refused.items() if why != problem}
+        hub.shared_problem = loaded.unread if loaded.unread != problem else ""
+        hub.routing_file = RoutingFile(loaded.common.data_dir / "autan.toml", hub.routing, problem)
         return hub

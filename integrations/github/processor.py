@@ -15,6 +15,7 @@ from integrations.github.client import GitHubAccess
 from integrations.github.config import GitHubSettings
 from integrations.github.instruction import Comment, instruction
 from integrations.github.publish import issue_marker
+from integrations.routing_file import FreshProcessor, watched
 from integrations.submit import Submitter
 from orchestrator.lifecycle import Lifecycle
 from orchestrator.schemas import OriginSpec, TaskSpec
@@ -96,7 +97,8 @@ class GitHubProcessor:
         return None
 
 
-def processor() -> GitHubProcessor:
-    """Entry point `autan.intakes: github`: settings from the environment, autan.toml."""
-    common = IntegrationSettings()
-    return GitHubProcessor(GitHubSettings(), Routing.load(common.data_dir / "autan.toml"))
+def processor() -> FreshProcessor:
+    """Entry point `autan.intakes: github`: settings from the environment, autan.toml kept
+    current."""
+    source = watched(IntegrationSettings().data_dir / "autan.toml")
+    return FreshProcessor(GitHubProcessor(GitHubSettings(), source.routing), source)

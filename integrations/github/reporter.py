@@ -7,6 +7,7 @@ from integrations.config import IntegrationSettings, Routing
 from integrations.github.config import GitHubSettings
 from integrations.github.publish import Publisher
 from integrations.report_errors import calling
+from integrations.routing_file import FreshReporter, watched
 from orchestrator.reporting import Steps
 from orchestrator.schemas import TaskView
 
@@ -17,12 +18,6 @@ class GitHubReporter:
     ) -> None:
         self.common = common
         self.publisher = Publisher(settings, common, routing)
-
-    @classmethod
-    def from_env(cls) -> GitHubReporter:
-        """The entry point's factory: settings from the environment, mapping from autan.toml."""
-        common = IntegrationSettings()
-        return cls(GitHubSettings(), common, Routing.load(common.data_dir / "autan.toml"))
 
     def report(self, task: TaskView, steps: Steps | None = None) -> None:
         """Side effects `publish` then `comment`; a refused push is said in the comment."""
@@ -53,6 +48,8 @@ class GitHubReporter:
         steps.run("comment", comment)
 
 
-def reporter() -> GitHubReporter:
-    """Entry point `autan.reporters: github`."""
-    return GitHubReporter.from_env()
+def reporter() -> FreshReporter:
+    """Entry point `autan.reporters: github`, autan.toml kept current."""
+    common = IntegrationSettings()
+    source = watched(common.data_dir / "autan.toml")
+    return FreshReporter(GitHubReporter(GitHubSettings(), common, source.routing), source)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from jira import JIRA
 
 from integrations import text
-from integrations.config import IntegrationSettings, Routing, secret
+from integrations.config import IntegrationSettings, secret
 from integrations.errors import NotConfigured, ServiceRefused
 from integrations.github.config import GitHubSettings
 from integrations.github.publish import Publisher
 from integrations.jira.config import JiraSettings
 from integrations.report_errors import calling
+from integrations.routing_file import FreshReporter, watched
 from orchestrator.reporting import Steps
 from orchestrator.schemas import TaskView
 from orchestrator.states import TaskState
@@ -80,8 +81,9 @@ class JiraReporter:
         )
 
 
-def reporter() -> JiraReporter:
-    """Entry point `autan.reporters: jira`."""
+def reporter() -> FreshReporter:
+    """Entry point `autan.reporters: jira`, autan.toml kept current."""
     common = IntegrationSettings()
-    routing = Routing.load(common.data_dir / "autan.toml")
-    return JiraReporter(JiraSettings(), common, Publisher(GitHubSettings(), common, routing))
+    source = watched(common.data_dir / "autan.toml")
+    publisher = Publisher(GitHubSettings(), common, source.routing)
+    return FreshReporter(JiraReporter(JiraSettings(), common, publisher), source)

@@ -11,6 +11,7 @@ from integrations.connectors import load
 from integrations.errors import NotConfigured, ServiceError
 from integrations.github.client import GitHubAccess
 from integrations.github.config import GitHubSettings
+from integrations.routing_file import FreshProcessor, watched
 from integrations.sentry.api import SentryApi
 from integrations.sentry.config import SentrySettings
 from integrations.sentry.intake import Problem
@@ -95,8 +96,9 @@ class SentryProcessor:
         )
 
 
-def processor() -> SentryProcessor:
-    """Entry point `autan.intakes: sentry`: settings from the environment, autan.toml."""
-    common = IntegrationSettings()
+def processor() -> FreshProcessor:
+    """Entry point `autan.intakes: sentry`: settings from the environment, autan.toml kept
+    current."""
+    source = watched(IntegrationSettings().data_dir / "autan.toml")
     github, _ = load(GitHubSettings)  # wrong GitHub settings: open pull requests cannot be told
-    return SentryProcessor(SentrySettings(), Routing.load(common.data_dir / "autan.toml"), github)
+    return FreshProcessor(SentryProcessor(SentrySettings(), source.routing, github), source)

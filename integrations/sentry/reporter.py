@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from integrations import text
-from integrations.config import IntegrationSettings, Routing
+from integrations.config import IntegrationSettings
 from integrations.github.config import GitHubSettings
 from integrations.github.publish import Publisher
+from integrations.routing_file import FreshReporter, watched
 from integrations.sentry.api import SentryApi
 from integrations.sentry.config import SentrySettings
 from orchestrator.reporting import Steps
@@ -43,8 +44,9 @@ class SentryReporter:
         steps.run("comment", comment)
 
 
-def reporter() -> SentryReporter:
-    """Entry point `autan.reporters: sentry`."""
+def reporter() -> FreshReporter:
+    """Entry point `autan.reporters: sentry`, autan.toml kept current."""
     common = IntegrationSettings()
-    routing = Routing.load(common.data_dir / "autan.toml")
-    return SentryReporter(SentrySettings(), common, Publisher(GitHubSettings(), common, routing))
+    source = watched(common.data_dir / "autan.toml")
+    publisher = Publisher(GitHubSettings(), common, source.routing)
+    return FreshReporter(SentryReporter(SentrySettings(), common, publisher), source)

@@ -9,6 +9,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from integrations.config import IntegrationSettings, Routing
+from integrations.routing_file import FreshProcessor, watched
 from integrations.slack.client import web_client
 from integrations.slack.config import SlackSettings
 from integrations.submit import Submitter
@@ -82,7 +83,9 @@ class SlackProcessor:
             log.warning("Slack refused the task's note: %s", exc.response.get("error"))
 
 
-def processor() -> SlackProcessor:
-    """Entry point `autan.intakes: slack`: settings from the environment, autan.toml."""
+def processor() -> FreshProcessor:
+    """Entry point `autan.intakes: slack`: settings from the environment, autan.toml kept
+    current."""
     common = IntegrationSettings()
-    return SlackProcessor(SlackSettings(), common, Routing.load(common.data_dir / "autan.toml"))
+    source = watched(common.data_dir / "autan.toml")
+    return FreshProcessor(SlackProcessor(SlackSettings(), common, source.routing), source)

@@ -7,10 +7,11 @@ from typing import Any
 from slack_sdk.webhook import WebhookClient
 
 from integrations import text
-from integrations.config import IntegrationSettings, Routing
+from integrations.config import IntegrationSettings
 from integrations.github.config import GitHubSettings
 from integrations.github.publish import Publisher
 from integrations.report_errors import by_status, calling
+from integrations.routing_file import FreshReporter, watched
 from integrations.slack.client import web_client
 from integrations.slack.config import SlackSettings
 from orchestrator.reporting import Steps
@@ -73,8 +74,9 @@ class SlackReporter:
         return bool(meta.get("event_type") == EVENT_TYPE and payload.get("task_id") == task_id)
 
 
-def reporter() -> SlackReporter:
-    """Entry point `autan.reporters: slack`."""
+def reporter() -> FreshReporter:
+    """Entry point `autan.reporters: slack`, autan.toml kept current."""
     common = IntegrationSettings()
-    routing = Routing.load(common.data_dir / "autan.toml")
-    return SlackReporter(SlackSettings(), common, Publisher(GitHubSettings(), common, routing))
+    source = watched(common.data_dir / "autan.toml")
+    publisher = Publisher(GitHubSettings(), common, source.routing)
+    return FreshReporter(SlackReporter(SlackSettings(), common, publisher), source)

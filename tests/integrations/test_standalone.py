@@ -138,7 +138,7 @@ def test_a_wrong_autan_toml_says_where_without_the_values(env: Path) -> None:
     why = Loaded.from_env().states()[2].why
     assert why == (
         f"{env / 'autan.toml'} is not a valid autan.toml: "
-        "repos.app.branch: Input should be a valid string"
+        "repos.app.branch (line 3): Input should be a valid string"
     )
     (env / "autan.toml").write_text('[repos.app]\nurl = "https://x:ghp_in_url_0123@h/a"\n[x]\n')
     assert "ghp_in_url" not in Loaded.from_env().states()[0].why

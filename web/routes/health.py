@@ -27,7 +27,8 @@ async def readyz(request: Request) -> JSONResponse:
     """200 when the database, Redis, a worker, the disk and the last write are all well;
     503 naming each that is not. Read from memory: the state is refreshed in the background.
     Each connector's state is listed too, but one that is off or misconfigured does not fail
-    readiness: it refuses only its own deliveries."""
+    readiness: it refuses only its own deliveries. `warnings` names an edit of autan.toml that
+    was refused (the last good version serves meanwhile)."""
     readiness: Readiness = request.app.state.readiness
     failing = readiness.failing()
     checks = dict(readiness.checks)
@@ -39,6 +40,7 @@ async def readyz(request: Request) -> JSONResponse:
             "failing": sorted(failing),
             "checks": checks,
             "connectors": {state.name: state.line() for state in hub.states()},
+            "warnings": hub.warnings(),
             "workers_alive": readiness.workers_alive,
             "disk_free_bytes": readiness.disk_free_bytes,
         },

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from integrations.config import refuse_placeholder
@@ -18,6 +18,9 @@ class SentrySettings(BaseSettings):
 
     token: SecretStr | None = None
     """The integration's token (Issue & Event: read and write) for events and comments."""
+
+    max_age_s: int = Field(default=300, gt=0)
+    """How old (or how far ahead) a delivery's Sentry-Hook-Timestamp may be, in seconds."""
 
     api_url: str = "https://sentry.io"
     """Sentry's base URL (self-hosted: your Sentry's)."""

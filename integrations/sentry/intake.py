@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -12,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from integrations.base import Answer
 from integrations.config import Routing, secret
 from integrations.deliveries import Deliveries
-from integrations.errors import InvalidPayload, MalformedRequest, NotConfigured
+from integrations.errors import InvalidPayload, MalformedRequest, NotConfigured, SignatureInvalid
 from integrations.sentry.config import SentrySettings
-from integrations.signatures import verify
+from integrations.signatures import check_age, verify
 from integrations.submit import Submitter, decode_json
 
 PROJECT_IN_URL = re.compile(r"/projects/[^/]+/([^/]+)/")
@@ -81,8 +82,10 @@ class SentryIntake:
         routing: Routing,
         submitter: Submitter,
         deliveries: Deliveries,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.routing = routing
         self.submitter = submitter
         self.deliveries = deliveries
@@ -100,6 +103,12 @@ class SentryIntake:
             header="Sentry-Hook-Signature",
             prefix="",
         )
+        # Sentry signs the body only; its timestamp still bounds how late a copy is taken.
+        stamp = headers.get("sentry-hook-timestamp")
+        if not stamp:
+            raise SignatureInvalid("missing Sentry-Hook-Timestamp header")
+        limit = self.settings.max_age_s
+        check_age(stamp, header="Sentry-Hook-Timestamp", now=self.clock(), limit=limit)
         resource = headers.get("sentry-hook-resource")
         if not resource:
             raise MalformedRequest("missing Sentry-Hook-Resource header")

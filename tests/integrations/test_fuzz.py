@@ -95,6 +95,7 @@ def signed(name: str, body: bytes, extra: dict[str, str] | None = None) -> dict[
         headers = {
             "Sentry-Hook-Resource": "issue",
             "Sentry-Hook-Signature": hexmac(signing.SENTRY_SECRET, body),
+            "Sentry-Hook-Timestamp": str(int(time.time())),
             "Request-ID": str(uuid.uuid4()),
         }
     return {**headers, **(extra or {})}

@@ -167,6 +167,28 @@ def test_bad_deliveries_get_a_clear_status_and_create_nothing(wired: Wired) -> N
     assert tasks(wired.services) == []
 
 
+def test_a_replayed_old_delivery_is_refused_by_its_timestamp(wired: Wired) -> None:
+    body, headers = signing.sentry("issue", issue_created())
+    now = int(headers["Sentry-Hook-Timestamp"])
+    cases = [
+        (str(now - 3600), "Sentry-Hook-Timestamp is 3600 s old, more than 300 s: a replay"),
+        (str(now + 3600), "Sentry-Hook-Timestamp is from the future, 3600 s ahead"),
+        ("yesterday", "Sentry-Hook-Timestamp is not a Unix time in seconds"),
+        ("", "missing Sentry-Hook-Timestamp header"),
+    ]
+    wired.hub.sentry.clock = lambda: float(now)
+    for stamp, reason in cases:
+        sent = {**headers, "Sentry-Hook-Timestamp": stamp, "Request-ID": stamp or "none"}
+        r = wired.api.post("/hooks/sentry", content=body, headers=sent)
+        assert r.status_code == 401 and reason in r.json()["detail"], (stamp, r.text)
+    assert tasks(wired.services) == [] and queued(wired.services) == []
+    # Within the limit, the same delivery is taken.
+    fresh = {**headers, "Sentry-Hook-Timestamp": str(now - 299)}
+    assert wired.api.post("/hooks/sentry", content=body, headers=fresh).json()["status"] == (
+        "accepted"
+    )
+
+
 def test_without_a_client_secret_sentry_deliveries_are_refused(wired: Wired) -> None:
     wired.hub.sentry.settings = wired.sentry_settings.model_copy(update={"client_secret": None})
     r = post(wired, "issue", issue_created())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from orchestrator.schemas import TaskView
 from orchestrator.states import TaskState
@@ -55,19 +56,44 @@ def tests_line(task: TaskView) -> str:
     return "verified" if result.verified else "unverified"
 
 
+Verdict = Literal["verified", "unverified", "empty"]
+
+VERDICTS: dict[Verdict, str] = {
+    "verified": "verified: the repository's tests pass with this change, and it fixes what "
+    "failed before",
+    "unverified": "unverified: the repository's tests did not prove this change; review it "
+    "before you use it",
+    "empty": "empty: no file was changed",
+}
+
+
+def verdict(task: TaskView) -> Verdict | None:
+    """What a result is worth: verified, unverified, or empty (it changed nothing); None when
+    the task left no result (it failed or was cancelled before one)."""
+    if task.result is None:
+        return None
+    if not task.result.diff.strip():
+        return "empty"
+    return "verified" if task.state == TaskState.SUCCEEDED else "unverified"
+
+
 def outcome(
     task: TaskView, link: str, pull_url: str | None = None, *, full_commit: bool = False
 ) -> list[str]:
-    """The lines every report carries: what happened, the commit tested, tests, cost, where to
-    look. `full_commit` for places that link a full hash (GitHub); a short one elsewhere."""
+    """The lines every report carries: what happened, whether the result is verified,
+    unverified or empty, the commit tested, tests, cost, where to look. `full_commit` for
+    places that link a full hash (GitHub); a short one elsewhere."""
     lines: list[str] = []
+    found = verdict(task)
     if task.state == TaskState.SUCCEEDED and task.result is not None:
-        lines.append(task.result.summary or "Done.")
+        lines.append(task.result.summary or ("Done." if found != "empty" else "Nothing to do."))
     else:
         lines.append(f"Task {task.state}: {task.reason or 'no reason given'}")
-    if task.state == TaskState.UNVERIFIED and task.result is not None:
+    if found is not None:
+        lines.append(f"Result: {VERDICTS[found]}")
+    if found == "unverified":
         lines.append(
-            f"Its change is not verified. `autan diff {task.id}` prints the diff, "
+            f"`autan diff {task.id}` prints the diff, "
             f"`autan apply {task.id}` applies it to a checkout."
         )
     if pull_url:

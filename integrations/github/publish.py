@@ -109,7 +109,9 @@ class Publisher:
         lines = text.outcome(task, self.common.task_url(task.id), full_commit=True)
         data = task.origin.data
         if task.origin.kind == "github" and data.get("number"):
-            lines.append(f"\nFor #{data['number']}.")
+            # `Fixes` closes the issue when the pull request is merged: only for a proven fix.
+            verb = "Fixes" if text.verdict(task) == "verified" else "For"
+            lines.append(f"\n{verb} #{data['number']}.")
             lines.append(issue_marker(str(data["repo"]), int(data["number"])))
         lines.append(text.marker(task.id))
         return "\n\n".join(lines)

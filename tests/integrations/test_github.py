@@ -330,4 +330,4 @@ def test_with_report_unverified_draft_an_unverified_result_opens_a_draft_titled_
     assert "return a + b" in branch_file(remote, f"autan/{task.id}")
     comment = w.github.requests[-1].json()["body"]
     assert "Pull request: https://github.test/acme/app/pull/" in comment
-    assert "Its change is not verified." in comment
+    assert "Result: unverified: the repository's tests did not prove" in comment

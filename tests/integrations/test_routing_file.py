@@ -3,6 +3,7 @@ refused with the line at fault, warned of, and the last good version stays in fo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from integrations.config import Routing
 from integrations.hub import Hub
 from integrations.routing_file import RoutingFile
 from orchestrator.services import Services
+from tests.cli.conftest import Autan, base_env
 from tests.integrations import test_standalone
 from tests.integrations.drive import queued
 from tests.integrations.test_standalone import deliver_each
@@ -123,3 +125,16 @@ def test_a_broken_edit_warns_in_readyz_while_deliveries_go_on(
     found = deliver_each(api)
     assert all(found[n][0] == 200 for n in ("github", "jira", "sentry")), found
     assert sorted(kind for kind, _ in queued(services)) == ["github", "sentry"]
+
+
+def test_doctor_warns_of_a_broken_autan_toml_with_its_line(env_fixture: Path) -> None:
+    path = env_fixture / "autan.toml"
+    path.write_text('[repos.app]\nurl = "https://example.test/app.git"\nbranch = 3\n')
+    values = {k: v for k, v in os.environ.items() if k.startswith("AUTAN_")}
+    done = Autan(base_env(**values))("doctor")
+    assert done.returncode == 1
+    assert done.stdout.startswith(
+        f"Warning: {path} is not a valid autan.toml: "
+        "repos.app.branch (line 3): Input should be a valid string\n"
+        "  (a running Autan keeps the last good autan.toml until this is fixed)\n"
+    ), done.stdout

@@ -142,3 +142,20 @@ def test_while_autan_toml_cannot_be_read_no_remote_repository_is_taken(
         )
         assert "autan.toml" in r.json()["detail"]
     assert _tasks(services) == 0
+
+
+def test_an_edited_policy_is_in_force_without_a_restart(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "autan.toml").write_text(POLICY)
+    monkeypatch.setenv("AUTAN_DATA_DIR", str(tmp_path))
+    member = person(services, "alice", "member")
+    sent = {"repo": "https://git.example/evil/x.git", "instruction": "i"}
+    with TestClient(create_app(services, WebSettings())) as client:
+        assert client.post("/api/tasks", json=sent, headers=bearer(member)).status_code == 403
+        client.app.state.hooks.routing_file.interval = 0.0  # type: ignore[attr-defined]
+        (tmp_path / "autan.toml").write_text(
+            POLICY.replace('"git@', '"https://git.example/evil/*", "git@')
+        )
+        assert client.post("/api/tasks", json=sent, headers=bearer(member)).status_code == 201
+    assert _tasks(services) == 1

@@ -59,8 +59,9 @@ class Submitter:
                     session, name=name, role=config.role, team=config.team,
                     email=config.email, service=mapped is None, now=utcnow(),
                 ).id  # fmt: skip
-        except IntegrityError:
-            # A concurrent delivery made the same user first: it is there now.
+        except (IntegrityError, ValueError):
+            # A concurrent delivery made the same user first: it is there now (on PostgreSQL
+            # its commit can land between our look-up and our insert, which says "exists").
             with self.lifecycle.sessions() as session:
                 user = find_user(session, name=name)
             if user is None:

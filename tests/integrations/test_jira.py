@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session
 
+from integrations import submit
 from integrations.jira.reporter import JiraReporter
 from integrations.signatures import sign
+from orchestrator.models import utcnow
 from orchestrator.reporting import Reporters
+from orchestrator.users import create_user, find_user, task_owner
 from tests.integrations import signing
 from tests.integrations.conftest import FIX, Wired
 from tests.integrations.drive import finish, tasks
@@ -147,3 +151,24 @@ def test_without_a_webhook_secret_jira_deliveries_are_refused(wired: Wired) -> N
     r = post(wired, issue_event())
     assert r.status_code == 503 and "AUTAN_JIRA_WEBHOOK_SECRET" in r.json()["detail"]
     assert tasks(wired.services) == []
+
+
+def test_a_connector_user_made_by_a_concurrent_delivery_is_taken_not_a_500(
+    wired: Wired, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two first deliveries at once: the other's user commits after this one looked for it
+    and before it inserts (PostgreSQL's read committed), so its insert finds the name taken."""
+
+    with wired.services.lifecycle.write() as (session, _events):  # the other delivery's user
+        create_user(session, name="jira-connector", role="member", service=True, now=utcnow())
+
+    def raced(session: Session, **kw: Any) -> Any:
+        return create_user(session, **kw)  # as if its look-up ran before the other's commit
+
+    monkeypatch.setattr(submit, "ensure_user", raced)
+    r = post(wired, issue_event(), delivery="j-race")
+    assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
+    [task] = tasks(wired.services)
+    with wired.services.sessions() as session:
+        user = find_user(session, name="jira-connector")
+        assert user is not None and task_owner(session, task_id=task.id).user_id == user.id

@@ -74,7 +74,7 @@ def _verification(args: argparse.Namespace) -> Figures:
 def _webhooks(args: argparse.Namespace) -> Figures:
     from tests.bench.webhooks import bench_webhooks
 
-    return bench_webhooks(rate=200.0, seconds=3.0)
+    return bench_webhooks(deliveries=400, concurrency=16)
 
 
 def _report_back(args: argparse.Namespace) -> Figures:

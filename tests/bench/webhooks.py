@@ -1,13 +1,14 @@
-"""Webhook received to answered, p50/p99, at a fixed rate on loopback, for GitHub and Slack.
+"""Webhook received to answered, p50/p99, for each service at 16 concurrent deliveries, on
+SQLite and on PostgreSQL.
 
-Open loop: requests leave on a fixed schedule whether or not earlier ones were answered,
-and latency counts from the scheduled moment, so a server falling behind shows in p99.
-The API runs under uvicorn in its own process, wired to fake GitHub and Slack servers
-in this one; each request is a new signed delivery that starts a task. The API only
-verifies, de-duplicates and queues each delivery's intake job in Redis; no worker runs,
-so this measures answering alone and the jobs stay queued (`intake_jobs_queued`).
+Closed loop: 16 senders each post a new signed delivery as soon as their last one is
+answered, so 16 are always in flight; latency is a request's send to its answer. The API
+runs under uvicorn in its own process, wired to fake GitHub and Slack servers in this one;
+every delivery starts a task. GitHub, Slack and Sentry only verify, de-duplicate and queue
+each delivery's intake job in Redis (no worker runs, so the jobs stay queued:
+`intake_jobs_queued`); Jira stores its task in the request.
 
-    python -m tests.bench.webhooks [--rate 200] [--seconds 3]
+    python -m tests.bench.webhooks [--deliveries 400] [--concurrency 16] [--database sqlite]
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def hooked_api(bench: Bench, github: FakeGitHub, slack: FakeSlack) -> Iterator[s
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "autan.toml").write_text(
         '[repos.app]\nurl = "/srv/app.git"\ngithub = "acme/app"\n\n'
-        '[slack]\nusers = ["*"]\n\n[slack.channels]\nC1 = "app"\n'
+        '[slack]\nusers = ["*"]\n\n[slack.channels]\nC1 = "app"\n\n'
+        '[jira.projects]\nAPP = "app"\n\n[sentry.projects]\nbackend = "app"\n'
     )
     env = {
         "AUTAN_GITHUB_WEBHOOK_SECRET": signing.GITHUB_SECRET,
@@ -52,6 +54,10 @@ def hooked_api(bench: Bench, github: FakeGitHub, slack: FakeSlack) -> Iterator[s
         "AUTAN_SLACK_SIGNING_SECRET": signing.SLACK_SECRET,
         "AUTAN_SLACK_BOT_TOKEN": "xoxb-bench-0123456789",
         "AUTAN_SLACK_API_URL": slack.url + "/api/",
+        "AUTAN_JIRA_WEBHOOK_SECRET": signing.JIRA_SECRET,
+        "AUTAN_JIRA_TOKEN": "jira-bench-token-0123456789",
+        "AUTAN_JIRA_URL": "http://127.0.0.1:9",
+        "AUTAN_SENTRY_CLIENT_SECRET": signing.SENTRY_SECRET,
     }
     with api_process(bench, env=env) as base:
         yield base
@@ -82,52 +88,104 @@ def slack_request() -> Request:
     return "/hooks/slack/commands", body, headers
 
 
-async def open_loop(
-    base: str, make: Callable[[], Request], rate: float, seconds: float
+def jira_request() -> Request:
+    n = uuid.uuid4().int % 10**6
+    payload = {
+        "webhookEvent": "jira:issue_created",
+        "issue": {
+            "id": str(n),
+            "key": f"APP-{n}",
+            "fields": {
+                "summary": "bench",
+                "description": "bench",
+                "labels": ["autan"],
+                "project": {"key": "APP"},
+            },
+        },
+    }
+    body, headers = signing.jira(payload)
+    return "/hooks/jira", body, headers
+
+
+def sentry_request() -> Request:
+    n = uuid.uuid4().int % 10**9
+    payload = {
+        "action": "created",
+        "data": {
+            "issue": {
+                "id": str(n),
+                "title": "ZeroDivisionError: division by zero",
+                "culprit": "app.views in ratio",
+                "project": {"id": "1", "slug": "backend"},
+            }
+        },
+    }
+    body, headers = signing.sentry("issue", payload)
+    return "/hooks/sentry", body, headers
+
+
+SERVICES: dict[str, Callable[[], Request]] = {
+    "github": github_request,
+    "slack": slack_request,
+    "jira": jira_request,
+    "sentry": sentry_request,
+}
+
+
+async def closed_loop(
+    base: str, make: Callable[[], Request], deliveries: int, concurrency: int
 ) -> list[float]:
-    requests = [make() for _ in range(int(rate * seconds))]
+    """`deliveries` requests from `concurrency` senders, each sending its next when its last
+    is answered; each request's seconds from send to answer."""
+    requests = [make() for _ in range(deliveries)]
+    pending = iter(requests)
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
 
-        async def one(due: float, request: Request) -> None:
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            path, body, headers = request
-            response = await client.post(path, content=body, headers=headers)
-            latencies.append(time.perf_counter() - due)
-            if response.status_code != 200 or not (
-                "accepted" in response.text or "On it" in response.text
-            ):
-                raise RuntimeError(f"{path} answered {response.status_code}: {response.text}")
+        async def sender() -> None:
+            for path, body, headers in pending:
+                sent = time.perf_counter()
+                response = await client.post(path, content=body, headers=headers)
+                latencies.append(time.perf_counter() - sent)
+                if response.status_code != 200 or not (
+                    "accepted" in response.text or "On it" in response.text
+                ):
+                    raise RuntimeError(f"{path} answered {response.status_code}: {response.text}")
 
-        start = time.perf_counter() + 0.2
-        await asyncio.gather(*(one(start + i / rate, r) for i, r in enumerate(requests)))
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
     return latencies
 
 
-def bench_webhooks(rate: float, seconds: float) -> list[dict[str, Any]]:
+def bench_webhooks(
+    deliveries: int, concurrency: int = 16, databases: tuple[str, ...] = ("sqlite", "postgresql")
+) -> list[dict[str, Any]]:
     github, slack = FakeGitHub().start(), FakeSlack().start()
     github.permissions["octocat"] = "write"
     github.issues[7] = Issue("bench", "bench")
     figures = []
     try:
-        with bench_env("sqlite", "none") as bench, hooked_api(bench, github, slack) as base:
-            for name, make in (("github", github_request), ("slack", slack_request)):
-                asyncio.run(open_loop(base, make, rate, 0.5))  # warm up
-                latencies = asyncio.run(open_loop(base, make, rate, seconds))
-                client = redis.Redis.from_url(bench.settings.resolved_redis_url)
-                depth = int(client.llen(intake_queue(bench.settings.queue_name)))
-                client.close()
-                figures.append(
-                    {
-                        "figure": f"webhook {name} received to answered",
-                        "rate_per_s": rate,
-                        "seconds": seconds,
-                        "worker": "none",
-                        "intake_jobs_queued": depth,
-                        **summary_ms(latencies),
-                    }
-                )
+        for database in databases:
+            with bench_env(database, "none") as bench, hooked_api(bench, github, slack) as base:
+                for name, make in SERVICES.items():
+                    asyncio.run(closed_loop(base, make, 2 * concurrency, concurrency))  # warm up
+                    began = time.perf_counter()
+                    latencies = asyncio.run(closed_loop(base, make, deliveries, concurrency))
+                    took = time.perf_counter() - began
+                    client = redis.Redis.from_url(bench.settings.resolved_redis_url)
+                    depth = int(client.llen(intake_queue(bench.settings.queue_name)))
+                    client.close()
+                    figures.append(
+                        {
+                            "figure": f"webhook {name} received to answered",
+                            "database": database,
+                            "concurrency": concurrency,
+                            "per_s": round(deliveries / took, 1),
+                            "worker": "none",
+                            "intake_jobs_queued": depth,
+                            **summary_ms(latencies),
+                        }
+                    )
     finally:
         github.stop()
         slack.stop()
@@ -136,10 +194,12 @@ def bench_webhooks(rate: float, seconds: float) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rate", type=float, default=200.0)
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--deliveries", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), action="append")
     args = parser.parse_args()
-    for figure in bench_webhooks(args.rate, args.seconds):
+    databases = tuple(args.database or ("sqlite", "postgresql"))
+    for figure in bench_webhooks(args.deliveries, args.concurrency, databases):
         print(json.dumps(figure), flush=True)
 
 

@@ -40,12 +40,21 @@ def append(session: Session, entry: Entry, *, now: datetime) -> None:
     """Append an entry; nothing here ever updates or deletes one."""
     session.add(
         AuditEntry(
-            at=now, actor=entry.actor[:255], token=entry.token, action=entry.action[:64],
-            target=(entry.target or None) and entry.target[:255],
-            address=entry.address and entry.address[:64], outcome=outcome_of(entry.status),
-            status=entry.status, detail=entry.detail and entry.detail[:2000],
+            at=now, actor=storable(entry.actor, 255) or "?", token=storable(entry.token, 255),
+            action=storable(entry.action, 64) or "?", target=storable(entry.target, 255),
+            address=storable(entry.address, 64), outcome=outcome_of(entry.status),
+            status=entry.status, detail=storable(entry.detail, 2000),
         )
     )  # fmt: skip
+
+
+def storable(text: str | None, limit: int) -> str | None:
+    """Text from a request as either store keeps it: a lone surrogate (which UTF-8 cannot
+    encode) and a NUL (which PostgreSQL refuses) written as escapes, cut to `limit`."""
+    if not text:
+        return None
+    safe = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return safe[:limit]
 
 
 def _cursor(entry_id: int) -> str:

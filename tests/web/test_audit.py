@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from orchestrator.audit import Entry, append
+from orchestrator.audit import Entry, append, storable
 from orchestrator.models import AuditEntry, utcnow
 from orchestrator.reconcile import Reconciled, reconcile
 from orchestrator.services import Services
@@ -139,3 +139,9 @@ def test_retention_is_the_only_deletion(services: Services) -> None:
     assert reconcile(services.lifecycle) == Reconciled()
     with services.sessions() as session:
         assert session.scalar(select(func.count()).select_from(AuditEntry)) == 2
+
+
+def test_text_from_a_request_is_kept_as_escapes_either_store_takes() -> None:
+    assert storable("key \ud800 and \x00.", 255) == "key \\ud800 and \\x00."
+    assert storable("", 5) is None and storable(None, 5) is None
+    assert storable("x" * 10, 5) == "xxxxx"

@@ -3,6 +3,8 @@ API's changes, and where a form posted after the session ended lands."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import anyio
 import pytest
 import redis.asyncio as aioredis
@@ -84,7 +86,10 @@ def test_sign_in_attempts_are_limited_with_retry_after(
 
 
 def test_the_limiter_counts_each_key_and_says_how_long_to_wait(redis_url: str) -> None:
-    anyio.run(limits, redis_url)
+    # A loop of its own on a thread of its own: the browser tests' session-wide Playwright keeps
+    # an event loop running in this thread once they have run.
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(anyio.run, limits, redis_url).result(timeout=60)
 
 
 async def limits(redis_url: str) -> None:

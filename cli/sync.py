@@ -174,7 +174,7 @@ def _first_version_of(daemon: SyncDaemon) -> str | None:
             return state.workspace_id
         if time.monotonic() >= deadline:
             return state.workspace_id if state is not None else None
-        threading.Event().wait(0.1)  # the daemon writes its state file as it commits
+        time.sleep(0.1)  # a poll of the state file, which the daemon writes as it commits
 
 
 def workspace_base(path: str) -> tuple[str, str]:

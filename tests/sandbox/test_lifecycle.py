@@ -113,20 +113,28 @@ def test_factory_names_the_valid_backends(base: Path, config: SandboxConfig) -> 
     sbx.close()
 
 
-def test_orphans_of_a_crashed_worker_are_reaped(base: Path, config: SandboxConfig) -> None:
-    # A duration of its own: another run's orphan on this host must not pass for this one's.
-    marker = unique_sleep(921)
-    crash = (
+def crashing_worker(base: Path, config: SandboxConfig, command: str, *, then: str = "") -> str:
+    """A worker's program: a sandbox running `command` on a thread, `then` (Python), and an
+    exit without any clean-up once a line arrives on its stdin."""
+    return (
         "import os, sys, threading\n"
         "from pathlib import Path\n"
         "from sandbox.bwrap import BwrapSandbox\n"
         "from sandbox.config import LimitsConfig, SandboxConfig\n"
         f"limits = LimitsConfig(**{asdict(config.limits)!r})\n"
         f"s = BwrapSandbox(Path({str(base)!r}), SandboxConfig(root=Path({str(config.root)!r}), limits=limits))\n"
-        f"threading.Thread(target=s.exec, args=('sleep {marker}',), daemon=True).start()\n"
-        "print(s.id, s._holder.pid, flush=True)\n"
+        f"threading.Thread(target=s.exec, args=({command!r},), daemon=True).start()\n"
+        f"{then}"
         "sys.stdin.readline()\n"
         "os._exit(9)\n"
+    )
+
+
+def test_orphans_of_a_crashed_worker_are_reaped(base: Path, config: SandboxConfig) -> None:
+    # A duration of its own: another run's orphan on this host must not pass for this one's.
+    marker = unique_sleep(921)
+    crash = crashing_worker(
+        base, config, f"sleep {marker}", then="print(s.id, s._holder.pid, flush=True)\n"
     )
     alive = BwrapSandbox(base, config)
     worker = subprocess.Popen(
@@ -159,18 +167,7 @@ def test_a_running_command_dies_with_its_worker(base: Path, config: SandboxConfi
     """bwrap --die-with-parent, with the launchers' thread as the parent that dies."""
     marker = unique_sleep(922)  # in the command's argv only, never in the worker's:
     fraction = marker.split(".")[1]  # the worker's holds $((900 + 22)), which the shell sums
-    crash = (
-        "import os, sys, threading\n"
-        "from pathlib import Path\n"
-        "from sandbox.bwrap import BwrapSandbox\n"
-        "from sandbox.config import LimitsConfig, SandboxConfig\n"
-        f"limits = LimitsConfig(**{asdict(config.limits)!r})\n"
-        f"s = BwrapSandbox(Path({str(base)!r}), SandboxConfig(root=Path({str(config.root)!r}), limits=limits))\n"
-        f"threading.Thread(target=s.exec, args=('sleep $((900 + 22)).{fraction}',), daemon=True)"
-        ".start()\n"
-        "sys.stdin.readline()\n"
-        "os._exit(9)\n"
-    )
+    crash = crashing_worker(base, config, f"sleep $((900 + 22)).{fraction}")
     worker = subprocess.Popen([sys.executable, "-c", crash], stdin=subprocess.PIPE, text=True)
     assert worker.stdin is not None
     wait_until(lambda: host_processes_with(marker), what="the command running")

@@ -30,9 +30,11 @@ class WorkerPool:
         self.settings = settings
         self.logs = logs
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.env: dict[str, str] = {}
+        """Settings beside the orchestrator's, such as the agent runner's `AUTAN_MODEL_URL`."""
 
     def start(self, concurrency: int = 1) -> subprocess.Popen[bytes]:
-        env = settings_env(self.settings)
+        env = settings_env(self.settings) | self.env
         env["AUTAN_WORKER_CONCURRENCY"] = str(concurrency)
         # Its own process group, so kill() takes the pool children too; and it dies with
         # the test run, even one killed without its teardown.

@@ -17,15 +17,22 @@ Figures = Iterable[dict[str, Any]]
 
 def _foundation(args: argparse.Namespace, part: str) -> Figures:
     from tests.bench.api import bench_submit
-    from tests.bench.lifecycle import bench_drain, bench_overhead
+    from tests.bench.lifecycle import bench_overhead
 
     for database in args.databases.split(","):
         if part == "api":
             yield bench_submit(database, total=args.requests, concurrency=args.concurrency)
-        elif part == "overhead":
-            yield bench_overhead(database, tasks=args.overhead_tasks)
         else:
-            yield bench_drain(database, tasks=args.drain_tasks, workers=args.drain_workers)
+            yield bench_overhead(database, tasks=args.overhead_tasks)
+
+
+def _drain(args: argparse.Namespace) -> Figures:
+    from tests.bench.drain import bench_scaling
+
+    workers = [int(n) for n in args.drain_workers.split(",")]
+    # PostgreSQL first: it is the cluster's store.
+    for database in sorted(args.databases.split(","), key=lambda d: d != "postgresql"):
+        yield from bench_scaling(database, tasks=args.drain_tasks, workers=workers)
 
 
 def _api_load(args: argparse.Namespace) -> Figures:
@@ -126,7 +133,7 @@ AREAS: dict[str, Callable[[argparse.Namespace], Figures]] = {
     "api": lambda a: _foundation(a, "api"),
     "api-load": _api_load,
     "overhead": lambda a: _foundation(a, "overhead"),
-    "drain": lambda a: _foundation(a, "drain"),
+    "drain": _drain,
     "sandbox": _sandbox,
     "network": _network,
     "cli": _cli,
@@ -149,8 +156,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--overhead-tasks", type=int, default=200)
-    parser.add_argument("--drain-tasks", type=int, default=1000)
-    parser.add_argument("--drain-workers", type=int, default=4)
+    parser.add_argument("--tasks", "--drain-tasks", dest="drain_tasks", type=int, default=1000)
+    parser.add_argument("--drain-workers", default="1,2,4", help="worker processes per drain")
     parser.add_argument("--only", choices=sorted(AREAS), action="append")
     args = parser.parse_args()
     # A stopped benchmark still runs its teardown: no worker, API or Redis left behind.

@@ -1,14 +1,10 @@
-"""Lifecycle overhead: submit to finished with a runner that does nothing; a drain of many tasks."""
+"""Lifecycle overhead: submit to finished with a runner that does nothing."""
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
-from sqlalchemy import func, select
-
-from orchestrator.models import Attempt
 from orchestrator.schemas import TaskSpec
 from tests.bench.env import bench_env
 from tests.bench.stats import summary_ms
@@ -38,43 +34,3 @@ def bench_overhead(database: str, *, tasks: int) -> dict[str, Any]:
 
 def _done(lifecycle: Any, task_id: str) -> bool:
     return bool(lifecycle.get(task_id).state.terminal)
-
-
-def bench_drain(database: str, *, tasks: int, workers: int) -> dict[str, Any]:
-    """Queue `tasks` first, then let `workers` processes drain them; check none lost or doubled."""
-    with bench_env(database, "tests.bench.runners:CountingRunner") as bench:
-        record = bench.workdir / "ran"
-        os.environ["BENCH_DRAIN_RECORD"] = str(record)
-        lifecycle = bench.services.lifecycle
-        for i in range(tasks):
-            lifecycle.submit(TaskSpec(repo="/srv/bench.git", instruction=f"task {i}"))
-        started = time.perf_counter()
-        for _ in range(workers):
-            bench.workers.start(concurrency=1)
-        with bench.services.sessions() as session:
-
-            def ended() -> bool:
-                live = (
-                    select(func.count()).select_from(Attempt).where(Attempt.finished_at.is_(None))
-                )
-                return session.scalar(live) == 0
-
-            wait_until(ended, timeout=900, interval=0.1, what="the queue to drain")
-            elapsed = time.perf_counter() - started
-            runs = session.scalar(select(func.sum(Attempt.runs))) or 0
-            succeeded = session.scalar(
-                select(func.count()).select_from(Attempt).where(Attempt.state == "succeeded")
-            )
-        ran = record.read_text().split()
-        del os.environ["BENCH_DRAIN_RECORD"]
-    return {
-        "figure": f"{tasks} tasks drained by {workers} worker processes",
-        "database": database,
-        "seconds": round(elapsed, 2),
-        "tasks_per_s": round(tasks / elapsed, 1),
-        "succeeded": succeeded,
-        "not_succeeded": tasks - (succeeded or 0),
-        "lost": tasks - len(set(ran)),
-        "run_twice": len(ran) - len(set(ran)),
-        "attempt_runs_recorded": runs,
-    }

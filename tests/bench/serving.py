@@ -48,11 +48,14 @@ TOOLS = [ToolSpec("bash", "Run a command.", {"type": "object", "properties": {"c
 
 @contextmanager
 def scripted_process(
-    delay_ms: int = 0, started: Callable[[subprocess.Popen[bytes]], None] | None = None
+    delay_ms: int = 0,
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    script: dict[str, Any] | None = None,
 ) -> Iterator[str]:
+    """The scripted model in a process of its own, answering `script` (default SCRIPT)."""
     with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "bench.json"
-        script.write_text(json.dumps({**SCRIPT, "delay_ms": delay_ms}))
+        path = Path(tmp) / "bench.json"
+        path.write_text(json.dumps({**(script or SCRIPT), "delay_ms": delay_ms}))
         port = free_port()
         command = [
             sys.executable,
@@ -62,7 +65,7 @@ def scripted_process(
             "--port",
             str(port),
             "--script",
-            str(script),
+            str(path),
         ]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         process = subprocess.Popen(

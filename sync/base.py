@@ -27,6 +27,11 @@ class Remote(Protocol):
         """Send the file at `path` as blob `digest`, streamed."""
         ...
 
+    def upload_chunked(self, digest: str, path: Path) -> int | None:
+        """Send a big file as the chunks the server lacks; the bytes sent, or None (nothing
+        sent: send it whole) where the server takes no chunk lists."""
+        ...
+
     def upload_many(self, blobs: list[tuple[str, Path]]) -> None:
         """Send small files (each at most `sync.batches.MAX_RECORD`) in one request."""
         ...

@@ -8,6 +8,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +19,7 @@ from watchdog.observers.api import BaseObserver
 from sync import state as state_file
 from sync.base import Remote
 from sync.batches import MAX_RECORD
+from sync.chunks import CHUNKED_ABOVE
 from sync.config import DaemonConfig
 from sync.errors import (
     AccessDenied,
@@ -301,6 +304,11 @@ class SyncDaemon:
         size = 0
         for digest in lacking:
             entry = paths[digest]
+            report.uploaded += 1
+            if entry.size > CHUNKED_ABOVE:
+                report.uploaded_bytes += self._send_big(digest, entry)
+                continue
+            report.uploaded_bytes += entry.size
             if entry.size > MAX_RECORD:
                 self._send_blobs([(digest, self.root / entry.path)], alone=True)
             else:
@@ -309,22 +317,26 @@ class SyncDaemon:
                 if len(batch) >= BATCH_BLOBS or size >= BATCH_BYTES:
                     self._send_blobs(batch)
                     batch, size = [], 0
-            report.uploaded += 1
-            report.uploaded_bytes += entry.size
         if batch:
             self._send_blobs(batch)
 
     def _send_blobs(self, blobs: list[tuple[str, Path]], alone: bool = False) -> None:
-        paths = [str(path.relative_to(self.root)) for _, path in blobs]
-        try:
+        with _reading([str(path.relative_to(self.root)) for _, path in blobs]):
             if alone:
                 self.remote.upload(*blobs[0])
             else:
                 self.remote.upload_many(blobs)
-        except OSError as exc:  # it went away or changed type between scan and send
-            raise BlobHashMismatch(f"{exc}: reading the tree again", paths) from exc
-        except BlobHashMismatch as exc:  # it changed between scan and send
-            raise BlobHashMismatch(str(exc), paths) from exc
+
+    def _send_big(self, digest: str, entry: Entry) -> int:
+        """A big file as the chunks the server lacks (whole to a server without chunk
+        lists); the bytes of content sent."""
+        path = self.root / entry.path
+        with _reading([entry.path]):
+            sent = self.remote.upload_chunked(digest, path)
+            if sent is None:
+                self.remote.upload(digest, path)
+                return entry.size
+            return sent
 
     def _commit(
         self,
@@ -455,3 +467,15 @@ class SyncDaemon:
         watcher has died."""
         self.flush()
         return self.observer is not None and self.observer.is_alive()
+
+
+@contextmanager
+def _reading(paths: list[str]) -> Iterator[None]:
+    """Sending files read from the tree: one that went, or changed, since it was hashed is
+    a BlobHashMismatch naming `paths`, so the tree is read again."""
+    try:
+        yield
+    except OSError as exc:  # it went away or changed type between scan and send
+        raise BlobHashMismatch(f"{exc}: reading the tree again", paths) from exc
+    except BlobHashMismatch as exc:  # it changed between scan and send
+        raise BlobHashMismatch(str(exc), paths) from exc

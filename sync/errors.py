@@ -4,6 +4,7 @@ SyncError
  +-- UnsafePath
  +-- BlobHashMismatch
  +-- BlobsMissing
+ +-- ChunkListInvalid
  +-- StaleVersion
  +-- WorkspaceNotFound
  +-- FileUnstable
@@ -44,6 +45,11 @@ class BlobsMissing(SyncError):
         shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
         super().__init__(f"{len(missing)} blob(s) named by the manifest are missing: {shown}")
         self.missing = missing
+
+
+class ChunkListInvalid(SyncError, ValueError):
+    """Raised when a big file's chunk list cannot describe it (a malformed or oversized chunk,
+    sizes that do not add up, the file named as its own chunk): nothing is stored."""
 
 
 class StaleVersion(SyncError):

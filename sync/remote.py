@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 import httpx
 
 from sync.batches import encode
+from sync.chunks import MAX_CHUNKS, Chunk, read_chunk, split
 from sync.errors import (
     AccessDenied,
     BlobHashMismatch,
@@ -35,6 +36,10 @@ from sync.schemas import (
 )
 
 MIB = 1 << 20
+JOIN_MIB_PER_SECOND = 20
+"""The least rate the server is expected to join a big file's chunks at."""
+BATCH_BYTES = 8 << 20
+"""Most chunk content one batch carries."""
 PATHS_PER_SECOND = 1000
 """The least rate a commit's paths are expected to be taken at: a large commit's timeout
 grows by a second per this many paths (and an upload's by a second per MiB)."""
@@ -59,6 +64,8 @@ class HttpRemote:
     ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.takes_chunks = True
+        """False once the server answered that it has no chunk lists (an older one)."""
         self._http = httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}", "User-Agent": "autan-sync"},
@@ -102,6 +109,50 @@ class HttpRemote:
             if hash_bytes(data) != digest:
                 raise BlobHashMismatch(f"{path} changed since it was hashed")
             records.append((digest, data))
+        self._post_records(records)
+
+    def upload_chunked(self, digest: str, path: Path) -> int | None:
+        """Send a big file as the chunks the server lacks and the list of all of them; the
+        bytes of content sent, or None (nothing sent) where the server takes no chunk lists
+        or the file has more chunks than a list may name.
+        Raises BlobHashMismatch for a file that changed since it was hashed."""
+        if not self.takes_chunks:
+            return None
+        with open(path, "rb") as file:
+            chunks = split(file, digest)
+            if len(chunks) > MAX_CHUNKS:
+                return None
+            size = sum(chunk.size for chunk in chunks)
+            body = {"size": size, "chunks": [[chunk.digest, chunk.size] for chunk in chunks]}
+            timeout = self._scaled(size / MIB / JOIN_MIB_PER_SECOND)
+            sent, url = 0, f"/api/blobs/{digest}/chunks"
+            for _ in range(3):  # again only when the store collected a chunk meanwhile
+                response = self._send("PUT", url, json=body, timeout=timeout)
+                if response.status_code in (404, 405):
+                    self.takes_chunks = False
+                    return None
+                if response.is_success:
+                    return sent
+                lacking = _missing(response)
+                if lacking is None:
+                    _raise(response)
+                sent += self._send_chunks(file.fileno(), [c for c in chunks if c.digest in lacking])
+        raise ServerRefused(f"the server kept losing chunks of {path} while they were sent")
+
+    def _send_chunks(self, fd: int, chunks: list[Chunk]) -> int:
+        batch: list[tuple[str, bytes]] = []
+        sent = held = 0
+        for chunk in {c.digest: c for c in chunks}.values():
+            batch.append((chunk.digest, read_chunk(fd, chunk)))
+            sent, held = sent + chunk.size, held + chunk.size
+            if held >= BATCH_BYTES:
+                self._post_records(batch)
+                batch, held = [], 0
+        if batch:
+            self._post_records(batch)
+        return sent
+
+    def _post_records(self, records: list[tuple[str, bytes]]) -> None:
         size = sum(len(data) for _, data in records)
         timeout = self._scaled(size / MIB)
         self._call("POST", "/api/blobs", content=encode(records), timeout=timeout)
@@ -188,8 +239,17 @@ class HttpRemote:
         return httpx.Timeout(read, write=max(read, 300.0))
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
+        if response.status_code == 204:
+            return None
+        if response.is_success:
+            return response.json()
+        _raise(response)
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The answer, whatever its status; a failure to get one in the sync vocabulary."""
         try:
-            response = self._http.request(method, path, **kwargs)
+            return self._http.request(method, path, **kwargs)
         except httpx.ReadTimeout as exc:
             timeout = kwargs.get("timeout")
             waited = timeout.read if isinstance(timeout, httpx.Timeout) else self.timeout
@@ -203,11 +263,14 @@ class HttpRemote:
                 f"cannot reach the Autan API at {self.url} ({type(exc).__name__}: {exc}); "
                 "changes wait locally and are sent when it answers again"
             ) from exc
-        if response.status_code == 204:
-            return None
-        if response.is_success:
-            return response.json()
-        _raise(response)
+
+
+def _missing(response: httpx.Response) -> set[str] | None:
+    """The blobs a 409 answer names as missing; None for any other answer."""
+    if response.status_code != 409:
+        return None
+    detail = response.json().get("detail")
+    return set(detail["missing"]) if isinstance(detail, dict) and "missing" in detail else None
 
 
 def _raise(response: httpx.Response) -> NoReturn:

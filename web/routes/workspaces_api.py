@@ -14,9 +14,11 @@ from orchestrator.models import utcnow
 from orchestrator.workspace_feed import announce
 from sync.base import BlobSink, Storage
 from sync.batches import BadBatch, BatchParser
+from sync.chunks import ChunkList, join
 from sync.errors import (
     BlobHashMismatch,
     BlobsMissing,
+    ChunkListInvalid,
     ObjectMissing,
     StaleVersion,
     StorageUnavailable,
@@ -60,7 +62,7 @@ def _http(exc: SyncError) -> HTTPException:
         return HTTPException(409, {"message": str(exc), "missing": exc.missing})
     if isinstance(exc, StaleVersion):
         return HTTPException(409, {"message": str(exc), "head": exc.head})
-    if isinstance(exc, BlobHashMismatch | UnsafePath):
+    if isinstance(exc, BlobHashMismatch | UnsafePath | ChunkListInvalid):
         return HTTPException(422, str(exc))
     return HTTPException(400, str(exc))
 
@@ -141,6 +143,23 @@ async def upload_blob(
         await run_in_threadpool(writer.abort)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return {"hash": digest, "size": writer.size, "created": created}
+
+
+@router.put("/blobs/{digest}/chunks", dependencies=[RoomToWrite])
+def join_chunks(
+    digest: str, body: ChunkList, blobs: BlobsDep, _: WorkspaceUser, response: Response
+) -> dict[str, Any]:
+    """Store blob `digest` (a big file) as these chunks joined, each a blob held: 201 new,
+    200 already held, 409 naming the chunks to upload first, 422 for a list that does not
+    add up or whose content does not hash to `digest` (nothing is stored then)."""
+    if not is_digest(digest):
+        raise HTTPException(422, f"{digest!r} is not a blob hash (64 lowercase hex digits)")
+    try:
+        created = join(blobs, digest, body)
+    except SyncError as exc:
+        raise _http(exc) from exc
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return {"hash": digest, "size": body.size, "created": created}
 
 
 @router.post("/blobs", status_code=status.HTTP_201_CREATED, dependencies=[RoomToWrite])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -12,7 +13,7 @@ from typer.main import get_command
 from cli.plainvalues import PlainGroup
 
 if TYPE_CHECKING:
-    from typer._click import Command, Context
+    from typer._click import Command, Context, HelpFormatter
 
 # name: (module:attribute, the one line `autan --help` shows). A function becomes one command
 # (its errors reported as one red line); a typer app becomes a group of commands.
@@ -111,6 +112,23 @@ class LazyGroup(PlainGroup):
         for name, (_, help_text) in COMMANDS.items():
             self.add_command(Unloaded(name, help=help_text))
 
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        # Each line whole, wrapped to the terminal: the plain help would cut it short, and
+        # break `--on-server` at its hyphen.
+        width = max(map(len, COMMANDS))
+        with formatter.section("Commands"):
+            indent = " " * formatter.current_indent
+            for name, (_, help_text) in COMMANDS.items():
+                row = textwrap.fill(
+                    help_text,
+                    width=formatter.width,
+                    initial_indent=f"{indent}{name:<{width}}  ",
+                    subsequent_indent=" " * (len(indent) + width + 2),
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
+                formatter.write(f"{row}\n")
+
     def resolve_command(
         self, ctx: Context, args: list[str]
     ) -> tuple[str | None, Command | None, list[str]]:
@@ -127,6 +145,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help and usage errors drawn plainly: rich and its markdown take longer to import than
+    # all the rest of `autan --help`.
+    rich_markup_mode=None,
 )
 
 

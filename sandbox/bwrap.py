@@ -14,11 +14,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sandbox import cgroups, idmap, launcher, netproxy, process
 from sandbox.base import Change, ExecResult, OnOutput
 from sandbox.config import SandboxConfig
-from sandbox.diff import Budget, Changes, overlay_changes, read_entry, unified_diff
 from sandbox.errors import (
     BackendUnavailable,
     LimitsUnavailable,
@@ -27,6 +27,10 @@ from sandbox.errors import (
 )
 from sandbox.network import NetworkConfig, OnConnection
 from sandbox.paths import clean, list_beneath, read_beneath, write_beneath
+
+if TYPE_CHECKING:
+    # Imported where a diff is asked for: `autan sandbox run` starts without it.
+    from sandbox.diff import Budget, Changes
 
 WORKSPACE = "/workspace"
 SANDBOX_UID = 1000
@@ -391,14 +395,20 @@ class BwrapSandbox:
         return self._changes().changes
 
     def _budget(self) -> Budget:
+        from sandbox.diff import Budget
+
         return Budget(self.config.max_file_bytes, self.config.max_diff_bytes)
 
     def _changes(self) -> Changes:
+        from sandbox.diff import overlay_changes
+
         os.close(self._fd("upper"))
         upper, exclude = f"{self._view}/upper", set(self.config.exclude)
         return overlay_changes(upper, str(self.base), exclude, self._budget())
 
     def diff(self) -> str:
+        from sandbox.diff import read_entry, unified_diff
+
         changes, budget = self._changes(), self._budget()
         lower = os.open(self.base, os.O_PATH | os.O_DIRECTORY)
         upper = self._fd("upper")

@@ -17,6 +17,7 @@ from integrations.github.intake import GitHubIntake
 from integrations.github.processor import GitHubProcessor
 from integrations.jira.config import JiraSettings
 from integrations.jira.intake import JiraIntake
+from integrations.jira.processor import JiraProcessor
 from integrations.routing_file import RoutingFile
 from integrations.sentry.config import SentrySettings
 from integrations.sentry.intake import SentryIntake
@@ -108,7 +109,7 @@ class Hub:
         return cls(
             github=GitHubIntake(github, routing, submitter, deliveries),
             slack=SlackIntake(slack, common, routing, submitter, deliveries),
-            jira=JiraIntake(jira, routing, submitter),
+            jira=JiraIntake(jira, routing, submitter, deliveries),
             sentry=SentryIntake(sentry, routing, submitter, deliveries),
         )
 
@@ -117,6 +118,7 @@ class Hub:
         return {
             "github": GitHubProcessor(self.github.settings, self.github.routing),
             "slack": SlackProcessor(self.slack.settings, self.slack.common, self.slack.routing),
+            "jira": JiraProcessor(self.jira.routing),
             "sentry": SentryProcessor(
                 self.sentry.settings, self.sentry.routing, self.github.settings
             ),

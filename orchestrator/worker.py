@@ -12,6 +12,7 @@ from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from orchestrator.errors import InvalidSubmission
 from orchestrator.executor import AttemptExecutor
 from orchestrator.presence import Presence, worker_name
 from orchestrator.queue import (
@@ -58,13 +59,15 @@ def register_jobs(services: Services, name: str | None = None) -> Celery:
         acks_late=True,
         reject_on_worker_lost=True,
         autoretry_for=(Exception,),
+        dont_autoretry_for=(InvalidSubmission,),
         retry_backoff=2,
         retry_backoff_max=600,
         max_retries=20,
     )
     def intake(self: Task, kind: str, payload: dict[str, Any]) -> str:
-        # Any failure (the service, the store) is retried with back-off for about two
-        # hours; the processor submits with the delivery's key, so a repeat is harmless.
+        # A failure that may pass (the service, the store) is retried with back-off for
+        # about two hours; the processor submits with the delivery's key, so a repeat is
+        # harmless. A delivery that can never be a task (InvalidSubmission) fails once.
         services.intakes.get(kind).process(payload, services.lifecycle)
         return kind
 

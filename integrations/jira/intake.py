@@ -1,14 +1,16 @@
-"""Jira webhooks in: a labelled issue, created or newly labelled, becomes a task."""
+"""Jira webhooks in: a labelled issue, created or newly labelled, is queued to become a task."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from integrations.base import Answer
-from integrations.config import Routing, secret
+from integrations.config import RepoConfig, Routing, secret
+from integrations.deliveries import Deliveries
 from integrations.errors import InvalidPayload, MalformedRequest, NotConfigured
 from integrations.jira.config import JiraSettings
 from integrations.signatures import verify
@@ -62,6 +64,33 @@ class IssueEvent(_Part):
     changelog: Changelog | None = None
 
 
+class Work(BaseModel):
+    """What a delivery asks of Autan, queued for the worker (`integrations.jira.processor`)."""
+
+    key: str
+    project: str
+    summary: str
+    description: str
+    """As text (see `plain`)."""
+    account: str | None = None
+
+
+def task_spec(work: Work, repo: RepoConfig, key: str) -> TaskSpec:
+    """The task `work` asks for on `repo`, stored under the delivery's `key`;
+    ValidationError when the issue's text cannot be a task (too long, a NUL byte)."""
+    return TaskSpec(
+        repo=repo.url,
+        ref=repo.branch,
+        instruction=f"# {work.key}: {work.summary}\n\n{work.description}",
+        idempotency_key=key,
+        origin=OriginSpec(
+            kind="jira",
+            external_id=work.key,
+            data={"key": work.key, "project": work.project, "account": work.account},
+        ),
+    )
+
+
 def plain(description: str | dict[str, Any] | None) -> str:
     """A description as text: API v2 sends a string, v3 a document (ADF) of nested nodes."""
     if description is None or isinstance(description, str):
@@ -88,10 +117,17 @@ def plain(description: str | dict[str, Any] | None) -> str:
 
 
 class JiraIntake:
-    def __init__(self, settings: JiraSettings, routing: Routing, submitter: Submitter) -> None:
+    def __init__(
+        self,
+        settings: JiraSettings,
+        routing: Routing,
+        submitter: Submitter,
+        deliveries: Deliveries,
+    ) -> None:
         self.settings = settings
         self.routing = routing
         self.submitter = submitter
+        self.deliveries = deliveries
 
     def receive(self, body: bytes, headers: Mapping[str, str]) -> Answer:
         if self.settings.webhook_secret is None:
@@ -117,31 +153,22 @@ class JiraIntake:
         if reason := self._not_for_us(event):
             return Answer("ignored", reason)
         fields = event.issue.fields
-        repo = self.routing.repos[self.routing.jira.projects[fields.project.key]]
-        try:
-            spec = TaskSpec(
-                repo=repo.url,
-                ref=repo.branch,
-                instruction=f"# {event.issue.key}: {fields.summary}\n\n{plain(fields.description)}",
-                idempotency_key=f"jira:{delivery}",
-                origin=OriginSpec(
-                    kind="jira",
-                    external_id=event.issue.key,
-                    data={
-                        "key": event.issue.key,
-                        "project": fields.project.key,
-                        "account": event.user.accountId if event.user else None,
-                    },
-                ),
-            )
+        work = Work(
+            key=event.issue.key,
+            project=fields.project.key,
+            summary=fields.summary,
+            description=plain(fields.description),
+            account=event.user.accountId if event.user else None,
+        )
+        key = f"jira:{delivery}"
+        try:  # refused now, with the reason in Jira's webhook log, not later in the worker
+            task_spec(work, self.routing.repos[self.routing.jira.projects[work.project]], key)
         except ValidationError as exc:
             raise InvalidPayload(f"{kind} payload makes no task: {exc}") from exc
-        # The delivery is marked seen by its task's idempotency key, in the transaction that
-        # stores the task: a failure before it leaves Jira's retry free to make the task.
-        task = self.submitter.submit(spec)
-        if task is None:
+        job = {"key": key, "work": work.model_dump(mode="json")}
+        if not self.deliveries.accept(key, partial(self.submitter.later, "jira", job)):
             return Answer("duplicate", f"delivery {delivery} was already received")
-        return Answer("accepted", f"task for {event.issue.key}", task.id)
+        return Answer("accepted", f"task for {work.key}")
 
     def _not_for_us(self, event: IssueEvent) -> str:
         fields = event.issue.fields

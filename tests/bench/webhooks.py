@@ -4,9 +4,9 @@ SQLite and on PostgreSQL.
 Closed loop: 16 senders each post a new signed delivery as soon as their last one is
 answered, so 16 are always in flight; latency is a request's send to its answer. The API
 runs under uvicorn in its own process, wired to fake GitHub and Slack servers in this one;
-every delivery starts a task. GitHub, Slack and Sentry only verify, de-duplicate and queue
-each delivery's intake job in Redis (no worker runs, so the jobs stay queued:
-`intake_jobs_queued`); Jira stores its task in the request.
+every delivery starts a task. Each service only verifies, de-duplicates and queues the
+delivery's intake job in Redis (no worker runs, so the jobs stay queued:
+`intake_jobs_queued`).
 
     python -m tests.bench.webhooks [--deliveries 400] [--concurrency 16] [--database sqlite]
 """

@@ -1,4 +1,4 @@
-"""Jira's intake, which stores its task while answering, fuzzed on PostgreSQL too (the rest
+"""Jira's intake and the worker job that stores its task, fuzzed on PostgreSQL too (the rest
 of these tests run on SQLite): what SQLite takes and PostgreSQL refuses must be a 4xx."""
 
 from __future__ import annotations

@@ -5,14 +5,22 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from cli.processes import spawn
+from integrations.config import RepoConfig
 from orchestrator.config import OrchestratorSettings
+from orchestrator.errors import InvalidSubmission
 from orchestrator.queue import AttemptQueue, make_celery
 from tests.integrations import signing
 from tests.integrations.conftest import TOKEN, Wired
 from tests.integrations.drive import drain, queued, tasks
 from tests.integrations.fake_github import Issue
 from tests.integrations.test_github import labeled
+from tests.integrations.test_jira import issue_event
+from tests.integrations.test_jira import post as jira_post
+from tests.integrations.test_slack import command
+from tests.integrations.test_slack import post as slack_post
 from tests.services import RedisServer
 from tests.waiting import wait_until
 from tests.workers import WorkerPool, settings_env
@@ -110,3 +118,21 @@ def test_when_only_the_queue_fails_the_delivery_is_not_left_marked_as_seen(
     again = w.api.post("/hooks/github", content=body, headers=headers)
     assert (again.status_code, again.json()["status"]) == (200, "accepted")
     assert drain(w) == 1 and len(tasks(w.services)) == 1
+
+
+def test_a_job_that_can_never_be_a_task_fails_once_and_posts_nothing_twice(wired: Wired) -> None:
+    """autan.toml names a repository URL the orchestrator refuses: the intakes accept (they
+    cannot know), and each worker job is refused for good, not retried."""
+    w = wired
+    w.routing.repos["app"] = RepoConfig(url="ext::sh -c true", github="acme/app")
+    assert jira_post(w, issue_event(), delivery="j-bad", work=False).json()["status"] == (
+        "accepted"
+    )
+    assert slack_post(w, command(w, "app fix the sum"), work=False).status_code == 200
+    assert [kind for kind, _ in queued(w.services)] == ["jira", "slack"]
+    for _ in range(2):  # neither raises Celery's Retry: the refusal is the job's end
+        with pytest.raises(InvalidSubmission, match="repository URL not allowed"):
+            drain(w)
+    assert queued(w.services) == [] and tasks(w.services) == []
+    assert w.jira.requests == []
+    assert [m["text"] for m in w.slack.messages] == ["<@U1> asked on `app`: fix the sum"]

@@ -15,7 +15,7 @@ from orchestrator.reporting import Reporters
 from orchestrator.users import create_user, find_user, task_owner
 from tests.integrations import signing
 from tests.integrations.conftest import FIX, Wired
-from tests.integrations.drive import finish, tasks
+from tests.integrations.drive import drain, finish, queued, tasks
 
 
 def issue_event(
@@ -38,16 +38,37 @@ def issue_event(
     }
 
 
-def post(w: Wired, payload: Any, **kw: Any) -> Any:
+def post(w: Wired, payload: Any, *, work: bool = True, **kw: Any) -> Any:
+    """Deliver; then, unless `work` is False, a worker runs what the delivery queued."""
     body, headers = signing.jira(payload, **kw)
-    return w.api.post("/hooks/jira", content=body, headers=headers)
+    answer = w.api.post("/hooks/jira", content=body, headers=headers)
+    if work:
+        drain(w)
+    return answer
 
 
 def test_a_labelled_issue_becomes_a_task_and_gets_a_comment_and_a_transition(wired: Wired) -> None:
     w = wired
-    r = post(w, issue_event(), delivery="j-1")
+    r = post(w, issue_event(), delivery="j-1", work=False)
+    assert r.json() == {"status": "accepted", "reason": "task for APP-7", "task_id": None}
+    assert tasks(w.services) == [] and w.jira.requests == []  # answered before any store
+    assert queued(w.services) == [
+        (
+            "jira",
+            {
+                "key": "jira:j-1",
+                "work": {
+                    "key": "APP-7",
+                    "project": "APP",
+                    "summary": "add() subtracts",
+                    "description": "2 + 2 gives 0",
+                    "account": None,
+                },
+            },
+        )
+    ]
+    assert drain(w) == 1
     [task] = tasks(w.services)
-    assert r.json() == {"status": "accepted", "reason": "task for APP-7", "task_id": task.id}
     assert task.instruction == "# APP-7: add() subtracts\n\n2 + 2 gives 0"
     assert task.origin.external_id == "APP-7" and task.idempotency_key == "jira:j-1"
 
@@ -103,11 +124,20 @@ def test_events_not_for_autan_are_ignored(wired: Wired, payload: Any, reason: st
     assert tasks(wired.services) == []
 
 
-def test_a_repeated_delivery_makes_one_task(wired: Wired) -> None:
-    first = post(wired, issue_event(), delivery="same")
-    again = post(wired, issue_event(), delivery="same")
+def test_a_delivery_repeated_while_the_first_is_still_queued_makes_one_task(
+    wired: Wired,
+) -> None:
+    first = post(wired, issue_event(), delivery="same", work=False)
+    again = post(wired, issue_event(), delivery="same", work=False)
     assert (first.json()["status"], again.json()["status"]) == ("accepted", "duplicate")
-    assert len(tasks(wired.services)) == 1
+    assert again.json()["reason"] == "delivery same was already received"
+    assert [job["key"] for _, job in queued(wired.services)] == ["jira:same"]
+    assert drain(wired) == 1
+    [task] = tasks(wired.services)
+    assert task.idempotency_key == "jira:same"
+    later = post(wired, issue_event(), delivery="same")  # after the task is stored
+    assert later.json()["status"] == "duplicate"
+    assert [t.id for t in tasks(wired.services)] == [task.id]
 
 
 def test_bad_deliveries_get_a_clear_status_and_create_nothing(wired: Wired) -> None:
@@ -143,14 +173,14 @@ def test_bad_deliveries_get_a_clear_status_and_create_nothing(wired: Wired) -> N
         r = wired.api.post("/hooks/jira", content=content, headers=sent)
         assert r.status_code == status, (reason, r.text)
         assert reason in r.json()["detail"]
-    assert tasks(wired.services) == []
+    assert tasks(wired.services) == [] and queued(wired.services) == []
 
 
 def test_without_a_webhook_secret_jira_deliveries_are_refused(wired: Wired) -> None:
     wired.hub.jira.settings = wired.jira_settings.model_copy(update={"webhook_secret": None})
     r = post(wired, issue_event())
     assert r.status_code == 503 and "AUTAN_JIRA_WEBHOOK_SECRET" in r.json()["detail"]
-    assert tasks(wired.services) == []
+    assert tasks(wired.services) == [] and queued(wired.services) == []
 
 
 def test_a_connector_user_made_by_a_concurrent_delivery_is_taken_not_a_500(

@@ -211,9 +211,12 @@ def test_a_service_that_stays_down_is_retried_with_back_off_until_the_deadline(
     assert w.services.lifecycle.report(task.id, reporters) == "nothing to report"
 
 
-def test_a_jira_delivery_whose_store_write_fails_is_retried_and_makes_exactly_one_task(
+def test_a_jira_job_that_fails_mid_way_is_retried_and_makes_exactly_one_task(
     wired: Wired, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The store fails under the job (a database lock) and Celery runs it again; Jira sends
+    the delivery again meanwhile; a worker dies after the store, before acknowledging, so
+    the job runs a third time."""
     w = wired
     submit, failures = w.services.lifecycle.submit, [1]
 
@@ -224,15 +227,21 @@ def test_a_jira_delivery_whose_store_write_fails_is_retried_and_makes_exactly_on
         return submit(spec, **kw)
 
     monkeypatch.setattr(w.services.lifecycle, "submit", locked)
-    first = post(w, issue_event(), delivery="j-9")
-    assert first.status_code == 503
+    first = post(w, issue_event(), delivery="j-9", work=False)
+    assert first.json() == {"status": "accepted", "reason": "task for APP-7", "task_id": None}
+    [(_, job)] = queued(w.services)
+    with pytest.raises(Retry):  # the job fails on the store: Celery will run it again
+        drain(w)
     assert tasks(w.services) == []
-    again = post(w, issue_event(), delivery="j-9")
+    again = post(w, issue_event(), delivery="j-9", work=False)  # its job is still pending
+    assert again.json()["status"] == "duplicate" and queued(w.services) == []
+    processor = w.services.intakes.get("jira")
+    processor.process(job, w.services.lifecycle)  # Celery's retry
     [task] = tasks(w.services)
-    assert again.status_code == 200
-    assert again.json() == {"status": "accepted", "reason": "task for APP-7", "task_id": task.id}
-    third = post(w, issue_event(), delivery="j-9")
-    assert third.json()["status"] == "duplicate"
+    assert task.idempotency_key == "jira:j-9" and task.origin.external_id == "APP-7"
+    processor.process(job, w.services.lifecycle)  # the unacknowledged job, delivered again
+    assert [t.id for t in tasks(w.services)] == [task.id]
+    assert post(w, issue_event(), delivery="j-9").json()["status"] == "duplicate"
     assert [t.id for t in tasks(w.services)] == [task.id]
 
 

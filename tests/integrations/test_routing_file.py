@@ -124,7 +124,7 @@ def test_a_broken_edit_warns_in_readyz_while_deliveries_go_on(
     assert "is not a valid autan.toml" in warning and "line" in warning
     found = deliver_each(api)
     assert all(found[n][0] == 200 for n in ("github", "jira", "sentry")), found
-    assert sorted(kind for kind, _ in queued(services)) == ["github", "sentry"]
+    assert sorted(kind for kind, _ in queued(services)) == ["github", "jira", "sentry"]
 
 
 def test_doctor_warns_of_a_broken_autan_toml_with_its_line(env_fixture: Path) -> None:

@@ -27,11 +27,13 @@ from tests.workers import WorkerPool, settings_env
 
 
 def start_worker(pool: WorkerPool, w: Wired, remote: Path) -> None:
-    """A real worker, started as `autan worker` is, that finds the GitHub processor by its
-    entry point and reads its settings from the environment and autan.toml."""
+    """A real worker, started as `autan worker` is, that finds the processors by their
+    entry points and reads their settings from the environment and autan.toml."""
     data_dir = pool.settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "autan.toml").write_text(f'[repos.app]\nurl = "{remote}"\ngithub = "acme/app"\n')
+    (data_dir / "autan.toml").write_text(
+        f'[repos.app]\nurl = "{remote}"\ngithub = "acme/app"\n\n[jira.projects]\nAPP = "app"\n'
+    )
     env = settings_env(pool.settings) | {
         "AUTAN_GITHUB_TOKEN": TOKEN,
         "AUTAN_GITHUB_API_URL": w.github.url,
@@ -70,6 +72,24 @@ def test_a_delivery_answered_by_an_api_that_then_dies_is_done_by_a_worker_starte
     ]
     assert w.github.requests[0].headers["authorization"] == f"token {TOKEN}"
     wait_until(lambda: queued(w.services) == [], what="the job to be acknowledged")
+
+
+def test_a_jira_delivery_is_answered_at_once_and_its_task_made_by_a_real_worker(
+    wired: Wired, workers: WorkerPool, remote: Path
+) -> None:
+    w = wired
+    r = jira_post(w, issue_event(), delivery="j-worker", work=False)
+    assert (r.status_code, r.json()["status"], r.json()["task_id"]) == (200, "accepted", None)
+    assert tasks(w.services) == [] and [kind for kind, _ in queued(w.services)] == ["jira"]
+
+    start_worker(workers, w, remote)
+    [task] = wait_until(lambda: tasks(w.services), timeout=60, what="the worker to make the task")
+    assert task.idempotency_key == "jira:j-worker" and task.origin.external_id == "APP-7"
+    assert task.instruction == "# APP-7: add() subtracts\n\n2 + 2 gives 0"
+    wait_until(lambda: queued(w.services) == [], what="the job to be acknowledged")
+    again = jira_post(w, issue_event(), delivery="j-worker", work=False)
+    assert again.json()["status"] == "duplicate" and queued(w.services) == []
+    assert [t.id for t in tasks(w.services)] == [task.id] and w.jira.requests == []
 
 
 def test_with_redis_down_a_delivery_gets_503_and_its_redelivery_is_accepted(

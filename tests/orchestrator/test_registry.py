@@ -21,7 +21,7 @@ class Recorder:
 
 def test_installed_integrations_declare_intake_processors_and_reporters() -> None:
     intakes = Intakes.from_entry_points()
-    for kind in ("github", "slack", "sentry"):
+    for kind in ("github", "slack", "jira", "sentry"):
         assert hasattr(intakes.get(kind), "process")
     reporters = Reporters.from_entry_points()
     assert all(reporters.get(k) is not None for k in ("github", "slack", "jira", "sentry"))

@@ -125,7 +125,7 @@ class HttpRemote:
             size = sum(chunk.size for chunk in chunks)
             body = {"size": size, "chunks": [[chunk.digest, chunk.size] for chunk in chunks]}
             timeout = self._scaled(size / MIB / JOIN_MIB_PER_SECOND)
-            sent, url = 0, f"/api/blobs/{digest}/chunks"
+            sent, url, lacking = 0, f"/api/blobs/{digest}/chunks", set[str]()
             for _ in range(3):  # again only when the store collected a chunk meanwhile
                 response = self._send("PUT", url, json=body, timeout=timeout)
                 if response.status_code in (404, 405):
@@ -133,11 +133,12 @@ class HttpRemote:
                     return None
                 if response.is_success:
                     return sent
-                lacking = _missing(response)
-                if lacking is None:
+                named = _missing(response)
+                if named is None:
                     _raise(response)
+                lacking = named
                 sent += self._send_chunks(file.fileno(), [c for c in chunks if c.digest in lacking])
-        raise ServerRefused(f"the server kept losing chunks of {path} while they were sent")
+        raise BlobsMissing(sorted(lacking))  # the daemon reads the tree and tries again
 
     def _send_chunks(self, fd: int, chunks: list[Chunk]) -> int:
         batch: list[tuple[str, bytes]] = []

@@ -14,6 +14,7 @@ import pytest
 from fastcdc import fastcdc
 
 from orchestrator.services import Services
+from sync.base import Storage
 from sync.cache import worker_blobs
 from sync.chunks import AVG_CHUNK, MAX_CHUNK, MAX_CHUNKS, MIN_CHUNK, pieces
 from sync.hashing import hash_bytes
@@ -127,6 +128,39 @@ def test_a_server_without_chunk_lists_gets_big_files_whole(
     assert (tmp_path / "two.bin").read_bytes() == second
     assert older.count("PUT", "/api/blobs/") == 3  # asked once, then whole files only
     assert older.sent.count(("PUT", f"/api/blobs/{hash_bytes(second)}")) == 1
+
+
+class CollectingStore(CountingTransport):
+    """The real API, with garbage collection removing a chunk just after its first upload."""
+
+    def __init__(self, store: Storage, chunk: str) -> None:
+        super().__init__()
+        self.store, self.chunk = store, chunk
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if (request.method, request.url.path) == ("POST", "/api/blobs") and self.chunk:
+            response.read()
+            self.store.remove(self.chunk)
+            self.chunk = ""
+        return response
+
+
+def test_a_chunk_collected_while_a_big_file_is_sent_is_sent_again(
+    live_api: LiveApi, services: Services, tmp_path: Path
+) -> None:
+    data = noise(5 * MIB, seed=5)
+    (tmp_path / "big.bin").write_bytes(data)
+    first = next(pieces(io.BytesIO(data)))
+    collecting = CollectingStore(services.storage, hash_bytes(first))
+    remote = HttpRemote(live_api.url, live_api.token, transport=collecting)
+    try:
+        sent = remote.upload_chunked(hash_bytes(data), tmp_path / "big.bin")
+    finally:
+        remote.close()
+    assert sent == len(data) + len(first)
+    assert collecting.count("PUT", "/api/blobs/") == 3  # lacking all, lacking one, stored
+    assert services.storage.read(hash_bytes(data)) == data
 
 
 def put_list(live_api: LiveApi, digest: str, body: Any) -> httpx.Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from anyio.to_thread import current_default_thread_limiter
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -45,12 +47,14 @@ class Admission:
 class Slot:
     """One taken place; giving it back twice counts once."""
 
-    def __init__(self, slots: Slots) -> None:
+    def __init__(self, slots: Slots, kind: str) -> None:
         self._slots: Slots | None = slots
+        self.kind = kind
 
     def give_back(self) -> None:
         if self._slots is not None:
             self._slots.taken -= 1
+            self._slots.open[self.kind] -= 1
             self._slots = None
 
 
@@ -61,10 +65,13 @@ class Slots:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.taken = 0
+        self.open: Counter[str] = Counter()
+        """Places taken now by kind (`live`, `task`, `long-poll`), for /metrics."""
 
-    def take(self) -> Slot | None:
+    def take(self, kind: str) -> Slot | None:
         # Called on the event loop only: no lock needed between the check and the count.
         if self.taken >= self.limit:
             return None
         self.taken += 1
-        return Slot(self)
+        self.open[kind] += 1
+        return Slot(self, kind)

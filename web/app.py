@@ -31,6 +31,7 @@ from web.routes import (
     fleet,
     health,
     hooks,
+    live,
     signin,
     sso,
     task_messages,
@@ -104,7 +105,7 @@ def create_app(
     app.state.oidc = Provider(web_settings) if web_settings.sso else None
     app.state.stream_slots = Slots(web_settings.max_streams)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(services, readiness))
+    registry.register(StoreCollector(services, readiness, app.state.stream_slots))
     app.state.metrics = registry
     errors.install(app, retry_after_s=web_settings.retry_after_s, noted=readiness.noted)
     error_pages.install(app)
@@ -121,6 +122,7 @@ def create_app(
         tokens,
         users,
         events,
+        live,
         health,
         hooks,
         signin,

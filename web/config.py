@@ -47,6 +47,9 @@ class WebSettings(BaseSettings):
     """Event streams and long-polls open at once (each holds a Redis connection while it
     waits); past this a new one gets 503."""
 
+    live_max_tasks: int = Field(default=50, ge=1)
+    """Tasks one browser's live stream (/api/live) may follow at once; past this it gets 422."""
+
     db_pool_timeout_s: float = Field(default=2.0, gt=0)
     """How long a request waits for a database connection before it gets 503."""
 

@@ -69,10 +69,10 @@ async def room_to_write(request: Request, web_settings: WebSettingsDep) -> None:
         )
 
 
-def stream_slot(request: Request, web_settings: WebSettings) -> Slot:
-    """A place for one more stream or long-poll, or 503 when all are taken."""
+def stream_slot(request: Request, web_settings: WebSettings, kind: str) -> Slot:
+    """A place for one more stream or long-poll of `kind`, or 503 when all are taken."""
     slots: Slots = request.app.state.stream_slots
-    slot = slots.take()
+    slot = slots.take(kind)
     if slot is None:
         raise HTTPException(
             503,

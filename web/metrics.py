@@ -19,10 +19,12 @@ from orchestrator.report_runs import REPORT_STATES, count_reports_by_state
 from orchestrator.services import Services
 from orchestrator.states import LIVE_ATTEMPT_STATES, AttemptState, TaskState
 from orchestrator.store import count_tasks_by_state
+from web.admission import Slots
 from web.readiness import Readiness
 
 log = logging.getLogger(__name__)
 
+STREAM_KINDS = ("live", "task", "long-poll")
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 
 
@@ -31,9 +33,10 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 
 
 class StoreCollector(Collector):
-    def __init__(self, services: Services, readiness: Readiness) -> None:
+    def __init__(self, services: Services, readiness: Readiness, slots: Slots) -> None:
         self._services = services
         self._readiness = readiness
+        self._slots = slots
 
     def _queued(self, session: Session) -> tuple[float, int]:
         """The oldest queued attempt's age, and how many attempts no one is moving: queued
@@ -74,6 +77,15 @@ class StoreCollector(Collector):
         yield _gauge(
             "autan_db_pool_in_use", "Database connections this API process holds now", in_use
         )
+        streams = GaugeMetricFamily(
+            "autan_streams_open",
+            "Streams this API process holds open now: live (one per browser), task (one task's "
+            "events, for the CLI and others), long-poll (a sync daemon waiting for edits)",
+            labels=["kind"],
+        )
+        for kind in STREAM_KINDS:
+            streams.add_metric([kind], self._slots.open[kind])
+        yield streams
 
     def collect(self) -> Iterator[Metric]:
         yield from self._process()

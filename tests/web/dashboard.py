@@ -1,4 +1,5 @@
-"""Helpers for the dashboard tests: a signed-in TestClient, a page's CSRF token, many tasks."""
+"""Helpers for the dashboard tests: a signed-in TestClient, a page's CSRF token, many tasks,
+running tasks, and the streams the API holds open."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from fastapi.testclient import TestClient
 
 from orchestrator import store
+from orchestrator.claims import Claim
 from orchestrator.schemas import OriginSpec, TaskSpec
 from orchestrator.services import Services
 from web.app import create_app
@@ -59,3 +62,23 @@ def many_tasks(services: Services, count: int, *, start: datetime | None = None)
             task = store.create_task(session, spec=spec, attempts=1, created_by=None, now=when)
             ids.append(task.id)
     return ids[::-1]
+
+
+def running(services: Services, instruction: str) -> tuple[str, Claim]:
+    """A task whose one attempt a (pretend) worker holds: its events come from `emit`."""
+    lifecycle = services.lifecycle
+    task, _ = lifecycle.submit(TaskSpec(repo="/srv/r.git", instruction=instruction))
+    claim = lifecycle.claims.claim(task.attempts[0].id, worker="test")
+    assert claim is not None
+    return task.id, claim
+
+
+def streams_open(base_url: str) -> dict[str, float]:
+    """The API's open streams by kind, as /metrics says (autan_streams_open)."""
+    lines = httpx.get(f"{base_url}/metrics").text.splitlines()
+    prefix = 'autan_streams_open{kind="'
+    return {
+        line[len(prefix) :].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in lines
+        if line.startswith(prefix)
+    }

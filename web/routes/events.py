@@ -52,12 +52,12 @@ def _task_ended(services: Services, task_id: str) -> bool:
         return store.get_task(session, task_id=task_id).finished_at is not None
 
 
-def _token_live(services: Services, token_id: str) -> bool:
+def token_live(services: Services, token_id: str) -> bool:
     with services.sessions() as session:
         return lookup(session, token_id=token_id, now=database_now(session)) is not None
 
 
-def _closing(reason: str) -> str:
+def closing(reason: str) -> str:
     """The last words of a stream the server ends early: a comment, since every event a
     client parses is a stored one; its reconnection then hears why (401, 503)."""
     return f": stream closed: {reason}\n\n"
@@ -86,22 +86,31 @@ class Follow:
     recheck_s: float
 
 
-async def _follow(
-    services: Services, live: aioredis.Redis, what: Follow, seq: int, slot: Slot
-) -> AsyncIterator[str]:
-    """The stream's frames; a store outage or a revoked token ends it with a last frame
-    that says why (a client reconnects with Last-Event-ID once it can)."""
+async def guarded(frames: AsyncIterator[str], slot: Slot, what: str) -> AsyncIterator[str]:
+    """A stream's frames; a store outage or a revoked token ends it with a last comment
+    that says why (a client reconnects, from where it stood, once it can). The stream's
+    slot goes back however it ends."""
     try:
-        async for frame in _frames(services, live, what, seq):
+        async for frame in frames:
             yield frame
     except Exception as exc:
         outage = outage_of(exc)
         if outage is None:
             raise
-        log.warning("event stream of %s ended: %s %s", what.task_id, outage.part, outage.reason)
-        yield _closing(f"{outage.part} is unavailable: {outage.reason}")
+        log.warning("%s ended: %s %s", what, outage.part, outage.reason)
+        yield closing(f"{outage.part} is unavailable: {outage.reason}")
     finally:
         slot.give_back()
+
+
+def sse_response(frames: AsyncIterator[str], slot: Slot) -> StreamingResponse:
+    return StreamingResponse(
+        frames,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        # A stream that never started never runs its `finally`: give the slot back here too.
+        background=BackgroundTask(slot.give_back),
+    )
 
 
 async def _frames(
@@ -111,11 +120,8 @@ async def _frames(
     key = stream_key(task_id)
     # Where the live stream stands now: anything after this is news; the store fills
     # in everything before it, so nothing falls between the two.
-    try:
-        newest = await live.xrevrange(key, count=1)
-        cursor = newest[0][0] if newest else b"0-0"
-    except RedisError:
-        cursor = None
+    cursors = await newest_ids(live, [key])
+    cursor = None if cursors is None else cursors[key]
     yield "retry: 2000\n\n"
     checked = time.monotonic()
     while True:
@@ -132,8 +138,8 @@ async def _frames(
         if ended or not what.follow:
             return
         if time.monotonic() - checked >= what.recheck_s:
-            if not await run_in_threadpool(_token_live, services, what.token_id):
-                yield _closing("the token was revoked")
+            if not await run_in_threadpool(token_live, services, what.token_id):
+                yield closing("the token was revoked")
                 return
             checked = time.monotonic()
         moved, cursor = await wait_stream(live, key, cursor, min(what.keepalive_s, what.recheck_s))
@@ -149,23 +155,54 @@ async def wait_stream(
     Returns whether to look at the store again, and the new cursor; a None cursor
     means Redis is away, and the store is polled instead until it is back.
     """
-    if cursor is None:
-        await asyncio.sleep(POLL_WITHOUT_REDIS_S)
-        try:
-            newest = await live.xrevrange(key, count=1)
-        except RedisError:
-            return True, None
-        return True, newest[0][0] if newest else b"0-0"
+    cursors = None if cursor is None else {key: cursor}
+    moved, cursors = await wait_streams(live, cursors, [key], timeout_s)
+    return moved is None or bool(moved), None if cursors is None else cursors[key]
+
+
+async def newest_ids(live: aioredis.Redis, keys: list[str]) -> dict[str, StreamId] | None:
+    """Where each stream stands now ("0-0" for one not there yet); None when Redis is away."""
     try:
-        got = await live.xread({key: cursor}, block=max(1, int(timeout_s * 1000)), count=1000)
+        cursors: dict[str, StreamId] = {}
+        for key in keys:
+            newest = await live.xrevrange(key, count=1)
+            at = newest[0][0] if newest else None
+            cursors[key] = b"0-0" if at is None else at
+    except RedisError:
+        return None
+    return cursors
+
+
+async def wait_streams(
+    live: aioredis.Redis, cursors: dict[str, StreamId] | None, keys: list[str], timeout_s: float
+) -> tuple[set[str] | None, dict[str, StreamId] | None]:
+    """Block until any of `keys` moves past its cursor, or time out.
+
+    Returns the keys that moved (None: look at every one in the store) and the new
+    cursors; None cursors mean Redis is away, and the store is polled instead until
+    it is back.
+    """
+    if cursors is None:
+        await asyncio.sleep(POLL_WITHOUT_REDIS_S)
+        return None, await newest_ids(live, keys)
+    if not cursors:
+        await asyncio.sleep(timeout_s)  # nothing to follow: only the keep-alive is due
+        return set(), cursors
+    try:
+        streams: dict[Any, Any] = dict(cursors)
+        got = await live.xread(streams, block=max(1, int(timeout_s * 1000)), count=1000)
     except RedisError as exc:
-        log.warning("event stream %s lost Redis (%s); polling the store", key, exc)
-        return True, None
-    if not got:
-        return False, cursor
-    # XREAD answers [[key, [(entry_id, fields), ...]]]; redis-py's stubs cover RESP3 too.
-    entries: list[tuple[StreamId, Any]] = got[0][1]  # type: ignore[index,assignment]
-    return True, entries[-1][0]
+        log.warning("event streams %s lost Redis (%s); polling the store", sorted(cursors), exc)
+        return None, None
+    moved: set[str] = set()
+    cursors = dict(cursors)
+    # XREAD answers [[key, [(entry_id, fields), ...]], ...]; redis-py's stubs cover RESP3 too.
+    answer: list[tuple[bytes | str, list[tuple[StreamId, Any]]]] = got  # type: ignore[assignment]
+    for name, entries in answer:
+        key = name.decode() if isinstance(name, bytes) else str(name)
+        moved.add(key)
+        cursors[key] = entries[-1][0]
+    return moved, cursors
 
 
 @router.get("/{task_id}/events")
@@ -181,7 +218,7 @@ async def task_events(
 ) -> StreamingResponse:
     seq = _start_seq(last_event_id, after)
     await run_in_threadpool(_task_ended, services, task_id)  # 404 for an unknown task
-    slot = stream_slot(request, web_settings)
+    slot = stream_slot(request, web_settings, "task")
     what = Follow(
         task_id=task_id,
         token_id=caller.token_id,
@@ -189,11 +226,5 @@ async def task_events(
         keepalive_s=web_settings.sse_keepalive_s,
         recheck_s=web_settings.token_recheck_s,
     )
-    stream = _follow(services, request.app.state.live_redis, what, seq, slot)
-    return StreamingResponse(
-        stream,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        # A stream that never started never runs its `finally`: give the slot back here too.
-        background=BackgroundTask(slot.give_back),
-    )
+    frames = _frames(services, request.app.state.live_redis, what, seq)
+    return sse_response(guarded(frames, slot, f"event stream of {task_id}"), slot)

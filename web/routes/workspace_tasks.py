@@ -128,7 +128,7 @@ async def task_changes(
     except RedisError:
         cursor = None
     deadline = time.monotonic() + wait
-    slot = stream_slot(request, web_settings) if wait > 0 else None
+    slot = stream_slot(request, web_settings, "long-poll") if wait > 0 else None
     try:
         while True:
             found = await run_in_threadpool(_changes, services, workspace_id, task_id, after)

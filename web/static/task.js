@@ -1,4 +1,4 @@
-// A task's trajectory, live: one EventSource on the task's event stream, each event drawn
+// A task's trajectory, live: the task's events from the browser's live connection, each drawn
 // into its attempt's column. Every value goes in through textContent, never as markup.
 "use strict";
 (function () {
@@ -161,25 +161,20 @@
     if (live) window.setTimeout(settleAttempts, 1000);
   }
 
-  const source = new EventSource("/api/tasks/" + encodeURIComponent(taskId) + "/events");
-  const kinds = ["task.created", "task.reviewing", "task.review", "task.finished",
-    "task.reported", "attempt.state", "model.message", "tool.call", "tool.output",
-    "file.change", "tests.finished", "context.compacted", "network.connection", "message",
-    "person.message", "person.delivered"];
-  function onFrame(frame) {
-    const event = JSON.parse(frame.data);
+  // The browser's shared live connection (live.js); the page draws each of the task's events.
+  let stop = null;
+  function onEvent(event) {
     draw(event);
     window.dispatchEvent(new CustomEvent("autan:event", { detail: event }));
     if (event.kind === "task.finished") {
-      source.close(); // the stream ends here; do not let the browser reconnect
+      stop(); // the task's events end here
       article.dataset.ended = "true";
       // Results (diffs, tests, cost) are drawn by the server: fetch them once.
       if (!endedAtLoad) window.setTimeout(function () { window.location.reload(); }, 800);
       else settleAttempts();
     }
   }
-  for (const kind of kinds) source.addEventListener(kind, onFrame);
-  source.onerror = function () {
-    if (source.readyState === EventSource.CLOSED) taskLog.appendChild(el("li", "stream closed"));
-  };
+  stop = window.AutanLive.follow(taskId, onEvent, function () {
+    taskLog.appendChild(el("li", "stream closed"));
+  });
 })();

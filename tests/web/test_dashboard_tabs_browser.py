@@ -1,0 +1,73 @@
+"""Twenty task tabs in one browser: one live connection between them, every tab live, the
+buttons and the list still answering."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from orchestrator.services import Services
+from tests.live import LiveApi
+from tests.waiting import wait_until
+from tests.web.dashboard import running, streams_open
+from tests.web.test_dashboard_browser import sign_in, submit
+
+TABS = 20
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    yield f"sqlite:///{tmp_path / 'autan.db'}"
+
+
+def test_twenty_task_tabs_share_one_connection_and_stay_live(
+    page: Page, live_api: LiveApi, services: Services
+) -> None:
+    tasks = [running(services, f"tab task {n}") for n in range(TABS)]
+    sign_in(page, live_api, f"/tasks/{tasks[0][0]}")
+    tabs = [page] + [page.context.new_page() for _ in range(TABS - 1)]
+    for tab, (task_id, _) in zip(tabs[1:], tasks[1:], strict=True):
+        tab.goto(f"{live_api.url}/tasks/{task_id}")
+    for tab in tabs:  # each tab drew its task's backlog
+        expect(tab.locator('.attempt li[data-kind="attempt.state"]')).to_have_count(1)
+    # One stream for the whole browser, not one per tab (a browser allows six per host).
+    wait_until(
+        lambda: streams_open(live_api.url) == {"live": 1.0, "task": 0.0, "long-poll": 0.0},
+        timeout=60,
+        what="one live stream for twenty tabs",
+    )
+
+    # Events added to the store reach every tab.
+    for n, (_, claim) in enumerate(tasks):
+        services.lifecycle.claims.emit(claim, "model.message", {"text": f"live in tab {n}"})
+    for n, tab in enumerate(tabs):
+        expect(tab.locator('li[data-kind="model.message"] pre')).to_have_text(f"live in tab {n}")
+
+    # The last tab's Cancel answers, and the tab shows it.
+    last = tabs[-1]
+    last.get_by_role("button", name="Cancel task").click()
+    expect(last.locator("#task-state")).to_have_text("cancelled")
+    assert services.lifecycle.get(tasks[-1][0]).state == "cancelled"
+
+    # The list page still refreshes beside them: a task submitted now appears in it.
+    listing = page.context.new_page()
+    listing.goto(f"{live_api.url}/tasks")
+    expect(listing.locator("a.task-link")).to_have_count(TABS)
+    submit(live_api, "submitted while twenty tabs are open")
+    expect(listing.locator("a.task-link").first).to_have_text(
+        "submitted while twenty tabs are open"
+    )
+
+    # A tab closing unsubscribes; the rest stay live on the one connection.
+    for tab in tabs[10:]:
+        tab.close()
+    services.lifecycle.claims.emit(tasks[0][1], "model.message", {"text": "still live"})
+    expect(page.locator('li[data-kind="model.message"] pre')).to_have_text(
+        ["live in tab 0", "still live"]
+    )
+    wait_until(
+        lambda: streams_open(live_api.url)["live"] == 1.0, timeout=60, what="one live stream"
+    )

@@ -176,8 +176,8 @@ class Lifecycle:
         # it is recorded, so a retried end reuses it.
         picked = reviewed(self, task_id) if self.reviewer is not None else None
         with self.write() as (session, events):
+            # A session of its own: this reads the row as stored, no refresh needed.
             task = store.get_task(session, task_id=task_id)
-            session.refresh(task)
             if task.state not in ACTIVE_TASK_STATES:
                 return False
             attempts = list(session.scalars(select(Attempt).where(Attempt.task_id == task_id)))
@@ -201,7 +201,7 @@ class Lifecycle:
             )
             if not ended:
                 return False
-            session.refresh(task)
+            # The UPDATE set these on `task` too (the ORM's synchronize_session).
             self.event(session, events, task_id, "task.finished", self._ending(task))
         self.after_end(task_id)
         return True

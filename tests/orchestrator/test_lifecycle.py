@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from orchestrator.base import AttemptOutcome
 from orchestrator.errors import IdempotencyConflict, InvalidSubmission, LeaseLost
@@ -197,3 +197,40 @@ def test_cancel_of_an_ended_task_changes_nothing(services: Services) -> None:
     again = services.lifecycle.cancel(task.id)
     assert again.state == TaskState.SUCCEEDED
     assert again.reason == "kept attempt 1 of 1"
+
+
+def test_a_task_ends_on_one_read_of_its_row_and_its_last_event_says_how(
+    services: Services,
+) -> None:
+    # Each task of a drain pays for every round trip of its end: the row is read once.
+    task, _ = services.lifecycle.submit(spec(instruction="end me"))
+    claims = services.lifecycle.claims
+    claim = claims.claim(task.attempts[0].id, worker="test-worker")
+    assert claim is not None
+    outcome = AttemptOutcome(summary="done", diff="a\n", verified=True)
+    claims.record_end(claim, AttemptState.SUCCEEDED, outcome=outcome)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(services.engine, "before_cursor_execute", seen)
+    try:
+        assert services.lifecycle.finalize(task.id) is True
+    finally:
+        event.remove(services.engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if s.startswith("SELECT") and "FROM tasks" in s]
+    assert len(reads) == 1, reads
+    done = services.lifecycle.get(task.id)
+    assert done.state == TaskState.SUCCEEDED
+    assert done.result is not None and done.result.diff == "a\n"
+    with services.sessions() as session:
+        result_id = session.get_one(Task, task.id).result_id
+        last = session.scalars(
+            select(Event).where(Event.task_id == task.id).order_by(Event.seq.desc())
+        ).first()
+    assert result_id is not None
+    assert last is not None and last.kind == "task.finished"
+    assert last.data == {"state": "succeeded", "reason": done.reason, "result_id": result_id}
+    # Ended once: a second call changes nothing and says so.
+    assert services.lifecycle.finalize(task.id) is False

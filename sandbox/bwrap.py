@@ -147,14 +147,19 @@ class BwrapSandbox:
         self._holder: subprocess.Popen[bytes] | None = None
         self.cgroup: cgroups.SandboxCgroup | None = None
         self._launcher: Future[launcher.Launcher] | None = None
+        enter = [_tool("nsenter"), "--user", "--mount"]
+        if self._owner is None:  # this user is the namespace's root already; setgroups is denied
+            enter.append("--preserve-credentials")
+        self._enter = enter
+        self._bwrap = _tool("bwrap")
         try:
             self._start_cgroup()
-            self._launcher = launcher.start(self._procs_files())  # joins while the holder starts
+            # it joins the cgroups while the holder starts, and enters its namespaces once made
+            self._launcher = launcher.start(self._procs_files(), self._enter)
             self._start_holder()
         except BaseException:
             self.close()
             raise
-        self._prefix = self._exec_prefix()
 
     def _start_cgroup(self) -> None:
         support = cgroups.detect()
@@ -199,6 +204,8 @@ class BwrapSandbox:
                 pass_fds=fds,
             )
             self._step(b"mounted\n")
+            assert self._launcher is not None
+            self._launcher.result().enter(self._holder.pid)
             self._fill(f"/proc/{self._holder.pid}/root{HOLD}")
             self._step(b"ready\n", go=True)
         finally:
@@ -240,14 +247,10 @@ class BwrapSandbox:
     def _procs_files(self) -> list[Path]:
         return self.cgroup.procs_files if self.cgroup is not None else []
 
-    def _exec_prefix(self) -> list[str]:
+    def _start_launcher(self) -> Future[launcher.Launcher]:
+        """A launcher for a later command: in the cgroups, then in the holder's namespaces."""
         assert self._holder is not None
-        enter = [_tool("nsenter"), f"--target={self._holder.pid}", "--user", "--mount"]
-        if self._owner is None:  # this user is the namespace's root already; setgroups is denied
-            enter.append("--preserve-credentials")
-        # bwrap --die-with-parent sets the parent-death signal of bwrap itself too, after its
-        # last change of credentials (which would clear it): no setpriv needed before it.
-        return [*enter, _tool("bwrap")]
+        return launcher.start(self._procs_files(), self._enter, self._holder.pid)
 
     def _bwrap_args(self, cwd: str, fds: list[int]) -> tuple[list[str], dict[int, str]]:
         """bwrap's arguments, and the files its launcher opens for it (on `fds`, in order)."""
@@ -271,8 +274,8 @@ class BwrapSandbox:
         for path in (f"/etc/{name}" for name in _ETC):
             entry = _etc_entry(path)
             args += copy(path, path) if entry is None else entry
-        for name in ("passwd", "group"):
-            args += copy(f"{self._view}/etc/{name}", f"/etc/{name}")
+        for name in ("passwd", "group"):  # the launcher opens them in the holder's namespace
+            args += copy(f"{HOLD}/etc/{name}", f"/etc/{name}")
         for i, extra in enumerate(self.config.ro_binds):
             # a root worker's holder took each from its clone; its mapped ids may not walk there
             source = f"{HOLD}/ro{i}" if self._owner is not None else str(extra)
@@ -311,15 +314,14 @@ class BwrapSandbox:
             if self._closing.is_set():
                 raise SandboxClosed(f"sandbox {self.id} is closed")
             self._running += 1
-            # the next command's launcher joins the cgroups while this one runs
-            ready, self._launcher = self._launcher, launcher.start(self._procs_files())
+            ready, self._launcher = self._launcher, None
         try:
             started = time.monotonic()
             taken = ready.result() if ready is not None else None
             if taken is None or not taken.alive():
                 if taken is not None:
                     taken.discard()
-                taken = launcher.start(self._procs_files()).result()
+                taken = self._start_launcher().result()
             before = self.cgroup.counters() if self.cgroup else (0, 0)
             with contextlib.ExitStack() as stack:
                 stack.callback(taken.discard)  # reaps it, and kills what is left of its group
@@ -329,7 +331,9 @@ class BwrapSandbox:
                 args = [*plumb.args, *view, *_env_args({**BASE_ENV, **(env or {}), **plumb.env})]
                 args += ["--seccomp", str(taken.filter_fd), "--", *plumb.prefix, *argv]
                 outcome = process.collect(
-                    taken.launch([*self._prefix, *args], stdin=stdin is not None, files=files),
+                    # bwrap --die-with-parent sets the parent-death signal of bwrap itself
+                    # too, after its last change of credentials (which would clear it).
+                    taken.launch([self._bwrap, *args], stdin=stdin is not None, files=files),
                     started=started,
                     stdin=stdin,
                     timeout=limits.timeout_s if timeout is None else timeout,
@@ -341,6 +345,10 @@ class BwrapSandbox:
         finally:
             with self._idle:
                 self._running -= 1
+                # The next command's launcher joins the cgroups once this one ended: started
+                # beside it, it took CPU from the command's own start.
+                if self._launcher is None and not self._closing.is_set():
+                    self._launcher = self._start_launcher()
                 self._idle.notify_all()
         return ExecResult(
             exit_code=outcome.exit_code,

@@ -3,7 +3,8 @@
 Joining a cgroup (a write to `cgroup.procs`) waits for an RCU grace period, about 10 ms on a
 busy host, and a process started from the worker must join before it may fork. A launcher
 pays that while nothing waits on it (beside the holder's start when a sandbox is made, and
-after each command for the next) and then waits for the argv to become: the worker writes
+after each command for the next), enters the namespaces its command runs in (`nsenter`, so
+the command's start pays for no such exec), and then waits for the argv to become: the worker writes
 it, NUL-separated, to a pipe, and the launcher (bash, whose `mapfile` reads NUL-separated
 words and which may close any fd) execs it with nothing of its own left open.
 
@@ -40,6 +41,13 @@ for ((i = 2; i < 2 + 2 * argv[1]; i += 2)); do
 done
 exec "${argv[@]:2 + 2 * argv[1]}"
 """
+# With `enter`: the first word on FD is the pid of the process whose namespaces the command
+# runs in; the launcher enters them (after joining the cgroups, as the worker) and waits there.
+_ENTER = r"""set -e
+JOINread -r -d '' -u FD target
+[[ $target =~ ^[0-9]+$ ]]
+exec ENTER --target="$target" BASH --norc --noprofile -c SCRIPT launcher
+"""
 
 
 class Launcher:
@@ -50,6 +58,11 @@ class Launcher:
         self._argv_fd = argv_fd
         self.filter_fd = filter_fd
         """The seccomp program's fd as the launcher holds it, for `bwrap --seccomp`."""
+
+    def enter(self, pid: int) -> None:
+        """Name the process whose namespaces a launcher started with `enter` goes into."""
+        with contextlib.suppress(BrokenPipeError):  # it died: its command's outcome says why
+            os.write(self._argv_fd, b"%d\0" % pid)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -107,30 +120,43 @@ class _Spawner:
         self._lock = threading.Lock()
         self._thread: ThreadPoolExecutor | None = None
 
-    def submit(self, procs_files: list[Path]) -> Future[Launcher]:
+    def submit(
+        self, procs_files: list[Path], enter: list[str], target: int | None
+    ) -> Future[Launcher]:
         with self._lock:
             if self._thread is None:
                 self._thread = ThreadPoolExecutor(1, thread_name_prefix="sandbox-launcher")
-            return self._thread.submit(_spawn, procs_files)
+            return self._thread.submit(_spawn, procs_files, enter, target)
 
 
 _SPAWNER = _Spawner()
 os.register_at_fork(after_in_child=_SPAWNER.reset)
 
 
-def start(procs_files: Sequence[Path]) -> Future[Launcher]:
-    """A launcher that joins the cgroups whose `cgroup.procs` files are given, then waits."""
-    return _SPAWNER.submit(list(procs_files))
+def start(
+    procs_files: Sequence[Path], enter: Sequence[str] = (), target: int | None = None
+) -> Future[Launcher]:
+    """A launcher that joins the cgroups whose `cgroup.procs` files are given, then waits.
+
+    With `enter` (`nsenter` and the namespaces to enter, without `--target`), it then enters
+    the namespaces of `target`, or of the pid that `Launcher.enter` names later, and waits
+    there: the command's start pays for no `nsenter`."""
+    return _SPAWNER.submit(list(procs_files), list(enter), target)
 
 
-def _spawn(procs_files: list[Path]) -> Launcher:
+def _spawn(procs_files: list[Path], enter: list[str], target: int | None) -> Launcher:
     bash = shutil.which("bash", path="/usr/bin:/bin")
     if bash is None:
         raise FileNotFoundError("bash not found: the sandbox's launcher needs it")
     join = "".join(f"echo $$ > {shlex.quote(str(f))}\n" for f in procs_files)
     read, write = os.pipe()
     filter_fd = seccomp.program_fd()
-    script = _SCRIPT.replace("FD", str(read)).replace("JOIN", join)
+    script = _SCRIPT.replace("FD", str(read))
+    if enter:
+        inner = shlex.quote(script.replace("JOIN", ""))
+        script = _ENTER.replace("FD", str(read)).replace("SCRIPT", inner)
+        script = script.replace("ENTER", shlex.join(enter)).replace("BASH", shlex.quote(bash))
+    script = script.replace("JOIN", join)
     try:
         proc = subprocess.Popen(
             [bash, "--norc", "--noprofile", "-c", script, "launcher"],
@@ -149,4 +175,7 @@ def _spawn(procs_files: list[Path]) -> Launcher:
         os.close(read)
         with contextlib.suppress(OSError):
             os.close(filter_fd)
-    return Launcher(proc, write, filter_fd)
+    started = Launcher(proc, write, filter_fd)
+    if target is not None:
+        started.enter(target)
+    return started

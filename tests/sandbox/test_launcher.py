@@ -36,6 +36,38 @@ def test_each_command_comes_from_a_launcher_already_in_the_cgroups(sbx: BwrapSan
     assert second.proc.returncode is not None  # the unused one was ended and reaped by close
 
 
+def namespaces(pid: int) -> tuple[str, str]:
+    return os.readlink(f"/proc/{pid}/ns/user"), os.readlink(f"/proc/{pid}/ns/mnt")
+
+
+def test_a_launcher_waits_inside_the_holders_namespaces(sbx: BwrapSandbox) -> None:
+    assert sbx._holder is not None
+    holder = namespaces(sbx._holder.pid)
+    assert holder != namespaces(os.getpid())
+    first = waiting(sbx)
+    wait_until(lambda: namespaces(first.proc.pid) == holder, what="the first one entered")
+
+    ran = sbx.exec("cat /etc/passwd")
+    second = waiting(sbx)
+    wait_until(lambda: namespaces(second.proc.pid) == holder, what="the next one entered")
+
+    assert (ran.exit_code, ran.stderr) == (0, "")
+    assert "sandbox:x:1000:1000" in ran.stdout  # opened by the launcher, in the holder's /tmp
+
+
+def test_a_launcher_whose_holder_is_gone_runs_nothing(sbx: BwrapSandbox) -> None:
+    assert sbx._holder is not None
+    waiting(sbx).discard()
+    sbx._launcher = None
+    sbx._holder.kill()
+    sbx._holder.wait(timeout=30)
+
+    ran = sbx.exec("echo escaped")
+
+    assert ran.exit_code != 0 and "escaped" not in ran.stdout
+    assert "nsenter" in ran.stderr
+
+
 def test_a_launcher_killed_while_it_waits_is_replaced(sbx: BwrapSandbox) -> None:
     killed = waiting(sbx)
     os.kill(killed.proc.pid, signal.SIGKILL)

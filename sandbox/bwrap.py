@@ -136,6 +136,7 @@ class BwrapSandbox:
         # As root, the sandbox's ids are the mapped range; otherwise this worker's own.
         self._owner = (self.config.host_ids,) * 2 if idmap.privileged() else None
         self._mounts: list[Path] = []  # clones in the host's namespace until the holder is up
+        self._detaching: threading.Thread | None = None
         self._lock = os.open(self.dir / "lock", os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         (self.dir / "meta.json").write_text(
@@ -204,14 +205,21 @@ class BwrapSandbox:
                 pass_fds=fds,
             )
             self._step(b"mounted\n")
+            if self._mounts:  # an unmount waits for an RCU grace period: off the path
+                self._detaching = threading.Thread(target=self._detach, name="sandbox-detach")
+                self._detaching.start()
             assert self._launcher is not None
             self._launcher.result().enter(self._holder.pid)
             self._fill(f"/proc/{self._holder.pid}/root{HOLD}")
             self._step(b"ready\n", go=True)
         finally:
-            for mount in self._mounts:
-                idmap.detach(mount)  # the holder has its own copy
+            if self._detaching is None:
+                self._detach()
         self._view = f"/proc/{self._holder.pid}/root{HOLD}"
+
+    def _detach(self) -> None:
+        for mount in self._mounts:
+            idmap.detach(mount)  # the holder has its own copy
 
     def _step(self, said: bytes, *, go: bool = False) -> None:
         """Wait for the holder to say `said` (having told it to go on, with `go`)."""
@@ -450,6 +458,8 @@ class BwrapSandbox:
             for pipe in (self._holder.stdin, self._holder.stdout, self._holder.stderr):
                 if pipe is not None:
                     pipe.close()
+        if self._detaching is not None:
+            self._detaching.join()  # before the folder goes: the clones are mounted in it
         try:
             if self.cgroup is not None:
                 self.cgroup.remove()

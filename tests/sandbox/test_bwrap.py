@@ -12,6 +12,7 @@ import pytest
 
 from sandbox.bwrap import BwrapSandbox
 from sandbox.errors import SandboxClosed
+from tests.sandbox.conftest import mounts_under
 from tests.waiting import wait_until
 
 
@@ -191,6 +192,13 @@ def test_close_leaves_no_process_mount_or_directory(make_sandbox: object) -> Non
     assert not sbx.dir.exists()
     with pytest.raises(SandboxClosed):
         sbx.exec("true")
+
+
+def test_no_mount_of_an_open_sandbox_stays_in_the_hosts_namespace(sbx: BwrapSandbox) -> None:
+    # a root worker's clone of the base is unmounted beside the holder's start, not on its path
+    wait_until(lambda: mounts_under(sbx.dir) == [], what="the clones unmounted on the host")
+
+    assert sbx.exec("cat README.md").stdout == "# demo\nline two\n"
 
 
 def test_etc_links_into_usr_are_made_again_and_read_the_same(sbx: BwrapSandbox) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 
 from sandbox.bwrap import BwrapSandbox
+from sandbox.config import SandboxConfig
 from sandbox.errors import SandboxClosed
 from tests.sandbox.conftest import mounts_under
 from tests.waiting import wait_until
@@ -199,6 +202,24 @@ def test_no_mount_of_an_open_sandbox_stays_in_the_hosts_namespace(sbx: BwrapSand
     wait_until(lambda: mounts_under(sbx.dir) == [], what="the clones unmounted on the host")
 
     assert sbx.exec("cat README.md").stdout == "# demo\nline two\n"
+
+
+def test_a_read_only_bind_is_seen_inside_and_leaves_no_mount_on_the_host(
+    make_sandbox: object, config: SandboxConfig
+) -> None:
+    assert callable(make_sandbox)
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as outside:  # the sandbox has its own /tmp
+        tool = Path(outside, "tool")
+        tool.mkdir()
+        (tool / "version").write_text("1.2\n")
+        sbx: BwrapSandbox = make_sandbox(dataclasses.replace(config, ro_binds=[tool]))
+        wait_until(lambda: mounts_under(sbx.dir) == [], what="the clones unmounted on the host")
+
+        ran = sbx.exec(f"cat {tool}/version; touch {tool}/new")
+        sbx.close()
+
+        assert ran.stdout == "1.2\n" and ran.exit_code != 0
+        assert not (tool / "new").exists()
 
 
 def test_etc_links_into_usr_are_made_again_and_read_the_same(sbx: BwrapSandbox) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -18,22 +19,37 @@ REGION = "us-east-1"
 
 
 class S3Server:
-    """moto's S3 on 127.0.0.1; each test makes its own bucket, so nothing leaks between tests."""
+    """moto's S3 on 127.0.0.1; each test makes its own bucket, so nothing leaks between tests.
 
-    def __init__(self, log: Path) -> None:
-        self.log = log
-        self.port = 0
+    The cluster test puts it on a host of its own: `host` an address there, `port` a fixed
+    one, `prefix` the command that runs it on that host (`ip netns exec NS`).
+    """
+
+    def __init__(
+        self, log: Path, host: str = "127.0.0.1", port: int = 0, prefix: Sequence[str] = ()
+    ) -> None:
+        self.log, self.host, self.prefix = log, host, list(prefix)
+        self.port = port
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        self.port = free_port()
+        self.port = self.port or free_port()
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                [
+                    *self.prefix,
+                    sys.executable,
+                    "-m",
+                    "moto.server",
+                    "-H",
+                    self.host,
+                    "-p",
+                    str(self.port),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -58,9 +74,12 @@ class S3Server:
         import boto3
 
         return boto3.session.Session().client(
-            "s3", endpoint_url=self.url, region_name=REGION, aws_access_key_id=ACCESS_KEY,
+            "s3",
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
             aws_secret_access_key=SECRET_KEY,
-        )  # fmt: skip
+        )
 
     def bucket(self) -> str:
         """A new empty bucket; its name."""

@@ -110,8 +110,11 @@ def _outage(args: argparse.Namespace) -> Figures:
 
 def _sync(args: argparse.Namespace) -> Figures:
     from tests.bench.sync import bench_sync
+    from tests.bench.sync_delta import bench_delta
 
-    return bench_sync(args.databases.split(","))
+    yield from bench_sync(args.databases.split(","))
+    for database in args.databases.split(","):
+        yield bench_delta(database, size_mb=200, edit=100)
 
 
 def _sync_live(args: argparse.Namespace) -> Figures:

@@ -34,7 +34,7 @@ from orchestrator import workspace_commits as commits
 from orchestrator import workspace_store
 from orchestrator.models import utcnow
 from sync.blobs import BlobStore
-from sync.daemon import SyncDaemon
+from sync.daemon import Report, SyncDaemon
 from sync.manifests import Entry
 from sync.remote import HttpRemote
 from sync.state import load, state_file
@@ -151,11 +151,9 @@ def bench_first_sync_and_restart(
     return figures
 
 
-def restart(
-    bench: Bench, base: str, tree: Path, picked: list[str], sizes: dict[str, int]
-) -> dict[str, Any]:
-    """The daemon started again (from the state file the CLI wrote) after `picked` changed:
-    the request bodies it sends, counted at the transport, against the changed files' size."""
+def counted_sync(bench: Bench, base: str, tree: Path) -> tuple[Report, CountingTransport, float]:
+    """One `sync()` of `tree` by a daemon in this process, started from its state file, with
+    a transport that counts each request body's bytes: its report, the transport, seconds."""
     transport = CountingTransport()
     remote = HttpRemote(base, bench.token, transport=transport)
     daemon = SyncDaemon(
@@ -166,10 +164,18 @@ def restart(
         daemon.acquire()
         started = time.perf_counter()
         report = daemon.sync()
-        wall = time.perf_counter() - started
+        return report, transport, time.perf_counter() - started
     finally:
         daemon.release()
         remote.close()
+
+
+def restart(
+    bench: Bench, base: str, tree: Path, picked: list[str], sizes: dict[str, int]
+) -> dict[str, Any]:
+    """The daemon started again (from the state file the CLI wrote) after `picked` changed:
+    the request bodies it sends, counted at the transport, against the changed files' size."""
+    report, transport, wall = counted_sync(bench, base, tree)
     if sorted(report.changed) != sorted(picked) or report.uploaded != len(picked):
         raise RuntimeError(f"the restart sent {report}, not the {len(picked)} changed files")
     changed_bytes = sum(sizes[p] for p in picked)

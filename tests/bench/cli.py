@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -40,11 +41,13 @@ def autan() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "cli"]
 
 
-def _wall(argv: list[str], cpu: list[float] | None = None) -> tuple[float, str]:
+def _wall(
+    argv: list[str], env: dict[str, str], cpu: list[float] | None = None
+) -> tuple[float, str]:
     """Seconds `argv` took, and its stdout; its CPU seconds (user + system) go into `cpu`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if cpu is not None:
@@ -68,8 +71,14 @@ def _figure(
     return {**figure, **extra}
 
 
-def bench_cli(*, runs: int = 20) -> list[dict[str, Any]]:
-    """Each command's wall and CPU time, interleaved run by run so that drift hits all alike."""
+def bench_cli(*, runs: int = 20, bytecode: bool = True) -> list[dict[str, Any]]:
+    """Each command's wall and CPU time, interleaved run by run so that drift hits all alike.
+
+    With `bytecode`, the commands start as an installed `autan` does, from compiled bytecode
+    (kept in a private cache that an untimed first run fills, whatever
+    PYTHONDONTWRITEBYTECODE says); without it, as this environment starts them, compiling
+    every source of ours that has no bytecode beside it at each start.
+    """
     walls: dict[str, list[float]] = {"floor": [], "help": [], "run": [], "work": []}
     cpus: dict[str, list[float]] = {"floor": [], "help": [], "run": [], "work": []}
     startup: list[float] = []
@@ -81,14 +90,19 @@ def bench_cli(*, runs: int = 20) -> list[dict[str, Any]]:
         (base / "README").write_text("a tree to start from\n")
         root = str(tmp / "sandboxes")
         run = [*autan(), "sandbox", "run", "--base", str(base), "--root", root, "--", "true"]
+        work = [sys.executable, "-c", WORK, str(base), root]
+        env = dict(os.environ)
+        if bytecode:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+            for argv in ([*autan(), "--help"], run, work):
+                _wall(argv, env)
         for _ in range(runs):
-            walls["floor"].append(_wall([sys.executable, "-c", "pass"], cpus["floor"])[0])
-            walls["help"].append(_wall([*autan(), "--help"], cpus["help"])[0])
-            run_s = _wall(run, cpus["run"])[0]
+            walls["floor"].append(_wall([sys.executable, "-c", "pass"], env, cpus["floor"])[0])
+            walls["help"].append(_wall([*autan(), "--help"], env, cpus["help"])[0])
+            run_s = _wall(run, env, cpus["run"])[0]
             walls["run"].append(run_s)
-            work_s, work_cpu_s = map(
-                float, _wall([sys.executable, "-c", WORK, str(base), root])[1].split()
-            )
+            work_s, work_cpu_s = map(float, _wall(work, env)[1].split())
             walls["work"].append(work_s)
             cpus["work"].append(work_cpu_s)
             startup.append(run_s - work_s)
@@ -120,8 +134,13 @@ def bench_cli(*, runs: int = 20) -> list[dict[str, Any]]:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.cli")
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="start as this environment does, compiling our sources at each start",
+    )
     args = parser.parse_args()
-    for result in bench_cli(runs=args.runs):
+    for result in bench_cli(runs=args.runs, bytecode=not args.no_bytecode):
         print(json.dumps(result), flush=True)
     return 0
 

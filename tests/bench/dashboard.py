@@ -2,7 +2,8 @@
 
 The tasks page is timed as a client on loopback sees it (request sent to last byte),
 against the API under uvicorn in its own process, with a signed-in session cookie.
-The event figure runs Chromium on the same machine: Python stamps each event with
+The event figures run Chromium on the same machine, with one task tab open and with
+twenty (every tab on its own running task, the events of all twenty flowing): Python stamps each event with
 time.time() just before the worker's side publishes it (Claims.emit: store, then Redis),
 and the page stamps performance.timeOrigin + performance.now() when the event's <li> is
 in the DOM; the difference is publish-to-drawn.
@@ -137,35 +138,49 @@ RECORD_DRAWN = """() => {
 }"""
 
 
-def bench_event_to_browser(database: str, *, events: int) -> dict[str, Any]:
+def bench_event_to_browser(database: str, *, events: int, tabs: int = 1) -> dict[str, Any]:
+    """With `tabs` task pages open in one browser (one running task each, all sharing the
+    browser's one live connection), each round adds an event to every task, the last
+    tab's task last; timed is that last event, from its publish to its <li> in the last tab."""
     from playwright.sync_api import sync_playwright
 
     from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
 
     with bench_env(database, "none") as bench, api_process(bench) as base:
         lifecycle = bench.services.lifecycle
-        task, _ = lifecycle.submit(TaskSpec(repo="/srv/r.git", instruction="bench"))
-        claim = lifecycle.claims.claim(task.attempts[0].id, worker="bench")
-        assert claim is not None
+        claims = []
+        for n in range(tabs):
+            task, _ = lifecycle.submit(TaskSpec(repo="/srv/r.git", instruction=f"bench {n}"))
+            claim = lifecycle.claims.claim(task.attempts[0].id, worker="bench")
+            assert claim is not None
+            claims.append(claim)
         with closing(signed_in(base, bench.token)) as client, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             context = browser.new_context(bypass_csp=True)  # lets wait_for_function eval
             context.add_cookies(
                 [{"name": "autan_session", "value": client.cookies["autan_session"], "url": base}]
             )
-            page = context.new_page()
-            page.goto(f"{base}/tasks/{task.id}")
-            page.wait_for_selector('.attempt li[data-kind="attempt.state"]')  # stream is live
-            page.evaluate(RECORD_DRAWN)
+            pages = []
+            for claim in claims:
+                page = context.new_page()
+                page.goto(f"{base}/tasks/{claim.task_id}")
+                pages.append(page)
+            for page in pages:  # every tab's stream is live
+                page.wait_for_selector('.attempt li[data-kind="attempt.state"]')
+            last = pages[-1]
+            last.evaluate(RECORD_DRAWN)
             sent: list[float] = []
             for i in range(events):
+                for claim in claims[:-1]:
+                    lifecycle.claims.emit(claim, "model.message", {"text": f"bench {i}"})
                 sent.append(time.time())
-                lifecycle.claims.emit(claim, "model.message", {"text": f"bench {i}"})
-                page.wait_for_function(f"window.__drawn.length > {i}")
-            drawn_ms: list[float] = page.evaluate("window.__drawn")
+                lifecycle.claims.emit(claims[-1], "model.message", {"text": f"bench {i}"})
+                last.wait_for_function(f"window.__drawn.length > {i}")
+            drawn_ms: list[float] = last.evaluate("window.__drawn")
             browser.close()
     latencies = [d / 1000 - s for d, s in zip(drawn_ms, sent, strict=True)]
-    return {"figure": "event published to drawn in the browser", "database": database,
+    where = "the browser" if tabs == 1 else f"the last of {tabs} open task tabs"
+    return {"figure": f"event published to drawn in {where}", "database": database,
             **summary_ms(latencies)}  # fmt: skip
 
 
@@ -179,8 +194,9 @@ def main() -> None:
     for database in args.databases.split(","):
         for figure in bench_tasks_page(database, tasks=args.tasks, requests=args.requests):
             print(json.dumps({"area": "dashboard", **figure}), flush=True)
-        figure = bench_event_to_browser(database, events=args.events)
-        print(json.dumps({"area": "dashboard", **figure}), flush=True)
+        for tabs in (1, 20):
+            figure = bench_event_to_browser(database, events=args.events, tabs=tabs)
+            print(json.dumps({"area": "dashboard", **figure}), flush=True)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from tests.live import LiveApi
 from tests.waiting import wait_until
 from tests.workers import ROOT, settings_env
 
-BIG = 192 << 20  # large enough that the upload is still running when it is killed
+BIG = 192 << 20  # random: its chunks take long enough to send that it is killed sending them
 
 
 def cli_env(settings: OrchestratorSettings, live_api: LiveApi, tmp_path: Path) -> dict[str, str]:
@@ -85,8 +85,8 @@ def test_killed_mid_upload_leaves_no_partial_file_and_resumes(
     (checkout / "small.txt").write_text("small\n")
     big = checkout / "big.bin"
     with open(big, "wb") as file:
-        for n in range(BIG >> 20):
-            file.write(n.to_bytes(4, "big") * (1 << 18))
+        for _ in range(BIG >> 20):
+            file.write(os.urandom(1 << 20))
     big_hash, _ = hash_file(big)
     blobs = BlobStore(settings.data_dir / "blobs")
 
@@ -97,8 +97,8 @@ def test_killed_mid_upload_leaves_no_partial_file_and_resumes(
     )  # fmt: skip
     try:
         wait_until(
-            lambda: any(p.stat().st_size > (1 << 20) for p in blobs.partials()),
-            timeout=60, what="the big upload to be under way",
+            lambda: blobs.partials() or any(blobs.objects.rglob("*/*")),
+            timeout=60, what="the big file's chunks to be under way",
         )  # fmt: skip
     finally:
         os.killpg(process.pid, signal.SIGKILL)

@@ -11,6 +11,8 @@ share the machine's clock. Skips only where this machine cannot make network nam
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,23 @@ from tests.e2e.hosts import WORKERS, Platform, start_platform
 from tests.e2e.netns import Cluster, cannot_make_namespaces
 from tests.sync.conftest import git_checkout
 from tests.waiting import wait_until
+from tests.workers import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+
+
+def test_a_machine_that_cannot_make_namespaces_is_told_why() -> None:
+    # Without the capability (in a user namespace of its own), the probe fails and says why:
+    # the reason the cluster test skips with.
+    probe = "from tests.e2e.netns import cannot_make_namespaces; print(cannot_make_namespaces())"
+    said = subprocess.run(
+        ["unshare", "--user", "--map-user=65534", "--", sys.executable, "-c", probe],
+        cwd=ROOT, env=base_env(), capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert said.stdout.startswith("ip netns add autan-probe-"), said
+    assert "Operation not permitted" in said.stdout
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    assert "autan-probe-" not in listed.stdout
 
 
 @pytest.fixture

@@ -50,11 +50,19 @@ class Slot:
     def __init__(self, slots: Slots, kind: str) -> None:
         self._slots: Slots | None = slots
         self.kind = kind
+        self.following = 0
+
+    def follows(self, tasks: int) -> None:
+        """How many tasks the stream in this place follows now (for /metrics)."""
+        if self._slots is not None:
+            self._slots.following += tasks - self.following
+            self.following = tasks
 
     def give_back(self) -> None:
         if self._slots is not None:
             self._slots.taken -= 1
             self._slots.open[self.kind] -= 1
+            self._slots.following -= self.following
             self._slots = None
 
 
@@ -67,6 +75,8 @@ class Slots:
         self.taken = 0
         self.open: Counter[str] = Counter()
         """Places taken now by kind (`live`, `task`, `long-poll`), for /metrics."""
+        self.following = 0
+        """Tasks the live streams in these places follow now, all together."""
 
     def take(self, kind: str) -> Slot | None:
         # Called on the event loop only: no lock needed between the check and the count.

@@ -86,6 +86,11 @@ class StoreCollector(Collector):
         for kind in STREAM_KINDS:
             streams.add_metric([kind], self._slots.open[kind])
         yield streams
+        yield _gauge(
+            "autan_live_tasks_followed",
+            "Tasks the live streams of this API process follow now, all streams together",
+            self._slots.following,
+        )
 
     def collect(self) -> Iterator[Metric]:
         yield from self._process()

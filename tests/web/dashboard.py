@@ -82,3 +82,9 @@ def streams_open(base_url: str) -> dict[str, float]:
         for line in lines
         if line.startswith(prefix)
     }
+
+
+def tasks_followed(base_url: str) -> float:
+    """The tasks the API's live streams follow now, as /metrics says."""
+    lines = httpx.get(f"{base_url}/metrics").text.splitlines()
+    return next(float(line.split()[1]) for line in lines if line.startswith("autan_live_tasks_"))

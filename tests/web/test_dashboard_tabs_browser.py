@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from orchestrator.services import Services
 from tests.live import LiveApi
 from tests.waiting import wait_until
-from tests.web.dashboard import running, streams_open
+from tests.web.dashboard import running, streams_open, tasks_followed
 from tests.web.test_dashboard_browser import sign_in, submit
 
 TABS = 20
@@ -39,6 +39,7 @@ def test_twenty_task_tabs_share_one_connection_and_stay_live(
         timeout=60,
         what="one live stream for twenty tabs",
     )
+    wait_until(lambda: tasks_followed(live_api.url) == TABS, timeout=60, what="twenty tasks")
 
     # Events added to the store reach every tab.
     for n, (_, claim) in enumerate(tasks):
@@ -61,9 +62,10 @@ def test_twenty_task_tabs_share_one_connection_and_stay_live(
         "submitted while twenty tabs are open"
     )
 
-    # A tab closing unsubscribes; the rest stay live on the one connection.
+    # A tab closing unsubscribes (its task ended: dropped already); the rest stay live.
     for tab in tabs[10:]:
         tab.close()
+    wait_until(lambda: tasks_followed(live_api.url) == 10, timeout=60, what="ten tasks followed")
     services.lifecycle.claims.emit(tasks[0][1], "model.message", {"text": "still live"})
     expect(page.locator('li[data-kind="model.message"] pre')).to_have_text(
         ["live in tab 0", "still live"]

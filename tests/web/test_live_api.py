@@ -14,7 +14,7 @@ from orchestrator.services import Services
 from orchestrator.tokens import create_token, revoke_token
 from tests.live import LiveApi, serve
 from tests.waiting import wait_until
-from tests.web.dashboard import running, streams_open
+from tests.web.dashboard import running, streams_open, tasks_followed
 from tests.web.test_connections import QUICK, Follower
 from tests.web.test_events_api import parse_sse
 
@@ -53,6 +53,7 @@ def test_one_stream_carries_several_tasks_each_from_its_own_place(
             ]
         )
         assert streams_open(live.url)["live"] == 1.0
+        assert tasks_followed(live.url) == 2.0
         # Live: events of either task arrive on the same connection.
         services.lifecycle.claims.emit(second_claim, "model.message", {"text": "two"})
         services.lifecycle.claims.emit(first_claim, "model.message", {"text": "three"})
@@ -63,6 +64,7 @@ def test_one_stream_carries_several_tasks_each_from_its_own_place(
         wait_until(lambda: follower.events()[-1][2] == "task.finished", what="the first's end")
         services.lifecycle.claims.emit(second_claim, "model.message", {"text": "four"})
         wait_until(lambda: follower.events()[-1][0] == second, what="the second goes on")
+        assert tasks_followed(live.url) == 1.0
         assert not follower.done.is_set()
     finally:
         live.stop()
@@ -84,6 +86,7 @@ def test_a_live_stream_ends_soon_after_its_token_is_revoked(services: Services) 
         assert follower.done.wait(15)
         assert follower.text.endswith(": stream closed: the token was revoked\n\n")
         wait_until(lambda: streams_open(live.url)["live"] == 0.0, what="the stream's place back")
+        assert tasks_followed(live.url) == 0.0
         again = httpx.get(f"{live.url}/api/live?task={task_id}", headers=follower.headers)
         assert again.status_code == 401
     finally:

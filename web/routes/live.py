@@ -8,7 +8,6 @@ in each (`task=ID:SEQ`) and closes the old.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from orchestrator import store
 from orchestrator.events import END_KIND, stream_key
 from orchestrator.schemas import EventView
 from orchestrator.services import Services
+from web.admission import Slot
 from web.deps import Reader, ServicesDep, WebSettingsDep, stream_slot
 from web.routes.events import (
     PAGE,
@@ -34,7 +34,6 @@ from web.routes.events import (
     wait_streams,
 )
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", tags=["events"])
 
 Backlog = dict[str, tuple[list[EventView], bool]]
@@ -110,9 +109,10 @@ class Watch:
 
 
 async def _frames(
-    services: Services, live: aioredis.Redis, watch: Watch, follows: dict[str, int]
+    services: Services, live: aioredis.Redis, watch: Watch, follows: dict[str, int], slot: Slot
 ) -> AsyncIterator[str]:
     keys = {stream_key(task_id): task_id for task_id in follows}
+    slot.follows(len(follows))
     # Where the live streams stand now: news is after this, the store has all before it.
     cursors = await newest_ids(live, list(keys))
     yield "retry: 2000\n\n"
@@ -127,6 +127,7 @@ async def _frames(
             del follows[task_id]  # nothing more will come: stop asking
             if cursors is not None:
                 cursors.pop(stream_key(task_id), None)
+        slot.follows(len(follows))
         if due:
             continue
         if time.monotonic() - checked >= watch.recheck_s:
@@ -166,5 +167,5 @@ async def live_events(
         keepalive_s=web_settings.sse_keepalive_s,
         recheck_s=web_settings.token_recheck_s,
     )
-    frames = _frames(services, request.app.state.live_redis, watch, follows)
+    frames = _frames(services, request.app.state.live_redis, watch, follows, slot)
     return sse_response(guarded(frames, slot, "live stream"), slot)

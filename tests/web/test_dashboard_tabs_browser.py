@@ -73,3 +73,21 @@ def test_twenty_task_tabs_share_one_connection_and_stay_live(
     wait_until(
         lambda: streams_open(live_api.url)["live"] == 1.0, timeout=60, what="one live stream"
     )
+
+
+def test_without_shared_worker_a_page_holds_its_own_live_stream(
+    page: Page, live_api: LiveApi, services: Services
+) -> None:
+    task_id, claim = running(services, "a browser without SharedWorker")
+    page.add_init_script("delete window.SharedWorker")
+    sign_in(page, live_api, f"/tasks/{task_id}")
+    assert page.evaluate("typeof SharedWorker") == "undefined"
+    expect(page.locator('.attempt li[data-kind="attempt.state"]')).to_have_count(1)
+    services.lifecycle.claims.emit(claim, "model.message", {"text": "live without a worker"})
+    expect(page.locator('li[data-kind="model.message"] pre')).to_have_text("live without a worker")
+    assert streams_open(live_api.url)["live"] == 1.0
+    assert tasks_followed(live_api.url) == 1.0
+    # The task's end ends the page's stream: the page closes it, and the server lets it go.
+    page.get_by_role("button", name="Cancel task").click()
+    expect(page.locator("#task-state")).to_have_text("cancelled")
+    wait_until(lambda: tasks_followed(live_api.url) == 0.0, timeout=60, what="the task dropped")

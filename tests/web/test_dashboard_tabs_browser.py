@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from orchestrator.models import utcnow
 from orchestrator.services import Services
-from tests.live import LiveApi
+from orchestrator.tokens import create_token, revoke_token
+from tests.live import LiveApi, serve
 from tests.waiting import wait_until
 from tests.web.dashboard import running, streams_open, tasks_followed
+from tests.web.test_connections import QUICK
 from tests.web.test_dashboard_browser import sign_in, submit
 
 TABS = 20
@@ -91,3 +94,26 @@ def test_without_shared_worker_a_page_holds_its_own_live_stream(
     page.get_by_role("button", name="Cancel task").click()
     expect(page.locator("#task-state")).to_have_text("cancelled")
     wait_until(lambda: tasks_followed(live_api.url) == 0.0, timeout=60, what="the task dropped")
+
+
+def test_a_revoked_token_closes_the_shared_stream_in_every_tab(
+    page: Page, services: Services
+) -> None:
+    with services.sessions.begin() as session:
+        token = create_token(session, name="watcher", is_admin=True, now=utcnow())
+    live = serve(services, token, **QUICK)
+    try:
+        tasks = [running(services, f"watched {n}") for n in range(2)]
+        sign_in(page, live, f"/tasks/{tasks[0][0]}")
+        second = page.context.new_page()
+        second.goto(f"{live.url}/tasks/{tasks[1][0]}")
+        for tab in (page, second):
+            expect(tab.locator('.attempt li[data-kind="attempt.state"]')).to_have_count(1)
+        wait_until(lambda: tasks_followed(live.url) == 2.0, what="both tasks on the stream")
+        with services.sessions.begin() as session:
+            revoke_token(session, name="watcher", now=utcnow())
+        for tab in (page, second):
+            expect(tab.locator("#task-events li").last).to_have_text("stream closed")
+        wait_until(lambda: streams_open(live.url)["live"] == 0.0, what="the stream let go")
+    finally:
+        live.stop()

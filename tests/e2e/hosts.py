@@ -1,6 +1,6 @@
-"""The cluster test's hosts, each in a network namespace: PostgreSQL and Redis on `db`, moto's
-S3 on `storage`, `git daemon` on `git`, the scripted model on `model`, two API replicas and two
-workers, started the way docs/deployment.md tells an operator to."""
+"""The cluster test's hosts, each in a network namespace: PostgreSQL on `db`, Redis on `redis`,
+moto's S3 on `storage`, `git daemon` on `git`, the scripted model on `model`, two API replicas
+and two workers, started the way docs/deployment.md tells an operator to."""
 
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ class Platform:
     def __init__(self, net: Cluster, tmp: Path) -> None:
         self.net, self.tmp = net, tmp
         self.addresses = {
-            h: net.add(h) for h in ("db", "storage", "git", "model", "api-1", "api-2", *WORKERS)
+            h: net.add(h)
+            for h in ("db", "redis", "storage", "git", "model", "api-1", "api-2", *WORKERS)
         }
         self.processes: list[subprocess.Popen[bytes]] = []
         self.pg_dir = Path(tempfile.mkdtemp(prefix="autan-cluster-pg-"))
@@ -135,10 +136,10 @@ def start_database(p: Platform) -> str:
 
 
 def start_redis(p: Platform) -> str:
-    db = p.addresses["db"]
-    options = f"--bind {db} --port 6379 --protected-mode no --appendonly no --dir {p.pg_dir}"
-    p.start("db", "redis", ["redis-server", *options.split(), "--save", ""], base_env())
-    client = redis.Redis(host=db, port=6379, socket_connect_timeout=2)
+    address = p.addresses["redis"]
+    options = f"--bind {address} --port 6379 --protected-mode no --appendonly no --dir {p.tmp}"
+    p.start("redis", "redis", ["redis-server", *options.split(), "--save", ""], base_env())
+    client = redis.Redis(host=address, port=6379, socket_connect_timeout=2)
 
     def pings() -> bool:
         try:
@@ -146,9 +147,9 @@ def start_redis(p: Platform) -> str:
         except redis.ConnectionError:
             return False
 
-    wait_until(pings, timeout=30, interval=0.1, what="Redis on db")
+    wait_until(pings, timeout=30, interval=0.1, what="Redis on its host")
     client.close()
-    return f"redis://{db}:6379/0"
+    return f"redis://{address}:6379/0"
 
 
 def serve_git(p: Platform) -> str:

@@ -1,8 +1,8 @@
 """The platform as a cluster, each host a network namespace: tasks from git and from a synced
 workspace on either worker, a killed worker host, blobs through either API replica.
 
-Hosts: `db` (a PostgreSQL cluster and a redis-server of the test's own, listening on the
-host's address), `storage` (moto's S3 server), `git` (`git daemon`), `model` (the scripted
+Hosts: `db` (a PostgreSQL cluster of the test's own, listening on the host's address),
+`redis` (a redis-server of its own, likewise), `storage` (moto's S3 server), `git` (`git daemon`), `model` (the scripted
 model server), `api-1` and `api-2` (uvicorn, each with its own data directory) and
 `worker-a` and `worker-b` (`autan worker`, each with its own data directory, blob cache,
 trees and sandboxes). The test process is the operator's laptop on the same bridge. The hosts

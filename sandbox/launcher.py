@@ -41,11 +41,13 @@ for ((i = 2; i < 2 + 2 * argv[1]; i += 2)); do
 done
 exec "${argv[@]:2 + 2 * argv[1]}"
 """
-# With `enter`: the first word on FD is the pid of the process whose namespaces the command
-# runs in; the launcher enters them (after joining the cgroups, as the worker) and waits there.
+# With `enter`: the first line on FD is the pid of the process whose namespaces the command
+# runs in; the launcher (dash, lighter to start than bash, and reading a pipe a byte at a time)
+# enters them after joining the cgroups as the worker, and waits there as bash. (dash names
+# no fd past 9 in a redirection: it opens the pipe again through /proc.)
 _ENTER = r"""set -e
-JOINread -r -d '' -u FD target
-[[ $target =~ ^[0-9]+$ ]]
+JOINread -r target </proc/self/fd/FD
+case $target in ''|*[!0-9]*) exit 1 ;; esac
 exec ENTER --target="$target" BASH --norc --noprofile -c SCRIPT launcher
 """
 
@@ -62,7 +64,7 @@ class Launcher:
     def enter(self, pid: int) -> None:
         """Name the process whose namespaces a launcher started with `enter` goes into."""
         with contextlib.suppress(BrokenPipeError):  # it died: its command's outcome says why
-            os.write(self._argv_fd, b"%d\0" % pid)
+            os.write(self._argv_fd, b"%d\n" % pid)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -145,9 +147,9 @@ def start(
 
 
 def _spawn(procs_files: list[Path], enter: list[str], target: int | None) -> Launcher:
-    bash = shutil.which("bash", path="/usr/bin:/bin")
-    if bash is None:
-        raise FileNotFoundError("bash not found: the sandbox's launcher needs it")
+    bash, sh = (shutil.which(name, path="/usr/bin:/bin") for name in ("bash", "sh"))
+    if bash is None or sh is None:
+        raise FileNotFoundError("bash or sh not found: the sandbox's launcher needs both")
     join = "".join(f"echo $$ > {shlex.quote(str(f))}\n" for f in procs_files)
     read, write = os.pipe()
     filter_fd = seccomp.program_fd()
@@ -159,7 +161,9 @@ def _spawn(procs_files: list[Path], enter: list[str], target: int | None) -> Lau
     script = script.replace("JOIN", join)
     try:
         proc = subprocess.Popen(
-            [bash, "--norc", "--noprofile", "-c", script, "launcher"],
+            [sh, "-c", script, "launcher"]
+            if enter
+            else [bash, "--norc", "--noprofile", "-c", script, "launcher"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

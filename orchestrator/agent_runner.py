@@ -29,7 +29,7 @@ from orchestrator.workspace_feed import WorkspaceFeed
 from sandbox import SandboxConfig, SandboxError, create_sandbox
 from sandbox.base import Sandbox
 from sandbox.config import FULL_REFUSED, LimitsConfig, parse_size
-from sandbox.diff import left_out_note
+from sandbox.diff import Budget, left_out_note
 from sandbox.errors import RefNotFound
 from sandbox.gitauth import Credentials
 from sandbox.network import Connection, NetworkConfig, NetworkMode, OnConnection
@@ -248,6 +248,11 @@ class AgentRunner:
         except (SandboxError, SyncError) as exc:
             raise AttemptFailed(f"the base tree could not be made: {exc}") from exc
 
+    def diff_budget(self) -> Budget:
+        """What one diff of a sandbox made by `sandbox_config` may read."""
+        config = self.sandbox_config()
+        return Budget(config.max_file_bytes, config.max_diff_bytes)
+
     def sandbox_config(self, network: NetworkConfig | None = None) -> SandboxConfig:
         """Sandboxes whose commands get the agent's network policy, or `network`."""
         s = self.settings
@@ -383,8 +388,9 @@ class AgentRunner:
             partial = _partial(sandbox, meter)
             raise AttemptFailed(f"{result.message} ({result.reason})", partial)
         ctx.phase("verifying")
-        diff = sandbox.diff()
-        verdict = verification.verify(diff)
+        whole = sandbox.diff()
+        verdict = verification.verify(whole)  # the tests ran on the whole tree, saves included
+        diff = whole if live is None else live.own_diff(whole, self.diff_budget())
         if ctx.stop.is_set():
             partial = _partial(sandbox, meter, result.summary)
             raise AttemptFailed("the attempt was stopped during verification", partial)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from orchestrator.base import AttemptContext
 from orchestrator.workspace_feed import WorkspaceFeed
 from sandbox.base import Sandbox
+from sandbox.diff import Budget
 from sync import snapshots
 from sync.base import LocalBlobs
 from sync.live import ChangeSet, LiveSync, SandboxConflict, SandboxLink
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 CHANGED = "sync.changed"
 CONFLICT = "sync.conflict"
+FROM_CHECKOUT = "sync.from_checkout"
 
 
 class LiveAttempt:
@@ -82,6 +84,19 @@ class LiveAttempt:
             self.feed.record(self.workspace_id, self.ctx.task.id, list(self.conflicts.values()))
         except SQLAlchemyError as exc:  # best effort: the events hold the conflicts too
             log.warning("could not record conflicts of task %s: %s", self.ctx.task.id, exc)
+
+    def own_diff(self, whole: str, budget: Budget) -> str:
+        """The agent's part of the sandbox's diff `whole`: the developer's saves that flowed in
+        are emitted apart (`sync.from_checkout`), and the agent's edits are shown against them."""
+        if not self.link.from_checkout:
+            return whole
+        split = self.link.split(budget)
+        self.ctx.emit(
+            FROM_CHECKOUT,
+            {"attempt": self.ctx.number, "workspace": self.workspace_id, "paths": split.paths,
+             "diff": split.checkout},
+        )  # fmt: skip
+        return split.agent
 
     def stop(self) -> None:
         """Stop following local changes; the agent's last edits are sent before this returns.

@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from sandbox.base import Sandbox
 from sandbox.config import MAX_FILE_BYTES
-from sandbox.diff import lstat_beneath
+from sandbox.diff import Budget, lstat_beneath, read_entry
 from sandbox.errors import SandboxError
 from sandbox.paths import (
     open_file_beneath,
@@ -42,6 +42,7 @@ from sync.hashing import CHUNK, new_hasher, stamp
 from sync.ignore import IgnoreRules
 from sync.manifests import Entry, check_path, resolves_inside
 from sync.merge import copy_path
+from sync.split import SplitDiff, split_diff
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,9 @@ class SandboxLink:
         version comes back as one of them, that is the agent's own edit, not a new local one."""
         self.apart: set[str] = set()
         """Paths where `known` is not the base: the overlay alone may not show them."""
+        self.from_checkout: dict[str, Entry | None] = {}
+        """What the link last wrote at each path from the checkout (None: deleted there): the
+        developer's saves, kept apart from the agent's work in the attempt's diff."""
         self._seen: dict[str, tuple[Stamp, Entry]] = {}
 
     # -- local changes in --------------------------------------------------------------
@@ -186,6 +190,7 @@ class SandboxLink:
             self._settle(path, theirs)  # the checkout took the agent's edit: the sandbox's stays
         elif ours == self.agreed.get(path):
             self._write(fd, path, theirs)
+            self.from_checkout[path] = theirs
             self._agree(path, theirs)
             self._settle(path, theirs)
         else:  # both changed it since they last agreed
@@ -246,6 +251,18 @@ class SandboxLink:
             self.apart.discard(path)
         else:
             self.apart.add(path)
+
+    def split(self, budget: Budget) -> SplitDiff:
+        """The sandbox's diff from the base, the checkout's saves apart from the agent's work."""
+        fd = self.sandbox.open_tree()
+        try:
+            return split_diff(
+                self.base, self.from_checkout, [c.path for c in self.sandbox.changed_paths()],
+                lambda p: self._entry(fd, p, store=False), lambda p: read_entry(fd, p, budget),
+                self.blobs, budget,
+            )  # fmt: skip
+        finally:
+            os.close(fd)
 
     # -- the agent's edits out ---------------------------------------------------------
 

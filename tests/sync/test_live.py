@@ -4,6 +4,7 @@ conflict, in both apply modes."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from sandbox import SandboxConfig, SandboxError, create_sandbox
 from sandbox.base import Sandbox
+from sandbox.diff import Budget
 from sync import snapshots
 from sync.blobs import BlobStore
 from sync.errors import UnsafePath
@@ -273,3 +275,68 @@ def test_a_copy_name_the_agent_uses_is_not_overwritten(
     assert [c.copy for c in found] == ["a.txt.autan-local-2"]
     assert sandbox.read_file("a.txt.autan-local") == b"the agent's own file of that name\n"
     assert sandbox.read_file("a.txt.autan-local-2") == b"the developer's\n"
+
+
+BUDGET = Budget(1 << 20, 10 << 20)
+AGENT_A = b"base a\nby the agent\n"
+
+
+def blob_id(data: bytes) -> str:
+    """git's id of a blob of `data`, as a diff's index line names it."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def test_the_developers_saves_are_shown_apart_from_the_agents_work(
+    link: SandboxLink, sandbox: Sandbox, blobs: BlobStore
+) -> None:
+    moved = file(blobs, "src/c.py", BASE["src/b.py"])  # a rename, as the daemon sends one
+    added = file(blobs, "notes/dev.md", b"the developer's notes\n")
+    assert link.push(2, ChangeSet([moved, added], ["src/b.py"])) == []
+    sandbox.write_file("a.txt", AGENT_A)
+    out = link.pull()
+    assert [e.path for e in out.changes] == ["a.txt"] and out.deleted == []
+    split = link.split(BUDGET)
+    assert split.paths == ["notes/dev.md", "src/b.py", "src/c.py"]
+    assert split.agent == (
+        "diff --git a/a.txt b/a.txt\n"
+        f"index {blob_id(BASE['a.txt'])}..{blob_id(AGENT_A)} 100644\n"
+        "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1,2 @@\n base a\n+by the agent\n"
+    )
+    assert "diff --git a/src/b.py b/src/c.py\nsimilarity index 100%\n" in split.checkout
+    assert "new file mode 100644\n" in split.checkout
+    assert "+the developer's notes\n" in split.checkout
+    assert "a.txt" not in split.checkout
+    whole = sandbox.diff()  # the sandbox's own diff still holds both
+    assert "notes/dev.md" in whole and "by the agent" in whole
+
+
+def test_the_agents_edit_of_a_developers_save_is_shown_against_that_save(
+    link: SandboxLink, sandbox: Sandbox, blobs: BlobStore
+) -> None:
+    saved = [file(blobs, "a.txt", b"the developer's\n"), file(blobs, "new.txt", b"one\n")]
+    assert link.push(2, ChangeSet(saved)) == []
+    assert sandbox.exec("echo agent >> a.txt && echo two >> new.txt").exit_code == 0
+    link.pull()
+    split = link.split(BUDGET)
+    assert split.paths == ["a.txt", "new.txt"]
+    agent = split.agent
+    assert "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1,2 @@\n the developer's\n+agent\n" in agent
+    assert "--- a/new.txt\n+++ b/new.txt\n@@ -1 +1,2 @@\n one\n+two\n" in agent
+    assert "new file mode" not in agent and "-base a" not in agent
+    assert "-base a\n+the developer's\n" in split.checkout
+    assert "new file mode 100644\n" in split.checkout and "+one\n" in split.checkout
+    assert "+agent" not in split.checkout and "+two" not in split.checkout
+
+
+def test_a_conflict_leaves_the_diff_as_it_was(
+    link: SandboxLink, sandbox: Sandbox, blobs: BlobStore
+) -> None:
+    sandbox.write_file("a.txt", b"the agent's\n")
+    link.pull()
+    conflicts = link.push(2, ChangeSet([file(blobs, "a.txt", b"the developer's\n")]))
+    assert [c.path for c in conflicts] == ["a.txt"]
+    assert link.from_checkout == {}  # nothing of the checkout's went in where the agent's is
+    split = link.split(BUDGET)
+    assert split.checkout == "" and split.paths == []
+    assert split.agent == sandbox.diff()
+    assert "+the agent's\n" in split.agent and "a.txt.autan-local" in split.agent

@@ -4,12 +4,14 @@ edits on branch `autan/<task>` in a worktree beside the checkout, the checkout u
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -94,6 +96,7 @@ def test_a_local_save_reaches_the_agent_and_its_edits_land_on_a_branch(
         ran = autan("run", "use what I save", "--workspace", str(checkout))
         assert ran.returncode == 0, ran.stderr
         task = task_id_in(ran.stdout)
+        (checkout / "a.txt").rename(checkout / "moved.txt")  # before the save the agent waits on
         (checkout / "local.txt").write_text("saved locally\n")
 
         worktree = tmp_path / "project.autan" / task
@@ -116,13 +119,21 @@ def test_a_local_save_reaches_the_agent_and_its_edits_land_on_a_branch(
         # The checkout has no tests, so nothing can verify the agent's work: kept, not succeeded.
         assert shown["state"] == "unverified", shown
         assert "no tests found" in str(shown["reason"]), shown
+        # The task's diff is the agent's work only; the developer's saves are shown apart.
+        diff = httpx.get(f"{live_api.url}/api/tasks/{task}/diff", headers=headers).text
+        assert "b/agent.txt" in diff and "b/seen.txt" in diff, diff
+        assert "local.txt" not in diff and "moved.txt" not in diff and "a/a.txt" not in diff, diff
+        apart = from_checkout(live_api.url, task, headers)
+        assert apart["paths"] == ["a.txt", "local.txt", "moved.txt"], apart
+        assert "rename from a.txt\nrename to moved.txt\n" in apart["diff"], apart
+        assert "+saved locally\n" in apart["diff"] and "agent.txt" not in apart["diff"], apart
         log = git_log(worktree, branch)
         assert log[-1] == "start" and "starts from workspace version 1" in log[-2], log
         assert all("from attempt 1" in message for message in log[:-2]) and len(log) >= 3, log
         # The checkout itself is untouched: no agent file, the same status as before.
         assert not (checkout / "agent.txt").exists() and not (checkout / "seen.txt").exists()
         status = git(checkout, "status", "--porcelain").splitlines()
-        assert sorted(status) == ["?? local.txt", "?? wip.txt"]
+        assert sorted(status) == [" D a.txt", "?? local.txt", "?? moved.txt", "?? wip.txt"]
         shown = autan("sync", "status")
         assert task in shown.stdout and branch in shown.stdout, shown.stdout
     except AssertionError as exc:
@@ -136,3 +147,17 @@ def test_a_local_save_reaches_the_agent_and_its_edits_land_on_a_branch(
 def git_log(worktree: Path, branch: str) -> list[str]:
     out = git(worktree, "log", "--format=%s", branch)
     return [line for line in out.splitlines() if line]
+
+
+def from_checkout(url: str, task: str, headers: dict[str, str]) -> dict[str, Any]:
+    """The data of the task's one `sync.from_checkout` event: the changes from the checkout."""
+    stored = httpx.get(f"{url}/api/tasks/{task}/events?follow=false", headers=headers)
+    assert stored.status_code == 200, stored.text
+    found = [
+        json.loads(frame.split("\ndata: ", 1)[1])["data"]
+        for frame in stored.text.split("\n\n")
+        if "\nevent: sync.from_checkout\n" in frame
+    ]
+    assert len(found) == 1, stored.text
+    data: dict[str, Any] = found[0]
+    return data

@@ -40,6 +40,8 @@ JOIN_MIB_PER_SECOND = 20
 """The least rate the server is expected to join a big file's chunks at."""
 BATCH_BYTES = 8 << 20
 """Most chunk content one batch carries."""
+HELD_CHUNKS = 100_000
+"""Most chunk hashes a remote remembers the server holding (about 12 GB of big files)."""
 PATHS_PER_SECOND = 1000
 """The least rate a commit's paths are expected to be taken at: a large commit's timeout
 grows by a second per this many paths (and an upload's by a second per MiB)."""
@@ -66,6 +68,9 @@ class HttpRemote:
         self.timeout = timeout
         self.takes_chunks = True
         """False once the server answered that it has no chunk lists (an older one)."""
+        self._held: set[str] = set()
+        """Chunks of the lists the server took from this remote: a file sent before goes as
+        its new chunks first, then its list once (not asked about, then sent again)."""
         self._http = httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}", "User-Agent": "autan-sync"},
@@ -126,12 +131,18 @@ class HttpRemote:
             body = {"size": size, "chunks": [[chunk.digest, chunk.size] for chunk in chunks]}
             timeout = self._scaled(size / MIB / JOIN_MIB_PER_SECOND)
             sent, url, lacking = 0, f"/api/blobs/{digest}/chunks", set[str]()
+            if any(chunk.digest in self._held for chunk in chunks):  # an edit of a file sent
+                lacking = {chunk.digest for chunk in chunks} - self._held
+                sent = self._send_chunks(file.fileno(), [c for c in chunks if c.digest in lacking])
             for _ in range(3):  # again only when the store collected a chunk meanwhile
                 response = self._send("PUT", url, json=body, timeout=timeout)
                 if response.status_code in (404, 405):
                     self.takes_chunks = False
                     return None
                 if response.is_success:
+                    if len(self._held) + len(chunks) > HELD_CHUNKS:
+                        self._held.clear()
+                    self._held.update(chunk.digest for chunk in chunks)
                     return sent
                 named = _missing(response)
                 if named is None:

@@ -94,6 +94,8 @@ def test_a_big_file_goes_as_chunks_and_an_edit_sends_only_the_chunks_it_touched(
     new = sum(size for chunk, size in after.items() if chunk not in before)
     assert 0 < new <= 2 * MAX_CHUNK
     assert (report.uploaded, report.uploaded_bytes) == (1, new)
+    # The daemon sent this file before: the new chunks go first, then the list, once.
+    assert sent.sent.count(("PUT", f"/api/blobs/{hash_bytes(edited)}/chunks")) == 1
     assert sum(sent.body_bytes) < new + 64 * 1024  # the chunks, their list, the commit
     remote.download(hash_bytes(edited), tmp_path / "back.bin")
     assert (tmp_path / "back.bin").read_bytes() == edited
@@ -156,11 +158,23 @@ def test_a_chunk_collected_while_a_big_file_is_sent_is_sent_again(
     remote = HttpRemote(live_api.url, live_api.token, transport=collecting)
     try:
         sent = remote.upload_chunked(hash_bytes(data), tmp_path / "big.bin")
+        assert sent == len(data) + len(first)
+        assert collecting.count("PUT", "/api/blobs/") == 3  # lacking all, lacking one, stored
+        assert services.storage.read(hash_bytes(data)) == data
+
+        # Sent before, the file's new chunks go first, then its list: here the store has
+        # collected one more chunk meanwhile, so the list names it and it goes again.
+        edited = data[:-100] + b"y" * 100
+        (tmp_path / "big.bin").write_bytes(edited)
+        services.storage.remove(hash_bytes(first))
+        collecting.clear()
+        tail = list(pieces(io.BytesIO(edited)))[-1]
+        sent = remote.upload_chunked(hash_bytes(edited), tmp_path / "big.bin")
     finally:
         remote.close()
-    assert sent == len(data) + len(first)
-    assert collecting.count("PUT", "/api/blobs/") == 3  # lacking all, lacking one, stored
-    assert services.storage.read(hash_bytes(data)) == data
+    assert sent == len(tail) + len(first)
+    assert collecting.count("PUT", "/api/blobs/") == 2  # one chunk lacking, stored
+    assert services.storage.read(hash_bytes(edited)) == edited
 
 
 def put_list(live_api: LiveApi, digest: str, body: Any) -> httpx.Response:

@@ -3,17 +3,38 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from orchestrator import store
+from orchestrator.base import AttemptOutcome
+from orchestrator.live_link import FROM_CHECKOUT
 from orchestrator.models import Task, Workspace, utcnow
 from orchestrator.schemas import TaskSpec
 from orchestrator.services import Services
+from orchestrator.states import AttemptState
 from tests.web.dashboard import browser_client, csrf_of, sign_in
 from web import sessions
 
 PAGES = ["/tasks", "/new", "/fleet", "/workspaces"]
+
+
+def new_task(client: TestClient, csrf: str, **fields: str) -> str:
+    """The id of a task made with the dashboard's form."""
+    made = client.post("/new", data={"csrf": csrf, **fields}, follow_redirects=False)
+    assert made.status_code == 303, made.text
+    return str(made.headers["location"].rsplit("/", 1)[1])
+
+
+def finish_all(services: Services, task_id: str, outcome: Callable[[int], AttemptOutcome]) -> None:
+    """Every attempt of the task claimed and ended as succeeded, with `outcome(its number)`."""
+    lifecycle = services.lifecycle
+    for attempt in lifecycle.get(task_id).attempts:
+        claim = lifecycle.claims.claim(attempt.id, worker="w1")
+        assert claim is not None
+        lifecycle.claims.finish(claim, AttemptState.SUCCEEDED, outcome=outcome(attempt.number))
 
 
 def count_tasks(services: Services) -> int:
@@ -175,12 +196,7 @@ def test_markup_from_users_and_models_is_shown_as_text(
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     with browser_client(services) as client:
         csrf = sign_in(client, admin_token)
-        made = client.post(
-            "/new",
-            data={"csrf": csrf, "repo": evil, "instruction": f"{evil}\nsecond line"},
-            follow_redirects=False,
-        )
-        task_id = made.headers["location"].rsplit("/", 1)[1]
+        task_id = new_task(client, csrf, repo=evil, instruction=f"{evil}\nsecond line")
         with services.lifecycle.write() as (session, _):
             task = session.get(Task, task_id)
             assert task is not None
@@ -205,38 +221,22 @@ def test_the_task_page_shows_attempts_side_by_side_and_the_chosen_diff(
     diff = "--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-old <b>\n+new </pre>\n"
     with browser_client(services) as client:
         csrf = sign_in(client, admin_token)
-        made = client.post(
-            "/new",
-            data={
-                "csrf": csrf,
-                "repo": "r",
-                "instruction": json.dumps({"diff": diff}),
-                "attempts": "2",
-            },
-            follow_redirects=False,
+        task_id = new_task(
+            client, csrf, repo="r", instruction=json.dumps({"diff": diff}), attempts="2"
         )
-        task_id = made.headers["location"].rsplit("/", 1)[1]
-        lifecycle = services.lifecycle
-        view = lifecycle.get(task_id)
-        for attempt in view.attempts:
-            claim = lifecycle.claims.claim(attempt.id, worker="w1")
-            assert claim is not None
-            from orchestrator.base import AttemptOutcome
-            from orchestrator.states import AttemptState
-
-            lifecycle.claims.finish(
-                claim,
-                AttemptState.SUCCEEDED,
-                outcome=AttemptOutcome(
-                    summary=f"summary {attempt.number}",
-                    diff=diff if attempt.number == 1 else "+only two\n",
-                    verified=attempt.number == 1,
-                    tests_outcome="3 passed" if attempt.number == 1 else None,
-                    tokens_in=100 * attempt.number,
-                    tokens_out=10,
-                    cost_usd=0.25,
-                ),
-            )
+        finish_all(
+            services,
+            task_id,
+            lambda n: AttemptOutcome(
+                summary=f"summary {n}",
+                diff=diff if n == 1 else "+only two\n",
+                verified=n == 1,
+                tests_outcome="3 passed" if n == 1 else None,
+                tokens_in=100 * n,
+                tokens_out=10,
+                cost_usd=0.25,
+            ),
+        )
         html = client.get(f"/tasks/{task_id}").text
         assert html.count('class="attempt"') == 2
         assert "3 passed" in html and "200 in · 10 out" in html
@@ -283,3 +283,24 @@ def test_the_task_page_is_headed_by_its_instruction_and_names_a_workspace(
             follow_redirects=True,
         )
         assert f'<h1 id="task-heading">{"x" * 120}…' in other.text
+
+
+def test_the_task_page_shows_the_changes_from_the_checkout_apart_from_the_agents_diff(
+    services: Services, admin_token: str
+) -> None:
+    saved = "diff --git a/dev.md b/dev.md\nnew file mode 100644\n+saved <i>locally</i>\n"
+    with browser_client(services) as client:
+        csrf = sign_in(client, admin_token)
+        task_id = new_task(client, csrf, repo="r", instruction="edit", attempts="2")
+        finish_all(services, task_id, lambda n: AttemptOutcome(summary="s", diff=f"+agent {n}\n"))
+        with services.sessions.begin() as session:
+            data = {"attempt": 1, "workspace": "w", "paths": ["dev.md"], "diff": saved}
+            store.add_event(session, task_id=task_id, kind=FROM_CHECKOUT, data=data, now=utcnow())
+        first = client.get(f"/tasks/{task_id}?attempt=1").text
+        assert '<span class="d-add">+agent 1</span>' in first
+        assert '<h3 id="from-checkout">Changes from the checkout</h3>' in first
+        assert '<span class="d-add">+saved &lt;i&gt;locally&lt;/i&gt;</span>' in first
+        assert first.index("+agent 1") < first.index("from-checkout")
+        second = client.get(f"/tasks/{task_id}?attempt=2").text
+        assert '<span class="d-add">+agent 2</span>' in second
+        assert "from-checkout" not in second and "saved &lt;i&gt;" not in second

@@ -8,8 +8,9 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from orchestrator import access, task_lists
+from orchestrator import access, store, task_lists
 from orchestrator.errors import InvalidSubmission
+from orchestrator.live_link import FROM_CHECKOUT
 from orchestrator.models import Workspace
 from orchestrator.schemas import (
     MESSAGE_CHARS,
@@ -109,6 +110,17 @@ def _workspace(session: Any, repo: str) -> str | None:
     return f"workspace {found.name if found else workspace_id[:8]}, version {version}"
 
 
+def _from_checkout(session: Any, task_id: str, number: int | None) -> list[str]:
+    """The lines of the developer's saves that flowed into attempt `number`'s sandbox, apart
+    from its diff ([] when none did)."""
+    found = [
+        e.data
+        for e in store.events_after(session, task_id=task_id, seq=0, kind=FROM_CHECKOUT)
+        if number is not None and e.data.get("attempt") == number
+    ]
+    return str(found[-1].get("diff", "")).splitlines() if found else []
+
+
 @router.get("/tasks/{task_id}")
 def task_page(
     request: Request,
@@ -125,6 +137,8 @@ def task_page(
     shown = _shown_result(task, attempt)
     diff_lines = shown.diff.splitlines() if shown else []
     numbers = {a.id: a.number for a in task.attempts}
+    shown_number = numbers.get(shown.attempt_id) if shown else None
+    saved = _from_checkout(session, task_id, shown_number)
     return render(
         request,
         "task.html",
@@ -133,9 +147,11 @@ def task_page(
         heading=first_line[:HEADING_LENGTH] + ("…" if len(first_line) > HEADING_LENGTH else ""),
         workspace=_workspace(session, task.repo),
         shown=shown,
-        shown_number=numbers.get(shown.attempt_id) if shown else None,
+        shown_number=shown_number,
         diff_lines=diff_lines[:DIFF_LINES_SHOWN],
         diff_cut=max(0, len(diff_lines) - DIFF_LINES_SHOWN),
+        checkout_lines=saved[:DIFF_LINES_SHOWN],
+        checkout_cut=max(0, len(saved) - DIFF_LINES_SHOWN),
         active=not task.state.terminal,
         max_attempts=lifecycle.settings.max_attempts,
         message_chars=MESSAGE_CHARS,

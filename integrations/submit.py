@@ -12,9 +12,10 @@ from sqlalchemy.exc import IntegrityError
 
 from integrations.config import Routing, UserConfig
 from integrations.errors import InvalidPayload, MalformedRequest, QueueUnavailable
+from orchestrator.access import ROLE_SCOPES, Caller
 from orchestrator.errors import IdempotencyConflict
 from orchestrator.lifecycle import Lifecycle
-from orchestrator.models import utcnow
+from orchestrator.models import User, utcnow
 from orchestrator.schemas import TaskSpec, TaskView
 from orchestrator.users import ensure_user, find_user
 
@@ -51,22 +52,29 @@ class Submitter:
         user; either is made on first use."""
         kind = spec.origin.kind
         asker = spec.origin.data.get(IDENTITY.get(kind, ""))
-        mapped = self.routing.user_for(kind, asker if isinstance(asker, str) else None)
+        return self.person(kind, asker if isinstance(asker, str) else None).user_id
+
+    def person(self, kind: str, identity: str | None) -> Caller:
+        """Who this Slack user, GitHub login or Jira account is to Autan, with what their role
+        allows: the user `autan.toml` maps them to, else the connector's service user (made
+        on first use)."""
+        mapped = self.routing.user_for(kind, identity)
         name, config = mapped or (f"{kind}-connector", UserConfig())
         try:
             with self.lifecycle.write() as (session, _events):
-                return ensure_user(
+                user = ensure_user(
                     session, name=name, role=config.role, team=config.team,
                     email=config.email, service=mapped is None, now=utcnow(),
-                ).id  # fmt: skip
+                )  # fmt: skip
+                return _caller(kind, user)
         except (IntegrityError, ValueError):
             # A concurrent delivery made the same user first: it is there now (on PostgreSQL
             # its commit can land between our look-up and our insert, which says "exists").
             with self.lifecycle.sessions() as session:
-                user = find_user(session, name=name)
-            if user is None:
-                raise
-            return user.id
+                found = find_user(session, name=name)
+                if found is None:
+                    raise
+                return _caller(kind, found)
 
     def later(self, kind: str, payload: dict[str, Any]) -> None:
         """Queue the rest of a delivery (the `kind` intake processor's job) for a worker."""
@@ -88,3 +96,16 @@ class Submitter:
             return None
         log.info("task %s from %s %s", task.id, spec.origin.kind, spec.origin.external_id)
         return task
+
+
+def _caller(kind: str, user: User) -> Caller:
+    """The user as the access rules see a caller: with every scope their role allows."""
+    return Caller(
+        token_id="",
+        token_name=f"{kind} connector",
+        user_id=user.id,
+        user_name=user.name,
+        role=user.role,
+        team=user.team,
+        scopes=ROLE_SCOPES[user.role],
+    )

@@ -11,6 +11,7 @@ from orchestrator import store
 from orchestrator.errors import TaskEnded, TaskNotFound
 from orchestrator.events import event_view
 from orchestrator.lifecycle import Lifecycle
+from orchestrator.models import Event
 from orchestrator.outbox import STORE_DOWN
 from orchestrator.schemas import EventView
 from orchestrator.states import ACTIVE_TASK_STATES, AttemptState
@@ -22,12 +23,21 @@ DELIVERED = "person.delivered"
 
 
 def say(
-    lifecycle: Lifecycle, task_id: str, *, text: str, by: str, attempt: int | None = None
+    lifecycle: Lifecycle,
+    task_id: str,
+    *,
+    text: str,
+    by: str,
+    attempt: int | None = None,
+    key: str | None = None,
 ) -> EventView:
     """Store a message for the task's live attempts (or the one numbered `attempt`); raises
-    TaskNotFound for no such task or attempt, TaskEnded when it (or that attempt) has ended."""
+    TaskNotFound for no such task or attempt, TaskEnded when it (or that attempt) has ended.
+    A `key` (a webhook delivery's) stores the message once: said again, the first is returned."""
     with lifecycle.write() as (session, events):
         task = store.get_task(session, task_id=task_id)
+        if key is not None and (earlier := _keyed(session, task_id, key)) is not None:
+            return event_view(earlier)
         if task.state not in ACTIVE_TASK_STATES:
             raise TaskEnded(
                 f"task {task_id} has ended ({task.state}): no agent is there to read it"
@@ -40,10 +50,21 @@ def say(
             if AttemptState(chosen.state).terminal:
                 raise TaskEnded(f"attempt {attempt} of task {task_id} has ended ({chosen.state})")
             attempt_id = chosen.id
-        data = {"text": text, "by": by, "attempt": attempt}
+        data: dict[str, object] = {"text": text, "by": by, "attempt": attempt}
+        if key is not None:
+            data["key"] = key
         lifecycle.event(session, events, task_id, KIND, data, attempt_id=attempt_id)
         session.flush()
         return event_view(events[-1])
+
+
+def _keyed(session: Session, task_id: str, key: str) -> Event | None:
+    seq = 0
+    while found := store.events_after(session, task_id=task_id, seq=seq, kind=KIND):
+        if hit := next((e for e in found if e.data.get("key") == key), None):
+            return hit
+        seq = found[-1].seq
+    return None
 
 
 class Inbox:

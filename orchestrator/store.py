@@ -60,6 +60,13 @@ def find_task_by_key(session: Session, *, idempotency_key: str) -> Task | None:
     return session.scalars(select(Task).where(Task.idempotency_key == idempotency_key)).first()
 
 
+def find_tasks_by_origin(session: Session, *, kind: str, external_id: str) -> list[Task]:
+    """The tasks from this origin (a Slack thread, a GitHub issue or pull request), newest first."""
+    query = select(Task).join(Origin, Origin.id == Task.origin_id)
+    query = query.where(Origin.kind == kind, Origin.external_id == external_id)
+    return list(session.scalars(query.order_by(Task.created_at.desc())))
+
+
 def add_event(
     session: Session,
     *,

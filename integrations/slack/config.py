@@ -14,7 +14,8 @@ class SlackSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTAN_SLACK_", extra="ignore")
 
     signing_secret: SecretStr | None = None
-    """The app's signing secret; unset, `POST /hooks/slack/commands` refuses every request."""
+    """The app's signing secret; unset, `POST /hooks/slack/commands` and `/hooks/slack/events`
+    refuse every request."""
 
     bot_token: SecretStr | None = None
     """The bot token (`xoxb-...`, scope `chat:write`, `channels:history` for retries);

@@ -1,4 +1,5 @@
-"""Slack slash commands in: `/autan REPO INSTRUCTION`, `status [ID]`, `cancel ID`, `help`."""
+"""Slack in: slash commands (`/autan REPO INSTRUCTION`, `status [ID]`, `cancel ID`, `help`) and
+Events API deliveries (replies in a task's thread), both signed the same way."""
 
 from __future__ import annotations
 
@@ -16,13 +17,22 @@ from integrations.deliveries import Deliveries
 from integrations.errors import InvalidPayload, MalformedRequest, NotConfigured, SignatureInvalid
 from integrations.signatures import check_age, verify
 from integrations.slack.config import SlackSettings
-from integrations.submit import Submitter
+from integrations.slack.events import thread_reply
+from integrations.submit import Submitter, decode_json
 from orchestrator.errors import TaskNotFound
 from orchestrator.schemas import TaskRequest, TaskSummary, TaskView
 from orchestrator.task_lists import TaskFilter, list_tasks
 
 HELP = (Path(__file__).parent / "help.md").read_text()
 REQUIRED = ("command", "user_id", "channel_id", "response_url")
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    try:
+        parsed = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedRequest(f"body is not a form: {exc}") from exc
+    return {name: values[0] for name, values in parsed.items()}
 
 
 def ephemeral(message: str) -> dict[str, Any]:
@@ -48,7 +58,10 @@ class SlackIntake:
         self.clock = clock
 
     def receive(self, body: bytes, headers: Mapping[str, str]) -> Answer:
-        form = self._verified_form(body, headers)
+        self._verify(body, headers)
+        if headers.get("content-type", "").startswith("application/json"):
+            return thread_reply(decode_json(body), self.submitter, self.deliveries)
+        form = parse_form(body)
         if missing := [name for name in REQUIRED if not form.get(name)]:
             raise InvalidPayload(f"slash command lacks {', '.join(missing)}")
         seen = f"slack:{headers['x-slack-signature']}"
@@ -66,7 +79,7 @@ class SlackIntake:
         with self.deliveries.held(seen):
             return self._start(form, words)
 
-    def _verified_form(self, body: bytes, headers: Mapping[str, str]) -> dict[str, str]:
+    def _verify(self, body: bytes, headers: Mapping[str, str]) -> None:
         if self.settings.signing_secret is None:
             raise NotConfigured("Slack commands are refused: AUTAN_SLACK_SIGNING_SECRET is not set")
         stamp, signature = (
@@ -85,11 +98,6 @@ class SlackIntake:
             header="X-Slack-Signature",
             prefix="v0=",
         )
-        try:
-            parsed = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise MalformedRequest(f"body is not a form: {exc}") from exc
-        return {name: values[0] for name, values in parsed.items()}
 
     def _help(self, problem: str) -> Answer:
         repos = ", ".join(f"`{name}`" for name in sorted(self.routing.repos)) or "none configured"

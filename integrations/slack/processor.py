@@ -12,6 +12,7 @@ from integrations.config import IntegrationSettings, Routing
 from integrations.routing_file import FreshProcessor, watched
 from integrations.slack.client import web_client
 from integrations.slack.config import SlackSettings
+from integrations.slack.events import pass_on
 from integrations.submit import Submitter
 from orchestrator import store
 from orchestrator.lifecycle import Lifecycle
@@ -22,7 +23,8 @@ log = logging.getLogger(__name__)
 
 class SlackProcessor:
     """The `autan.intakes: slack` processor; its payload is `{"key", "form", "name",
-    "instruction"}` from the intake, the form without Slack's verification token."""
+    "instruction"}` from a command, the form without Slack's verification token, or
+    `{"key", "reply"}` from a reply in a task's thread."""
 
     def __init__(
         self, settings: SlackSettings, common: IntegrationSettings, routing: Routing
@@ -32,6 +34,11 @@ class SlackProcessor:
         self.routing = routing
 
     def process(self, payload: dict[str, Any], lifecycle: Lifecycle) -> None:
+        if "reply" in payload:  # a reply in a task's thread, from the Events API
+            submitter = Submitter(lifecycle, self.routing)
+            client = web_client(self.settings)
+            pass_on(payload["reply"], str(payload["key"]), submitter, client, self.common)
+            return
         key, name, form = str(payload["key"]), str(payload["name"]), payload["form"]
         with lifecycle.sessions() as session:
             if store.find_task_by_key(session, idempotency_key=key) is not None:

@@ -89,6 +89,12 @@ async def slack_command(request: Request, hub: HubDep) -> JSONResponse:
     return await _handle(hub, "slack", request)
 
 
+@router.post("/slack/events")
+async def slack_events(request: Request, hub: HubDep) -> JSONResponse:
+    """The Slack app's Events API request URL: replies in a task's thread."""
+    return await _handle(hub, "slack", request)
+
+
 @router.post("/jira")
 async def jira_hook(request: Request, hub: HubDep) -> JSONResponse:
     return await _handle(hub, "jira", request)

@@ -1,4 +1,5 @@
-"""GitHub deliveries finished in a worker: check the sender, read the issue, submit the task."""
+"""GitHub deliveries finished in a worker: check the sender, then pass a comment on to the
+running task of its pull request, or read the issue and submit a task."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from integrations.github import payloads as p
 from integrations.github.client import GitHubAccess
 from integrations.github.config import GitHubSettings
 from integrations.github.instruction import Comment, instruction
+from integrations.github.messages import told
 from integrations.github.publish import issue_marker
 from integrations.routing_file import FreshProcessor, watched
 from integrations.submit import Submitter
@@ -39,19 +41,24 @@ class GitHubProcessor:
         if found is None:
             log.info("%s: repository %s left autan.toml: ignored", key, work.repo)
             return
+        submitter = Submitter(lifecycle, self.routing)
         try:
-            spec = self._spec(work, found[1], key)
+            repo = self.access.api().get_repo(work.repo)
+            permission = repo.get_collaborator_permission(work.sender)
+            if permission not in WRITERS:
+                log.info("%s: %s has %s access, not write: ignored", key, work.sender, permission)
+                return
+            if work.kind == "pr-comment" and told(repo, work, key, submitter):
+                return
+            spec = self._spec(repo, work, found[1], key)
         except GithubException as exc:  # the job is retried with back-off
             raise ServiceError(f"GitHub answered {exc.status} for {key}: {exc.data}") from exc
         if spec is not None:
-            Submitter(lifecycle, self.routing).submit(spec)
+            submitter.submit(spec)
 
-    def _spec(self, work: p.Work, repo_cfg: RepoConfig, key: str) -> TaskSpec | None:
-        repo = self.access.api().get_repo(work.repo)
-        permission = repo.get_collaborator_permission(work.sender)
-        if permission not in WRITERS:
-            log.info("%s: %s has %s access, not write: ignored", key, work.sender, permission)
-            return None
+    def _spec(
+        self, repo: Repository, work: p.Work, repo_cfg: RepoConfig, key: str
+    ) -> TaskSpec | None:
         branch = work.branch or self._branch_of(repo, work)
         if work.kind == "pr-comment" and branch is None:
             log.info("%s: pull request #%s is not Autan's: ignored", key, work.number)

@@ -4,19 +4,28 @@ under the rules of `autan say`; everything else in Slack is ignored or refused, 
 from __future__ import annotations
 
 import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import select
 
+from agent import AgentConfig
 from integrations.config import UserConfig
 from orchestrator import messages
+from orchestrator.agent_runner import AgentRunner, AgentRunnerSettings
+from orchestrator.executor import AttemptExecutor
 from orchestrator.models import Event
 from orchestrator.schemas import TaskView
+from serving.script import Script
+from serving.scripted import start_in_thread
 from tests.integrations import signing
 from tests.integrations.conftest import FIX, Wired
 from tests.integrations.drive import drain, finish, queued, tasks
+
+BASH = {"tool_calls": [{"name": "bash", "arguments": {"command": "true"}}]}
 
 
 def event_body(
@@ -189,3 +198,34 @@ def test_forged_stale_and_bad_events_are_refused_and_nothing_is_stored(wired: Wi
         assert r.status_code == status, (reason, r.text)
         assert reason in r.json()["detail"]
     assert queued(w.services) == [] and said(w) == []
+
+
+def test_the_scripted_model_sees_the_reply_in_its_next_request(
+    wired: Wired, tmp_path: Path
+) -> None:
+    w = wired
+    w.routing.users["alice"] = UserConfig(slack="U1")
+    task, thread = started(w)
+    send(w, reply(thread, "the bug is in calc.py"))
+    assert drain(w) == 1
+    server = start_in_thread(Script.model_validate({"fallback": BASH}))
+    try:
+        settings = AgentRunnerSettings(
+            model_url=server.url, model_name="scripted", sandbox_backend="local",
+            sandbox_root=tmp_path / "sandboxes", trees_dir=tmp_path / "trees",
+            trajectory_dir=tmp_path / "trajectories", data_dir=tmp_path / "data",
+            agent=AgentConfig(
+                path=[str(Path(sys.executable).parent)], test_timeout_s=60,
+                command_timeout_s=60, max_steps=2,
+            ),
+        )  # fmt: skip
+        executor = AttemptExecutor(w.services.lifecycle, AgentRunner(settings), "w1")
+        assert executor.execute(task.attempts[0].id) == "failed"  # its two steps spent
+    finally:
+        server.stop()
+    asked = [
+        [m["content"] for m in r["messages"] if m["role"] == "user" and "calc.py" in m["content"]]
+        for r in server.requests
+    ]
+    assert len(asked) == 2 and all(len(found) == 1 for found in asked), asked
+    assert "alice" in asked[0][0] and "the bug is in calc.py" in asked[0][0]

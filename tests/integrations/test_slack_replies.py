@@ -17,7 +17,7 @@ from integrations.config import UserConfig
 from orchestrator import messages
 from orchestrator.agent_runner import AgentRunner, AgentRunnerSettings
 from orchestrator.executor import AttemptExecutor
-from orchestrator.models import Event
+from orchestrator.models import AuditEntry, Event
 from orchestrator.schemas import TaskView
 from serving.script import Script
 from serving.scripted import start_in_thread
@@ -107,6 +107,14 @@ def test_a_reply_in_the_thread_reaches_the_agent_once(wired: Wired) -> None:
     assert (note.text, note.by) == ("use the new API, please", "alice")
     posted = len(w.slack.messages)
     assert posted == 2, "a message passed on gets no answer in the thread"
+    with w.services.sessions() as session:
+        audited = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+        hooks = [(e.actor, e.action, e.target, e.outcome, e.detail) for e in audited]
+    assert hooks[-2:] == [
+        ("slack-connector", "webhook", "slack", "ok",
+         f"accepted: reply in the thread of task {task.id} (task {task.id})"),
+        ("slack-connector", "webhook", "slack", "ok", "duplicate: event Ev1 was already received"),
+    ]  # fmt: skip
 
 
 def test_the_url_check_is_answered_with_its_challenge(wired: Wired) -> None:

@@ -1,9 +1,11 @@
 """The cluster test's hosts, each in a network namespace: PostgreSQL on `db`, Redis on `redis`,
 moto's S3 on `storage`, `git daemon` on `git`, the scripted model on `model`, two API replicas
-and two workers, started the way docs/deployment.md tells an operator to."""
+and two workers, started the way docs/deployment.md tells an operator to, some with wall clocks
+of their own."""
 
 from __future__ import annotations
 
+import glob
 import json
 import shutil
 import subprocess
@@ -32,6 +34,28 @@ WORKERS = ("worker-a", "worker-b")
 FIRST_REPLY_MS = 5000
 """The model's pause before its first answer: an attempt keeps its worker busy that long, so
 the two attempts of a task go one to each worker, and a worker host is killed mid-attempt."""
+CLOCKS = {"worker-a": 90, "worker-b": -90, "api-2": 45}
+"""Seconds each host's wall clock is off from the true one (the database host's): each worker
+further off than a lease (60 s by default, 8 s here), one fast and one slow."""
+
+
+def libfaketime() -> str:
+    """The path of libfaketime, which gives a process (and its children) a wall clock of its own."""
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    assert found, "libfaketime is not installed: run `make install`"
+    return found[0]
+
+
+def clock_env(host: str) -> dict[str, str]:
+    """The environment that puts `host`'s processes on its own wall clock (none: the true one).
+    Monotonic clocks stay true, as on a real host whose wall clock is off."""
+    if host not in CLOCKS:
+        return {}
+    return {
+        "LD_PRELOAD": libfaketime(),
+        "FAKETIME": f"{CLOCKS[host]:+d}s",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
 
 
 def model_script() -> dict[str, Any]:
@@ -52,8 +76,8 @@ class Platform:
         }
         self.processes: list[subprocess.Popen[bytes]] = []
         self.pg_dir = Path(tempfile.mkdtemp(prefix="autan-cluster-pg-"))
-        self.token = self.git_url = ""
-        self.worker_env: dict[str, dict[str, str]] = {}
+        self.token = self.git_url = self.database_url = ""
+        self.env: dict[str, dict[str, str]] = {}  # each API and worker host's
 
     def url(self, host: str, port: int) -> str:
         return f"http://{self.addresses[host]}:{port}"
@@ -66,7 +90,7 @@ class Platform:
     def start_worker(self, host: str) -> None:
         """`autan worker` on `host`, its output appended to LOGS/HOST.log."""
         argv = [sys.executable, "-P", "-m", "cli", "worker"]
-        self.start(host, host, argv, self.worker_env[host])
+        self.start(host, host, argv, self.env[host])
 
     def run(self, host: str, argv: list[str], env: dict[str, str]) -> str:
         """Run a command on `host` to its end; its output (it must succeed)."""
@@ -74,6 +98,25 @@ class Platform:
         done = subprocess.run(wrapped, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, f"{argv} on {host}: {done.stdout}{done.stderr}"
         return done.stdout
+
+    def clock_of(self, host: str) -> tuple[float, float, float]:
+        """The time on `host` (an API or worker host) as a process with its environment reads it
+        (time.time() and datetime.now()), between two readings of the database's clock:
+        (database before, host, database after)."""
+        read = "import time, datetime; print(time.time(), datetime.datetime.now().timestamp())"
+        with psycopg.connect(self.database_url, autocommit=True) as db:
+
+            def now() -> float:
+                row = db.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()
+                assert row is not None
+                return float(row[0])
+
+            before = now()
+            said = self.run(host, [sys.executable, "-c", read], self.env[host])
+            after = now()
+        by_time, by_datetime = (float(word) for word in said.split())
+        assert abs(by_time - by_datetime) < 1, said
+        return before, by_time, after
 
     def log(self, name: str) -> str:
         path = self.net.logs / f"{name}.log"
@@ -213,11 +256,12 @@ def start_platform(p: Platform) -> None:
         prefix=p.net.enter("storage"),
     )
     s3.start()
+    p.database_url = start_database(p)
     assert s3.process is not None
     p.processes.append(s3.process)  # killed with its host, waited for by Platform.close
     settings = OrchestratorSettings(
         data_dir=p.tmp / "api-1",
-        database_url=start_database(p),
+        database_url=p.database_url,
         redis_url=start_redis(p),
         heartbeat_interval_s=0.5,
         heartbeat_timeout_s=8.0,
@@ -237,7 +281,8 @@ def start_platform(p: Platform) -> None:
     )
     p.token = token.strip()
     for api in ("api-1", "api-2"):
-        env = settings_env(settings.model_copy(update={"data_dir": p.tmp / api}))
+        env = settings_env(settings.model_copy(update={"data_dir": p.tmp / api})) | clock_env(api)
+        p.env[api] = env
         uvicorn = (
             f"-P -m uvicorn --factory web.app:create_app --host {p.addresses[api]} --port 8000"
         )
@@ -251,7 +296,8 @@ def start_platform(p: Platform) -> None:
             "AUTAN_WORKER_CONCURRENCY": "1",
             "AUTAN_SANDBOX_BACKEND": "bwrap",
         }
-        p.worker_env[worker] = env
+        env |= clock_env(worker)
+        p.env[worker] = env
         p.start_worker(worker)
     for host in ("api-1", "api-2", *WORKERS):
         wait_until(partial(p.ready, host), timeout=90, what=f"{host} to be ready")

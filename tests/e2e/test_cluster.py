@@ -5,8 +5,10 @@ Hosts: `db` (a PostgreSQL cluster of the test's own, listening on the host's add
 `redis` (a redis-server of its own, likewise), `storage` (moto's S3 server), `git` (`git daemon`), `model` (the scripted
 model server), `api-1` and `api-2` (uvicorn, each with its own data directory) and
 `worker-a` and `worker-b` (`autan worker`, each with its own data directory, blob cache,
-trees and sandboxes). The test process is the operator's laptop on the same bridge. The hosts
-share the machine's clock. Skips only where this machine cannot make network namespaces.
+trees and sandboxes). The test process is the operator's laptop on the same bridge. The
+workers' and one replica's wall clocks are off (libfaketime): worker-a's 90 s fast, worker-b's
+90 s slow, api-2's 45 s fast; the database host keeps the true one. Skips only where this
+machine cannot make network namespaces.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pytest
 from orchestrator.states import TaskState
 from sync.hashing import hash_bytes
 from tests.cli.conftest import Autan, base_env, task_id_in
-from tests.e2e.hosts import WORKERS, Platform, start_platform
+from tests.e2e.hosts import CLOCKS, WORKERS, Platform, start_platform
 from tests.e2e.netns import Cluster, cannot_make_namespaces
 from tests.sync.conftest import git_checkout
 from tests.waiting import wait_until
@@ -106,6 +108,10 @@ def test_the_cluster_shares_blobs_runs_tasks_on_either_worker_and_survives_a_los
     platform: Platform,
 ) -> None:
     p = platform
+    # Each skewed host's processes read their own wall clock, not the database's.
+    for host, off in CLOCKS.items():
+        before, there, after = p.clock_of(host)
+        assert before + off - 1 <= there <= after + off + 1, (host, off, before, there, after)
     api1, api2 = p.url("api-1", 8000), p.url("api-2", 8000)
     auth = {"Authorization": f"Bearer {p.token}"}
     content = b"one blob, two replicas\n"

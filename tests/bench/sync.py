@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -151,9 +152,12 @@ def bench_first_sync_and_restart(
     return figures
 
 
-def counted_sync(bench: Bench, base: str, tree: Path) -> tuple[Report, CountingTransport, float]:
-    """One `sync()` of `tree` by a daemon in this process, started from its state file, with
-    a transport that counts each request body's bytes: its report, the transport, seconds."""
+@contextmanager
+def counted_daemon(
+    bench: Bench, base: str, tree: Path
+) -> Iterator[tuple[SyncDaemon, CountingTransport]]:
+    """A daemon in this process on `tree`, started from its state file, with a transport
+    that counts each request body's bytes."""
     transport = CountingTransport()
     remote = HttpRemote(base, bench.token, transport=transport)
     daemon = SyncDaemon(
@@ -162,12 +166,16 @@ def counted_sync(bench: Bench, base: str, tree: Path) -> tuple[Report, CountingT
     )  # fmt: skip
     try:
         daemon.acquire()
-        started = time.perf_counter()
-        report = daemon.sync()
-        return report, transport, time.perf_counter() - started
+        yield daemon, transport
     finally:
         daemon.release()
         remote.close()
+
+
+def timed_sync(daemon: SyncDaemon) -> tuple[Report, float]:
+    started = time.perf_counter()
+    report = daemon.sync()
+    return report, time.perf_counter() - started
 
 
 def restart(
@@ -175,7 +183,8 @@ def restart(
 ) -> dict[str, Any]:
     """The daemon started again (from the state file the CLI wrote) after `picked` changed:
     the request bodies it sends, counted at the transport, against the changed files' size."""
-    report, transport, wall = counted_sync(bench, base, tree)
+    with counted_daemon(bench, base, tree) as (daemon, transport):
+        report, wall = timed_sync(daemon)
     if sorted(report.changed) != sorted(picked) or report.uploaded != len(picked):
         raise RuntimeError(f"the restart sent {report}, not the {len(picked)} changed files")
     changed_bytes = sum(sizes[p] for p in picked)

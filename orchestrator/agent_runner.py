@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import threading
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -381,18 +382,22 @@ class AgentRunner:
         try:
             result = agent.run(ctx.task.instruction, info)
         except ModelFailed as exc:
-            raise AttemptFailed(str(exc), _partial(sandbox, meter)) from exc
+            if live is not None:
+                live.stop()  # the agent's last edits go out before its work so far is taken
+            raise AttemptFailed(
+                str(exc), _partial(meter, lambda: self._own(sandbox, live))
+            ) from exc
         if live is not None:
             live.stop()  # the agent's last edits go out; the tests run on what was sent
         if not result.finished:
-            partial = _partial(sandbox, meter)
+            partial = _partial(meter, lambda: self._own(sandbox, live))
             raise AttemptFailed(f"{result.message} ({result.reason})", partial)
         ctx.phase("verifying")
         whole = sandbox.diff()
         verdict = verification.verify(whole)  # the tests ran on the whole tree, saves included
         diff = whole if live is None else live.own_diff(whole, self.diff_budget())
         if ctx.stop.is_set():
-            partial = _partial(sandbox, meter, result.summary)
+            partial = _partial(meter, lambda: diff, result.summary)
             raise AttemptFailed("the attempt was stopped during verification", partial)
         reading = meter.reading()
         return AttemptOutcome(
@@ -405,6 +410,11 @@ class AgentRunner:
             tokens_out=reading.usage.completion_tokens,
             cost_usd=reading.cost_usd,
         )
+
+    def _own(self, sandbox: Sandbox, live: LiveAttempt | None) -> str:
+        """The agent's diff: the sandbox's, less the developer's saves a live link took in."""
+        whole = sandbox.diff()
+        return whole if live is None else live.own_diff(whole, self.diff_budget())
 
     @property
     def baselines(self) -> BaselineCache:
@@ -472,11 +482,12 @@ class AgentRunner:
                 raise AttemptFailed(f"set-up command {command!r} failed ({why}): {output[-500:]}")
 
 
-def _partial(sandbox: Sandbox, meter: Meter, summary: str = "") -> AttemptOutcome:
-    """What an attempt that ended early leaves: its diff so far, its tokens and its cost."""
+def _partial(meter: Meter, own: Callable[[], str], summary: str = "") -> AttemptOutcome:
+    """What an attempt that ended early leaves: its diff so far (`own()`), its tokens and its
+    cost."""
     reading = meter.reading()
     try:
-        diff = sandbox.diff()
+        diff = own()
     except SandboxError:
         diff = ""  # the sandbox is gone (killed with its attempt): the cost is still kept
     return AttemptOutcome(

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,21 +36,28 @@ WAIT_FOR_LOCAL = (
 )
 
 
-def agent_script() -> Script:
-    """Waits for the developer's save to show up, copies it, writes a file of its own."""
+LAST = {
+    "finish": ("finish", {"summary": "saw the local save, wrote agent.txt"}),
+    "unfinished": ("bash", {"command": "true"}),  # a third step, and no finish: partial work
+}
+
+
+def agent_script(last: str = "finish") -> Script:
+    """Waits for the developer's save to show up, copies it, writes a file of its own, then
+    finishes (or, `unfinished`, runs one more command and so spends a 3-step budget)."""
     calls = [
         ("bash", {"command": WAIT_FOR_LOCAL}),
         ("write_file", {"path": "agent.txt", "content": "written by the agent\n"}),
-        ("finish", {"summary": "saw the local save, wrote agent.txt"}),
+        LAST[last],
     ]
     return Script.model_validate(
         {"turns": [{"tool_calls": [{"name": n, "arguments": a}]} for n, a in calls]}
     )
 
 
-@pytest.fixture
-def model() -> Iterator[ScriptedServer]:
-    server = start_in_thread(agent_script())
+@pytest.fixture(params=["finish"])
+def model(request: pytest.FixtureRequest) -> Iterator[ScriptedServer]:
+    server = start_in_thread(agent_script(request.param))
     yield server
     server.stop()
 
@@ -84,14 +92,7 @@ def test_a_local_save_reaches_the_agent_and_its_edits_land_on_a_branch(
     )
     env = cli_env(settings, live_api, tmp_path)
     autan = Autan(env)
-    # The daemon writes to a file, not a pipe: a failure below shows what it said.
-    said = tmp_path / "daemon.log"
-    with said.open("wb") as out:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "cli", "sync", str(checkout)], cwd=ROOT, env=env,
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
+    with sync_daemon(checkout, env, tmp_path):
         agent_workers.start(model_url=model.url)
         ran = autan("run", "use what I save", "--workspace", str(checkout))
         assert ran.returncode == 0, ran.stderr
@@ -110,12 +111,7 @@ def test_a_local_save_reaches_the_agent_and_its_edits_land_on_a_branch(
         assert branch_file(worktree, branch, "wip.txt") == "uncommitted work\n"
 
         headers = {"Authorization": f"Bearer {live_api.token}"}
-
-        def ended() -> dict[str, object] | None:
-            shown = httpx.get(f"{live_api.url}/api/tasks/{task}", headers=headers).json()
-            return shown if shown["state"] not in ("queued", "running") else None
-
-        shown = wait_until(ended, timeout=120, what="the task to end")
+        shown = task_ended(live_api.url, task, headers)
         # The checkout has no tests, so nothing can verify the agent's work: kept, not succeeded.
         assert shown["state"] == "unverified", shown
         assert "no tests found" in str(shown["reason"]), shown
@@ -136,17 +132,70 @@ def test_a_local_save_reaches_the_agent_and_its_edits_land_on_a_branch(
         assert sorted(status) == [" D a.txt", "?? local.txt", "?? moved.txt", "?? wip.txt"]
         shown = autan("sync", "status")
         assert task in shown.stdout and branch in shown.stdout, shown.stdout
+
+
+@contextmanager
+def sync_daemon(checkout: Path, env: dict[str, str], tmp_path: Path) -> Iterator[None]:
+    """`autan sync CHECKOUT` as a child process, writing to a file, not a pipe: a failure in
+    the block shows what it said. Stopped with SIGTERM, it must exit 0."""
+    said = tmp_path / "daemon.log"
+    with said.open("wb") as out:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "cli", "sync", str(checkout)], cwd=ROOT, env=env,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield
     except AssertionError as exc:
         raise AssertionError(f"{exc}\nthe daemon said:\n{said.read_text()}") from exc
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
-    assert daemon.returncode == 0, said.read_text() + agent_workers.output()
+    assert daemon.returncode == 0, said.read_text()
+
+
+@pytest.mark.parametrize("model", ["unfinished"], indirect=True)
+def test_partial_work_left_by_a_live_attempt_holds_the_agents_edits_only(
+    settings: OrchestratorSettings,
+    live_api: LiveApi,
+    agent_workers: AgentWorkers,
+    model: ScriptedServer,
+    tmp_path: Path,
+) -> None:
+    checkout = git_checkout(tmp_path / "project", {"a.txt": "committed\n"}, {})
+    env = cli_env(settings, live_api, tmp_path)
+    autan = Autan(env)
+    agent_workers.runner_env.update({"AUTAN_AGENT__MAX_STEPS": "3"})
+    headers = {"Authorization": f"Bearer {live_api.token}"}
+    with sync_daemon(checkout, env, tmp_path):
+        agent_workers.start(model_url=model.url)
+        ran = autan("run", "use what I save", "--workspace", str(checkout))
+        assert ran.returncode == 0, ran.stderr
+        task = task_id_in(ran.stdout)
+        (checkout / "local.txt").write_text("saved locally\n")
+        shown = task_ended(live_api.url, task, headers)
+        assert shown["state"] == "failed" and "steps" in str(shown["reason"]), shown
+        got = httpx.get(f"{live_api.url}/api/tasks/{task}/diff", headers=headers)
+        assert got.status_code == 200 and got.headers["X-Autan-Partial"] == "true", got.text
+        assert "b/agent.txt" in got.text and "b/seen.txt" in got.text, got.text
+        assert "local.txt" not in got.text, got.text
+        apart = from_checkout(live_api.url, task, headers)
+        assert apart["paths"] == ["local.txt"] and "+saved locally\n" in apart["diff"], apart
 
 
 def git_log(worktree: Path, branch: str) -> list[str]:
     out = git(worktree, "log", "--format=%s", branch)
     return [line for line in out.splitlines() if line]
+
+
+def task_ended(url: str, task: str, headers: dict[str, str]) -> dict[str, Any]:
+    """The task as the API shows it, once it has ended."""
+
+    def ended() -> dict[str, Any] | None:
+        shown: dict[str, Any] = httpx.get(f"{url}/api/tasks/{task}", headers=headers).json()
+        return shown if shown["state"] not in ("queued", "running") else None
+
+    return wait_until(ended, timeout=120, what="the task to end")
 
 
 def from_checkout(url: str, task: str, headers: dict[str, str]) -> dict[str, Any]:

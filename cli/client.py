@@ -134,6 +134,15 @@ class AutanClient:
         response = self._request("POST", f"/api/tasks/{task_id}/messages", task_id=named, json=body)
         return self._parse(EventView, response)
 
+    def continue_task(
+        self, task_id: str, instruction: str, *, attempt: int | None = None
+    ) -> TaskView:
+        """Continue a finished task from its attempt's diff (the kept one unless `attempt`)."""
+        body: dict[str, Any] = {"instruction": instruction, "attempt": attempt}
+        named = task_id if attempt is None else None
+        response = self._request("POST", f"/api/tasks/{task_id}/continue", task_id=named, json=body)
+        return self._parse(TaskView, response)
+
     def create_token(self, body: TokenCreate) -> TokenCreated:
         payload = body.model_dump(mode="json", exclude_none=True)
         return self._parse(TokenCreated, self._request("POST", "/api/tokens", json=payload))

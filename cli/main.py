@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.tasks:say",
         "Tell a running task's agents something; each reads it before its next model call.",
     ),
+    "continue": (
+        "cli.tasks:continue_",
+        "Continue a finished task: a new task from an attempt's diff and the conversation so far.",
+    ),
     "diff": (
         "cli.diffs:diff",
         "Print an attempt's diff: the kept attempt's, else the best one left (partial too).",

@@ -1,4 +1,4 @@
-"""The task commands: run, status, logs, cancel, say; thin calls on the API."""
+"""The task commands: run, status, logs, cancel, say, continue; thin calls on the API."""
 
 from __future__ import annotations
 
@@ -160,6 +160,27 @@ def say(
             raise CliError(f"{exc}; `autan run` a new task instead") from exc
     to = f"attempt {attempt}" if attempt is not None else "every running attempt"
     render.console().print(f"sent to {to} of task {task_id} (event {event.seq})", soft_wrap=True)
+
+
+def continue_(
+    task_id: Annotated[str, typer.Argument(help="The finished task's id.")],
+    instruction: Annotated[str, typer.Argument(help="What to do next.")],
+    attempt: Annotated[
+        int | None,
+        typer.Option(min=1, help="Start from this attempt's diff (its number); else the kept one."),
+    ] = None,
+) -> None:
+    """Continue a finished task: a new task from an attempt's diff and the conversation so far.
+
+    Its diff is against the same base commit, so it holds the earlier change too."""
+    with client() as api:
+        try:
+            task = api.continue_task(task_id, instruction, attempt=attempt)
+        except Conflict as exc:
+            raise CliError(f"{exc}; `autan say` tells a running task something") from exc
+    start = task.continued_from
+    attempt_note = f" from attempt {start.attempt}" if start is not None else ""
+    render.console().print(f"task {task.id} continues task {task_id}{attempt_note}", soft_wrap=True)
 
 
 def _print_events(

@@ -23,6 +23,7 @@ from orchestrator import trajectories
 from orchestrator.base import AttemptContext, AttemptFailed, AttemptOutcome, Emit
 from orchestrator.baselines import StoreBaselines
 from orchestrator.config import OrchestratorSettings, default_data_dir
+from orchestrator.continuation import instruction_for
 from orchestrator.live_link import LiveAttempt
 from orchestrator.services import Services
 from orchestrator.verification import Limits, Verification
@@ -377,10 +378,11 @@ class AgentRunner:
         meter: Meter,
         verification: Verification,
     ) -> AttemptOutcome:
+        _start_patch(ctx, sandbox, self.settings.setup_timeout_s)
         self._setup(ctx, sandbox, info, agent)
         verification.start()  # the baseline runs beside the agent: it needs only the base
         try:
-            result = agent.run(ctx.task.instruction, info)
+            result = agent.run(instruction_for(ctx.task), info)
         except ModelFailed as exc:
             if live is not None:
                 live.stop()  # the agent's last edits go out before its work so far is taken
@@ -480,6 +482,20 @@ class AgentRunner:
             if result.exit_code != 0 or result.limit:
                 why = result.limit or f"exit code {result.exit_code}"
                 raise AttemptFailed(f"set-up command {command!r} failed ({why}): {output[-500:]}")
+
+
+def _start_patch(ctx: AttemptContext, sandbox: Sandbox, timeout: float) -> None:
+    """A continuation starts where the attempt it continues ended: its diff applied. The
+    attempt's own diff is then against the base commit, the earlier change included."""
+    if not ctx.task.start_patch:
+        return
+    applied = sandbox.exec(
+        ["git", "-c", "safe.directory=*", "apply", "--whitespace=nowarn", "-"],
+        stdin=ctx.task.start_patch.encode(), timeout=timeout, stop=ctx.stop,
+    )  # fmt: skip
+    if applied.exit_code != 0:
+        why = (applied.stderr or applied.stdout).strip()[-500:]
+        raise AttemptFailed(f"the starting patch does not apply to the base: {why}")
 
 
 def _partial(meter: Meter, own: Callable[[], str], summary: str = "") -> AttemptOutcome:

@@ -4,6 +4,7 @@ OrchestratorError
  +-- TaskNotFound
  +-- IdempotencyConflict
  +-- TaskEnded
+ +-- TaskNotEnded
  +-- InvalidSubmission
  +-- LeaseLost
  +-- RunnerNotConfigured
@@ -30,6 +31,10 @@ class IdempotencyConflict(OrchestratorError):
 
 class TaskEnded(OrchestratorError):
     """Raised when something is asked of a task (or attempt) that has already ended."""
+
+
+class TaskNotEnded(OrchestratorError):
+    """Raised when something is asked of a task that only an ended one allows (continue)."""
 
 
 class InvalidSubmission(OrchestratorError):

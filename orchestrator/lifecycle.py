@@ -93,7 +93,9 @@ class Lifecycle:
 
     # -- the requesting side ---------------------------------------------------------
 
-    def submit(self, spec: TaskSpec, *, created_by: str | None = None) -> tuple[TaskView, bool]:
+    def submit(
+        self, spec: TaskSpec, *, created_by: str | None = None, lineage: store.Lineage | None = None
+    ) -> tuple[TaskView, bool]:
         """Store a task and queue its attempts; returns the task and whether it is new."""
         if refused := repo_urls.refusal(spec.repo):
             raise InvalidSubmission(refused)
@@ -109,8 +111,9 @@ class Lifecycle:
                 # The database's clock: the schedule-to-start deadline runs from this stamp.
                 now = self.lease_clock(session)
                 task = store.create_task(
-                    session, spec=spec, attempts=attempts, created_by=created_by, now=now
-                )
+                    session, spec=spec, attempts=attempts, created_by=created_by, now=now,
+                    lineage=lineage,
+                )  # fmt: skip
                 self.event(session, events, task.id, "task.created", {"attempts": attempts})
                 view = TaskView.model_validate(task)
         except IntegrityError:
@@ -146,8 +149,11 @@ class Lifecycle:
             log.warning("could not queue attempt %s now (%s); the reconciler will", attempt_id, exc)
 
     def get(self, task_id: str) -> TaskView:
+        """The task, with the tasks that run it again or continue it."""
         with self.sessions() as session:
-            return TaskView.model_validate(store.get_task(session, task_id=task_id))
+            view = TaskView.model_validate(store.get_task(session, task_id=task_id))
+            retried, continued = store.later_tasks(session, task_id=task_id)
+        return view.model_copy(update={"retried_as": retried, "continued_as": continued})
 
     def cancel(self, task_id: str, *, by: str = "a user") -> TaskView:
         """Cancel a task that has not ended; running attempts stop at their next heartbeat."""

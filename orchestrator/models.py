@@ -101,6 +101,16 @@ class Task(Base):
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
     reported_at: Mapped[datetime | None] = mapped_column()
+    retry_of: Mapped[str | None] = mapped_column(String(32), index=True)
+    """The task this one runs again (the dashboard's retry)."""
+    continued_from_task: Mapped[str | None] = mapped_column(String(32), index=True)
+    continued_from_attempt: Mapped[int | None] = mapped_column(Integer)
+    """The finished task and attempt number this one continues from."""
+    start_patch: Mapped[str | None] = mapped_column(Text)
+    """A continuation's starting point: the earlier attempt's diff, applied before the agent
+    starts; the attempt's own diff is against the base commit, so it holds this patch too."""
+    conversation: Mapped[str | None] = mapped_column(Text)
+    """A continuation's earlier instruction and conversation, given to the agent first."""
 
     origin: Mapped[Origin] = relationship(lazy="joined")
     attempts: Mapped[list[Attempt]] = relationship(
@@ -110,6 +120,12 @@ class Task(Base):
         primaryjoin="foreign(Task.result_id) == Result.id", lazy="joined", viewonly=True
     )
     report: Mapped[Report | None] = relationship(lazy="selectin", viewonly=True)
+
+    @property
+    def continued_from(self) -> dict[str, Any] | None:
+        if self.continued_from_task is None:
+            return None
+        return {"task": self.continued_from_task, "attempt": self.continued_from_attempt}
 
 
 class Attempt(Base):

@@ -49,6 +49,23 @@ class MessageRequest(BaseModel):
     """Only this attempt (its number); None: every live attempt of the task."""
 
 
+class ContinueRequest(BaseModel):
+    """A new instruction for a finished task: a new task from one of its attempts' diff."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    instruction: Text = Field(min_length=1, max_length=100_000)
+    attempt: int | None = Field(default=None, ge=1)
+    """Start from this attempt (its number); None: the kept attempt, else the best one left."""
+
+
+class ContinuedFrom(BaseModel):
+    """The finished task and attempt a continuation started from."""
+
+    task: str
+    attempt: int
+
+
 class TaskSpec(TaskRequest):
     """A request for work with where it came from: what the orchestrator stores."""
 
@@ -160,6 +177,17 @@ class TaskView(BaseModel):
     result: ResultView | None
     report: ReportView | None = None
     """None until the task has ended and its report has started."""
+    retry_of: str | None = None
+    """The task this one runs again."""
+    retried_as: list[str] = Field(default_factory=list)
+    continued_from: ContinuedFrom | None = None
+    continued_as: list[str] = Field(default_factory=list)
+    """The tasks that run this one again, or continue it, oldest first."""
+    start_patch: str | None = None
+    """A continuation's starting patch (the earlier attempt's diff), applied before the agent
+    starts; its attempts' diffs are against the base commit, so they hold this patch too."""
+    conversation: str | None = None
+    """A continuation's earlier instruction and conversation, as the agent is given them."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property

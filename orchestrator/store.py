@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,8 +15,27 @@ from orchestrator.schemas import TaskSpec
 from orchestrator.states import AttemptState, TaskState
 
 
+@dataclass(frozen=True)
+class Lineage:
+    """What a new task comes from: a retry's original, or a continuation's task, attempt,
+    pinned commit, starting patch and conversation."""
+
+    retry_of: str | None = None
+    continued_from_task: str | None = None
+    continued_from_attempt: int | None = None
+    commit: str | None = None
+    start_patch: str | None = None
+    conversation: str | None = None
+
+
 def create_task(
-    session: Session, *, spec: TaskSpec, attempts: int, created_by: str | None, now: datetime
+    session: Session,
+    *,
+    spec: TaskSpec,
+    attempts: int,
+    created_by: str | None,
+    now: datetime,
+    lineage: Lineage | None = None,
 ) -> Task:
     origin = Origin(
         kind=spec.origin.kind, external_id=spec.origin.external_id, data=spec.origin.data
@@ -32,6 +52,7 @@ def create_task(
         created_at=now,
         cancel_requested=False,
         event_seq=0,
+        **asdict(lineage or Lineage()),
     )
     task.attempts = [
         # result=None marks the relationship loaded: no query for what cannot exist yet.
@@ -54,6 +75,20 @@ def get_task(session: Session, *, task_id: str) -> Task:
     if task is None:
         raise TaskNotFound(f"no task with id {task_id!r}")
     return task
+
+
+def later_tasks(session: Session, *, task_id: str) -> tuple[list[str], list[str]]:
+    """The tasks that run `task_id` again and those that continue it, oldest first."""
+    rows = session.execute(
+        select(Task.id, Task.retry_of)
+        .where((Task.retry_of == task_id) | (Task.continued_from_task == task_id))
+        .order_by(Task.created_at, Task.id)
+    )
+    retried: list[str] = []
+    continued: list[str] = []
+    for later_id, retry_of in rows:
+        (retried if retry_of == task_id else continued).append(later_id)
+    return retried, continued
 
 
 def find_task_by_key(session: Session, *, idempotency_key: str) -> Task | None:

@@ -31,6 +31,7 @@ ACTIONS: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("POST", r"/tasks/(?P<target>[^/]+)/cancel", "task.cancel"),
         ("POST", r"/tasks/(?P<target>[^/]+)/again", "task.retry"),
         ("POST", r"/tasks/(?P<target>[^/]+)/messages", "task.messages"),
+        ("POST", r"/tasks/(?P<target>[^/]+)/continue", "task.continue"),
         ("POST", r"/login", "signin"),
         ("GET", r"/login/sso/callback", "signin"),
         ("POST", r"/logout", "signout"),

@@ -31,6 +31,7 @@ from orchestrator.errors import (
     OrchestratorError,
     StoreUnavailable,
     TaskEnded,
+    TaskNotEnded,
     TaskNotFound,
 )
 from sync.errors import StorageUnavailable
@@ -41,6 +42,7 @@ STATUS: dict[type[OrchestratorError], int] = {
     TaskNotFound: 404,
     IdempotencyConflict: 409,
     TaskEnded: 409,
+    TaskNotEnded: 409,
     InvalidSubmission: 422,
     StoreUnavailable: 503,
 }

@@ -174,7 +174,12 @@ def test_run_again_with_more_attempts_makes_a_new_task(
         views = [client.get(f"/api/tasks/{t}").json() for t in (second, third)]
         assert [len(v["attempts"]) for v in views] == [3, 1]
         assert all(v["ref"] == "main" and v["instruction"] == "do" for v in views)
-        assert views[0]["origin"]["data"] == {"token": "admin", "again_of": first}
+        assert views[0]["origin"]["data"] == {"token": "admin"}
+        assert [v["retry_of"] for v in views] == [first, first]
+        assert client.get(f"/api/tasks/{first}").json()["retried_as"] == [second, third]
+        original = client.get(f"/tasks/{first}").text
+        assert f'href="/tasks/{second}"' in original and f'href="/tasks/{third}"' in original
+        assert f'<a id="retry-of" href="/tasks/{first}">' in client.get(f"/tasks/{third}").text
         assert count_tasks(services) == 3
 
 

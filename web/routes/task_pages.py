@@ -21,6 +21,7 @@ from orchestrator.schemas import (
     TaskSummary,
 )
 from orchestrator.states import TaskState
+from orchestrator.store import Lineage
 from sync.snapshots import is_workspace, workspace_of
 from web import audit
 from web.deps import (
@@ -156,6 +157,7 @@ def task_page(
         max_attempts=lifecycle.settings.max_attempts,
         message_chars=MESSAGE_CHARS,
         can_change=can_change,
+        continuable=[a.number for a in task.attempts if a.result is not None and a.result.diff],
     )
 
 
@@ -197,11 +199,11 @@ def run_again(
         ref=task.ref,
         instruction=task.instruction,
         attempts=attempts,
-        origin=OriginSpec(
-            kind="web", data={"token": viewer.caller.token_name, "again_of": task.id}
-        ),
+        origin=OriginSpec(kind="web", data={"token": viewer.caller.token_name}),
     )
-    again, _ = lifecycle.submit(spec, created_by=viewer.caller.user_id)
+    again, _ = lifecycle.submit(
+        spec, created_by=viewer.caller.user_id, lineage=Lineage(retry_of=task.id)
+    )
     audit.note(request.state, detail=f"new task {again.id}")
     return RedirectResponse(f"/tasks/{again.id}", status_code=303)
 

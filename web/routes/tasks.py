@@ -1,4 +1,4 @@
-"""Tasks: submit, list, show, cancel, a person's message to a running one, an attempt's diff."""
+"""Tasks: submit, list, show, cancel, continue, a person's message to a running one, a diff."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel
 
-from orchestrator import messages, task_lists
+from orchestrator import continuation, messages, task_lists
 from orchestrator.schemas import (
-    AttemptView,
+    ContinueRequest,
     EventView,
     MessageRequest,
     OriginSpec,
@@ -146,6 +146,36 @@ def send_message(
     return event
 
 
+@router.post(
+    "/{task_id}/continue",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskView,
+    dependencies=[RoomToWrite],
+)
+def continue_task(
+    task_id: str,
+    body: ContinueRequest,
+    request: Request,
+    services: ServicesDep,
+    lifecycle: LifecycleDep,
+    caller: Writer,
+    web_settings: WebSettingsDep,
+    hub: HubDep,
+) -> TaskView:
+    """A new task from a finished one: its base, one attempt's diff applied (the kept one
+    unless `attempt` names another), the conversation so far, then `instruction`. 409 while
+    the task runs; 404 for no such attempt; 422 for an attempt that left no diff."""
+    may_change(services, caller, task_id)
+    check_repo(caller, lifecycle.get(task_id).repo, web_settings, hub)
+    task = continuation.continue_task(
+        lifecycle, task_id, instruction=body.instruction, attempt=body.attempt,
+        origin=OriginSpec(kind="api", data={"token": caller.token_name}),
+        created_by=caller.user_id,
+    )  # fmt: skip
+    audit.note(request.state, detail=f"new task {task.id}")
+    return task
+
+
 @router.get("/{task_id}/diff", response_class=Response)
 def get_diff(
     task_id: str,
@@ -162,7 +192,7 @@ def get_diff(
         if chosen is None:
             raise HTTPException(404, f"task {task_id} has no attempt {attempt}")
     else:
-        chosen = _default_attempt(task)
+        chosen = continuation.default_attempt(task)
         if chosen is None:
             raise HTTPException(404, f"no attempt of task {task_id} left a diff ({task.state})")
     result = chosen.result
@@ -176,15 +206,3 @@ def get_diff(
     if chosen.commit is not None:
         headers["X-Autan-Commit"] = chosen.commit
     return Response(result.diff, media_type="text/x-diff", headers=headers)
-
-
-def _default_attempt(task: TaskView) -> AttemptView | None:
-    if task.result is not None:
-        return next(a for a in task.attempts if a.id == task.result.attempt_id)
-    # Nothing kept: the best work left, verified first, whole before partial, then by number.
-    ranked = [
-        (a.result.verified is not True, a.result.partial, a.number, a)
-        for a in task.attempts
-        if a.result is not None and a.result.diff
-    ]
-    return min(ranked, key=lambda r: r[:3])[-1] if ranked else None

@@ -14,6 +14,7 @@ from orchestrator.baselines import StoreBaselines
 from orchestrator.executor import AttemptExecutor
 from orchestrator.schemas import OriginSpec, TaskSpec
 from orchestrator.services import Services
+from orchestrator.store import Lineage
 from serving.script import Script
 from serving.scripted import ScriptedServer
 from tests.agent.policies import finish, rule
@@ -86,3 +87,41 @@ def test_a_continuation_starts_from_the_earlier_diff_and_conversation(
     notes = result.diff[result.diff.index("notes.txt") :]
     assert "+first" in notes and "+second" in notes
     assert done.commit == first.commit
+
+
+def test_a_starting_patch_that_does_not_apply_fails_the_attempt_saying_why(
+    repos: dict[str, Path],
+    serve: Callable[[Script], ScriptedServer],
+    runner_settings: Callable[..., AgentRunnerSettings],
+    services: Services,
+) -> None:
+    server = serve(_script())
+    runner = AgentRunner(runner_settings(server.url), baselines=StoreBaselines(services.sessions))
+    bad = "--- a/missing.py\n+++ b/missing.py\n@@ -1 +1 @@\n-old\n+new\n"
+    task, _ = services.lifecycle.submit(
+        TaskSpec(repo=str(repos["add"]), instruction=SECOND),
+        lineage=Lineage(continued_from_task="t0", continued_from_attempt=1, start_patch=bad),
+    )
+    assert (
+        AttemptExecutor(services.lifecycle, runner, "w1").execute(task.attempts[0].id) == "failed"
+    )
+    attempt = services.lifecycle.get(task.id).attempts[0]
+    assert attempt.reason is not None
+    assert attempt.reason.startswith("the starting patch does not apply to the base: ")
+    assert "missing.py" in attempt.reason
+    assert server.requests == []  # the agent never started
+
+
+def test_the_conversation_keeps_the_newest_steps_within_its_limit() -> None:
+    steps = [f"tool call bash: step {n} " + "x" * 1000 for n in range(100)]
+    text = continuation.conversation("the first ask", steps, "did it")
+    assert len(text) <= continuation.CONVERSATION_CHARS
+    assert text.startswith("The earlier instruction:\nthe first ask\n\nWhat was done:\n(")
+    assert text.endswith("The earlier summary:\ndid it")
+    kept = [n for n in range(100) if f"step {n} " in text]
+    assert kept == list(range(100 - len(kept), 100)) and 10 < len(kept) < 100
+    assert f"({100 - len(kept)} earlier step(s) left out)" in text
+    whole = continuation.conversation("ask", ["assistant: hi"], "")
+    assert whole == "The earlier instruction:\nask\n\nWhat was done:\nassistant: hi\n\n" + (
+        "The earlier summary:\n(none)"
+    )

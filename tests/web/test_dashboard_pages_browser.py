@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from orchestrator.base import AttemptOutcome
 from orchestrator.models import Workspace
 from orchestrator.services import Services
+from orchestrator.states import AttemptState
 from tests.live import LiveApi, free_port, serve
 from tests.web.conftest import screenshot
 from tests.web.test_dashboard_browser import sign_in, submit
@@ -173,3 +175,24 @@ def test_a_message_from_the_page_shows_in_its_attempt_and_when_it_was_read(
     expect(second.locator('li[data-kind="person.delivered"]')).to_have_text(
         f"Read by the agentmessage {seq} before step 2"
     )
+
+
+def test_continue_from_the_page_opens_the_new_task_linked_both_ways(
+    page: Page, live: LiveApi, services: Services
+) -> None:
+    task_id = submit(live, "Make the build faster", attempts=1)
+    lifecycle = services.lifecycle
+    claim = lifecycle.claims.claim(lifecycle.get(task_id).attempts[0].id, worker="worker-1")
+    assert claim is not None
+    outcome = AttemptOutcome(summary="cached", diff="+cache\n", verified=True)
+    lifecycle.claims.finish(claim, AttemptState.SUCCEEDED, outcome=outcome)
+    sign_in(page, live, f"/tasks/{task_id}")
+    page.fill("#continue-instruction", "Now cache the tests too")
+    page.click("#continue button[type=submit]")
+    expect(page.locator("#task-heading")).to_contain_text("Now cache the tests too")
+    expect(page.locator("#continued-from")).to_have_text(f"{task_id}, attempt 1")
+    later_id = page.url.rsplit("/", 1)[1]
+    assert lifecycle.get(later_id).start_patch == "+cache\n"
+    page.click("#continued-from")
+    expect(page.locator("#continued-as a")).to_have_attribute("href", f"/tasks/{later_id}")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

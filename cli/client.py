@@ -138,7 +138,7 @@ class AutanClient:
         self, task_id: str, instruction: str, *, attempt: int | None = None
     ) -> TaskView:
         """Continue a finished task from its attempt's diff (the kept one unless `attempt`)."""
-        body: dict[str, Any] = {"instruction": instruction, "attempt": attempt}
+        body: dict[str, Any] = {"instruction": instruction, "attempt": attempt, "origin": "cli"}
         named = task_id if attempt is None else None
         response = self._request("POST", f"/api/tasks/{task_id}/continue", task_id=named, json=body)
         return self._parse(TaskView, response)

@@ -40,7 +40,7 @@ def test_continue_makes_a_linked_task_and_refuses_what_cannot_be_continued(
         "+kept\n",
         None,
     )
-    assert later.origin.kind == "api"
+    assert later.origin.kind == "cli"
 
     no_diff = autan("continue", task.id, "x", "--attempt", "2")
     assert no_diff.returncode == 1

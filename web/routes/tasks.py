@@ -44,6 +44,12 @@ class TaskCreate(TaskRequest):
     origin: Literal["api", "cli", "web"] = "api"
 
 
+class ContinueCreate(ContinueRequest):
+    """A continuation asked for over the API; the CLI says it is the CLI."""
+
+    origin: Literal["api", "cli", "web"] = "api"
+
+
 class TaskPage(BaseModel):
     items: list[TaskSummary]
     next_cursor: str | None
@@ -154,7 +160,7 @@ def send_message(
 )
 def continue_task(
     task_id: str,
-    body: ContinueRequest,
+    body: ContinueCreate,
     request: Request,
     services: ServicesDep,
     lifecycle: LifecycleDep,
@@ -169,7 +175,7 @@ def continue_task(
     check_repo(caller, lifecycle.get(task_id).repo, web_settings, hub)
     task = continuation.continue_task(
         lifecycle, task_id, instruction=body.instruction, attempt=body.attempt,
-        origin=OriginSpec(kind="api", data={"token": caller.token_name}),
+        origin=OriginSpec(kind=body.origin, data={"token": caller.token_name}),
         created_by=caller.user_id,
     )  # fmt: skip
     audit.note(request.state, detail=f"new task {task.id}")

@@ -26,7 +26,7 @@ from orchestrator.config import OrchestratorSettings, default_data_dir
 from orchestrator.continuation import instruction_for
 from orchestrator.live_link import LiveAttempt
 from orchestrator.services import Services
-from orchestrator.verification import Limits, Verification
+from orchestrator.verification import Limits, Verification, apply_diff
 from orchestrator.workspace_feed import WorkspaceFeed
 from sandbox import SandboxConfig, SandboxError, create_sandbox
 from sandbox.base import Sandbox
@@ -487,14 +487,9 @@ class AgentRunner:
 def _start_patch(ctx: AttemptContext, sandbox: Sandbox, timeout: float) -> None:
     """A continuation starts where the attempt it continues ended: its diff applied. The
     attempt's own diff is then against the base commit, the earlier change included."""
-    if not ctx.task.start_patch:
-        return
-    applied = sandbox.exec(
-        ["git", "-c", "safe.directory=*", "apply", "--whitespace=nowarn", "-"],
-        stdin=ctx.task.start_patch.encode(), timeout=timeout, stop=ctx.stop,
-    )  # fmt: skip
-    if applied.exit_code != 0:
-        why = (applied.stderr or applied.stdout).strip()[-500:]
+    if ctx.task.start_patch and (
+        why := apply_diff(sandbox, ctx.task.start_patch, timeout, ctx.stop)
+    ):
         raise AttemptFailed(f"the starting patch does not apply to the base: {why}")
 
 

@@ -18,6 +18,17 @@ from sandbox.base import Sandbox
 from sandbox.network import NetworkConfig
 
 
+def apply_diff(sandbox: Sandbox, diff: str, timeout: float, stop: threading.Event) -> str | None:
+    """Apply `diff` to the sandbox's tree with `git apply`; None, or why it does not apply."""
+    applied = sandbox.exec(
+        ["git", "-c", "safe.directory=*", "apply", "--whitespace=nowarn", "-"],
+        stdin=diff.encode(), timeout=timeout, stop=stop,
+    )  # fmt: skip
+    if applied.exit_code == 0:
+        return None
+    return (applied.stderr or applied.stdout).strip()[-500:]
+
+
 @dataclass(frozen=True)
 class Limits:
     setup_s: float
@@ -97,14 +108,8 @@ class Verification:
         assert self.command is not None
         sandbox = self.fresh()
         try:
-            if diff:
-                applied = sandbox.exec(
-                    ["git", "-c", "safe.directory=*", "apply", "--whitespace=nowarn", "-"],
-                    stdin=diff.encode(), timeout=self.limits.setup_s, stop=self.stop,
-                )  # fmt: skip
-                if applied.exit_code != 0:
-                    why = (applied.stderr or applied.stdout).strip()[-500:]
-                    return TestReport(self.command, None, note=f"the diff does not apply: {why}")
+            if diff and (why := apply_diff(sandbox, diff, self.limits.setup_s, self.stop)):
+                return TestReport(self.command, None, note=f"the diff does not apply: {why}")
             for command in self.setup:
                 done = sandbox.exec(
                     command, timeout=self.limits.setup_s, env=self.env, stop=self.stop,

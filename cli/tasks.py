@@ -25,8 +25,9 @@ def client() -> AutanClient:
 
 
 def repo_argument(repo: str) -> str:
-    """A URL as given; anything else is a local path, sent absolute."""
-    if REMOTE.match(repo):
+    """A URL, or a workspace's version (`workspace:<id>@N`), as given; anything else is a
+    local path, sent absolute."""
+    if REMOTE.match(repo) or repo.startswith("workspace:"):
         return repo
     return os.path.abspath(os.path.expanduser(repo))
 

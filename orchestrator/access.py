@@ -76,6 +76,15 @@ class Caller:
             return True
         return self.team is not None and owner.team == self.team
 
+    def reaches(self, owner: Owner) -> bool:
+        """See a workspace (and, with the `workspaces` scope, sync it and start tasks from
+        it): admins any, others their own and their team's."""
+        if self.role == "admin":
+            return True
+        if owner.user_id is not None and owner.user_id == self.user_id:
+            return True
+        return self.team is not None and owner.team == self.team
+
     def may_manage(self, user_id: str) -> bool:
         """Make, list and revoke tokens of `user_id`: admins anyone's, others their own."""
         return self.is_admin or user_id == self.user_id

@@ -34,6 +34,8 @@ class Entry:
     target: str | None = None
     address: str | None = None
     detail: str | None = None
+    outcome: str | None = None
+    """What happened, where the status alone would say otherwise (a refusal answered 404)."""
 
 
 def append(session: Session, entry: Entry, *, now: datetime) -> None:
@@ -42,7 +44,7 @@ def append(session: Session, entry: Entry, *, now: datetime) -> None:
         AuditEntry(
             at=now, actor=storable(entry.actor, 255) or "?", token=storable(entry.token, 255),
             action=storable(entry.action, 64) or "?", target=storable(entry.target, 255),
-            address=storable(entry.address, 64), outcome=outcome_of(entry.status),
+            address=storable(entry.address, 64), outcome=entry.outcome or outcome_of(entry.status),
             status=entry.status, detail=storable(entry.detail, 2000),
         )
     )  # fmt: skip

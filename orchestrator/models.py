@@ -254,6 +254,10 @@ class Workspace(Base):
     name: Mapped[str] = mapped_column(String(255))
     root: Mapped[str] = mapped_column(String(4096))
     created_by: Mapped[str] = mapped_column(String(32))
+    """The token that registered it."""
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    """The user that token belongs to: the workspace is theirs, whichever of their tokens asks
+    (None only for one whose token was gone when owners were first recorded: admins' alone)."""
     head: Mapped[int] = mapped_column(Integer, default=0)
     """The newest version; 0 until the first manifest is committed."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -9,8 +9,10 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from orchestrator.access import Caller, Owner
 from orchestrator.models import (
     Task,
+    User,
     Workspace,
     WorkspaceConflict,
     WorkspaceEntry,
@@ -22,36 +24,60 @@ from sync.manifests import Entry, Kind, canonical
 
 
 def register(
-    session: Session, *, key: str, name: str, root: str, created_by: str, now: datetime
+    session: Session, *, key: str, name: str, root: str, caller: Caller, now: datetime
 ) -> tuple[Workspace, bool]:
-    """The caller's workspace with `key`, made if new; says whether it was made. Two callers
-    at once (`autan sync` and `autan run --workspace` starting together) get the same one."""
-    mine = select(Workspace).where(Workspace.created_by == created_by, Workspace.key == key)
+    """The caller's user's workspace with `key`, made if new; says whether it was made. Any
+    token of the user finds it; another user's with the same key is never handed over. Two
+    callers at once (`autan sync` and `autan run --workspace` starting together) get the
+    same one."""
+    mine = (
+        select(Workspace)
+        .where(Workspace.owner_id == caller.user_id, Workspace.key == key)
+        .order_by(Workspace.created_at, Workspace.id)
+    )
     found = session.scalars(mine).first()
     if found is None:
         workspace = Workspace(
-            key=key, name=name, root=root, created_by=created_by, head=0, created_at=now,
-            updated_at=now,
+            key=key, name=name, root=root, created_by=caller.token_id, owner_id=caller.user_id,
+            head=0, created_at=now, updated_at=now,
         )  # fmt: skip
         try:
             with session.begin_nested():
                 session.add(workspace)
             return workspace, True
         except IntegrityError:
-            found = session.scalars(mine).one()  # the other caller's, made meanwhile
+            found = session.scalars(mine).first()  # the other caller's, made meanwhile
+            if found is None:
+                raise
     found.name, found.root = name, root
     return found, False
 
 
-def get(session: Session, *, workspace_id: str) -> Workspace:
+def get(session: Session, *, workspace_id: str, caller: Caller | None = None) -> Workspace:
+    """The workspace; WorkspaceNotFound when there is none, or when `caller` does not reach it
+    (the same answer: another person's workspace is not revealed)."""
     workspace = session.get(Workspace, workspace_id)
-    if workspace is None:
+    if workspace is None or (caller is not None and not caller.reaches(owner(session, workspace))):
         raise WorkspaceNotFound(f"no workspace with id {workspace_id!r}")
     return workspace
 
 
-def list_all(session: Session) -> list[Workspace]:
-    return list(session.scalars(select(Workspace).order_by(Workspace.updated_at.desc())))
+def owner(session: Session, workspace: Workspace) -> Owner:
+    """Who a workspace belongs to: its owner and the owner's team."""
+    if workspace.owner_id is None:
+        return Owner(user_id=None, team=None)
+    team = session.scalar(select(User.team).where(User.id == workspace.owner_id))
+    return Owner(user_id=workspace.owner_id, team=team)
+
+
+def list_all(session: Session, *, caller: Caller | None = None) -> list[Workspace]:
+    """Every workspace, newest change first; with `caller`, only those it reaches."""
+    query = select(Workspace).order_by(Workspace.updated_at.desc())
+    if caller is not None and caller.role != "admin":
+        query = query.outerjoin(User, User.id == Workspace.owner_id)
+        mine = Workspace.owner_id == caller.user_id
+        query = query.where(or_(mine, User.team == caller.team) if caller.team else mine)
+    return list(session.scalars(query))
 
 
 def version(session: Session, *, workspace_id: str, number: int) -> WorkspaceVersion | None:

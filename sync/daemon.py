@@ -171,7 +171,8 @@ class SyncDaemon:
             return self._sync(workspace, dirty)
         except WorkspaceNotFound as exc:
             raise WorkspaceNotFound(
-                f"{exc}: the workspace was removed from the server; remove {self.path} "
+                f"{exc}: the workspace was removed from the server, or is another user's "
+                f"(the token changed hands); remove {self.path} "
                 "and start `autan sync` again to register this checkout anew"
             ) from exc
 

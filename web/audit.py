@@ -50,6 +50,12 @@ def action_of(method: str, path: str) -> tuple[str, str | None] | None:
     return None
 
 
+def refused(request_state: Any, *, action: str, target: str, detail: str) -> None:
+    """Records a refusal by a route the log does not otherwise follow (whatever it answers)."""
+    request_state.audit_refused = (action, target)
+    request_state.audit_target, request_state.audit_detail = target, detail
+
+
 def note(request_state: Any, *, target: str | None = None, detail: str | None = None) -> None:
     """What a route adds to its request's entry: the thing it made, and a word on it."""
     if target is not None:
@@ -76,23 +82,22 @@ class AuditTrail:
             await self.app(scope, receive, send)
             return
         asked = action_of(scope["method"], scope["path"])
-        if asked is None:
-            await self.app(scope, receive, send)
-            return
         recorded = False
 
         async def answering(message: Message) -> None:
-            nonlocal recorded
+            nonlocal recorded, asked
             if message["type"] == "http.response.start" and not recorded:
+                asked = asked or scope.get("state", {}).get("audit_refused")
                 # Recorded before the answer leaves: a client that has it finds the entry.
                 recorded = True
-                await self._record(scope, asked, message["status"])
+                if asked is not None:
+                    await self._record(scope, asked, message["status"])
             await send(message)
 
         try:
             await self.app(scope, receive, answering)
         finally:
-            if not recorded:  # it raised before answering: the server answers 500
+            if not recorded and asked is not None:  # it raised before answering: a 500
                 await self._record(scope, asked, 500)
 
     async def _record(self, scope: Scope, asked: tuple[str, str | None], status: int) -> None:
@@ -114,6 +119,7 @@ class AuditTrail:
             actor=actor, token=token, action=action, status=status,
             target=state.get("audit_target", target), address=client[0] if client else None,
             detail=state.get("audit_detail"),
+            outcome="refused" if "audit_refused" in state else None,
         )  # fmt: skip
 
     def _append(self, entry: Entry) -> None:

@@ -18,15 +18,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from orchestrator import access
+from orchestrator import access, workspace_store
 from orchestrator.access import Caller, Owner
 from orchestrator.claims import database_now
 from orchestrator.lifecycle import Lifecycle
-from orchestrator.models import utcnow
+from orchestrator.models import Workspace, utcnow
 from orchestrator.services import Services
 from orchestrator.tokens import authenticate, lookup, touch, touch_due
 from orchestrator.users import task_owner
-from web import sessions
+from sync.errors import WorkspaceNotFound
+from web import audit, sessions
 from web.admission import Slot, Slots
 from web.config import WebSettings
 from web.sessions import WebSession
@@ -184,6 +185,35 @@ Reader = Annotated[Caller, Depends(needs(access.READ))]
 Writer = Annotated[Caller, Depends(needs(access.WRITE))]
 WorkspaceUser = Annotated[Caller, Depends(needs(access.WORKSPACES))]
 Admin = Annotated[Caller, Depends(needs(access.ADMIN))]
+
+
+def reached(request: Request, session: Session, caller: Caller, workspace_id: str) -> Workspace:
+    """The workspace, when the caller reaches it (its user's, its team's, any for an admin);
+    404 alike for none and for another's, which is audited as refused."""
+    try:
+        return workspace_store.get(session, workspace_id=workspace_id, caller=caller)
+    except WorkspaceNotFound as exc:
+        if session.get(Workspace, workspace_id) is not None:
+            route = request.scope.get("route")
+            audit.refused(
+                request.state, action=f"workspace.{getattr(route, 'name', 'use')}",
+                target=workspace_id,
+                detail=f"workspace of another user: {caller.user_name} does not reach it",
+            )  # fmt: skip
+        raise HTTPException(404, str(exc)) from exc
+
+
+def reach_workspace(
+    workspace_id: str, request: Request, services: ServicesDep, caller: WorkspaceUser
+) -> Caller:
+    """A dependency: the caller, when it reaches the path's workspace (see `reached`)."""
+    with services.sessions() as session:
+        reached(request, session, caller, workspace_id)
+    return caller
+
+
+WorkspaceOwner = Annotated[Caller, Depends(reach_workspace)]
+"""The caller, reaching the `workspace_id` of the path."""
 
 
 def owner_of(services: Services, task_id: str) -> Owner:

@@ -16,7 +16,6 @@ from web.deps import (
     LifecycleDep,
     ServicesDep,
     ViewerDep,
-    WebSettingsDep,
     may_change,
 )
 from web.repo_policy import check_repo
@@ -66,14 +65,14 @@ def continue_task(
     services: ServicesDep,
     lifecycle: LifecycleDep,
     viewer: ViewerDep,
-    web_settings: WebSettingsDep,
     hub: HubDep,
     form: CheckedFormDep,
 ) -> Response:
     """Like POST /api/tasks/{id}/continue, from a form: on to the new task's page."""
     may_change(services, viewer.caller, task_id)
     body = _parsed(ContinueRequest, form, "instruction", "the task was not continued")
-    check_repo(viewer.caller, lifecycle.get(task_id).repo, web_settings, hub)
+    prior = lifecycle.get(task_id)
+    check_repo(request, viewer.caller, prior.repo, prior.ref, hub)
     task = continuation.continue_task(
         lifecycle, task_id, instruction=body.instruction, attempt=body.attempt,
         origin=OriginSpec(kind="web", data={"token": viewer.caller.token_name}),

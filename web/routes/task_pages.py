@@ -8,10 +8,10 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from orchestrator import access, store, task_lists
+from orchestrator import access, store, task_lists, workspace_store
+from orchestrator.access import Caller
 from orchestrator.errors import InvalidSubmission
 from orchestrator.live_link import FROM_CHECKOUT
-from orchestrator.models import Workspace
 from orchestrator.schemas import (
     MESSAGE_CHARS,
     ORIGIN_KINDS,
@@ -22,6 +22,7 @@ from orchestrator.schemas import (
 )
 from orchestrator.states import TaskState
 from orchestrator.store import Lineage
+from sync.errors import WorkspaceNotFound
 from sync.snapshots import is_workspace, workspace_of
 from web import audit
 from web.deps import (
@@ -40,6 +41,7 @@ from web.repo_policy import check_repo
 from web.routes.hooks import HubDep
 from web.task_filters import FilterForm
 from web.templating import render
+from web.workspace_choice import choices, head_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -102,13 +104,17 @@ def _shown_result(task: Any, attempt: int | None) -> Any:
     return next((a.result for a in task.attempts if a.result is not None), None)
 
 
-def _workspace(session: Any, repo: str) -> str | None:
-    """A workspace task's source in words: `workspace NAME, version N` (None for a repository)."""
+def _workspace(session: Any, caller: Caller, repo: str) -> str | None:
+    """A workspace task's source in words: `workspace NAME, version N` (None for a repository);
+    the name only to those who reach the workspace."""
     if not is_workspace(repo):
         return None
     workspace_id, version = workspace_of(repo)
-    found = session.get(Workspace, workspace_id)
-    return f"workspace {found.name if found else workspace_id[:8]}, version {version}"
+    try:
+        name = workspace_store.get(session, workspace_id=workspace_id, caller=caller).name
+    except WorkspaceNotFound:
+        name = workspace_id[:8]
+    return f"workspace {name}, version {version}"
 
 
 def _from_checkout(session: Any, task_id: str, number: int | None) -> list[str]:
@@ -146,7 +152,7 @@ def task_page(
         viewer=viewer,
         task=task,
         heading=first_line[:HEADING_LENGTH] + ("…" if len(first_line) > HEADING_LENGTH else ""),
-        workspace=_workspace(session, task.repo),
+        workspace=_workspace(session, viewer.caller, task.repo),
         shown=shown,
         shown_number=shown_number,
         diff_lines=diff_lines[:DIFF_LINES_SHOWN],
@@ -181,14 +187,13 @@ def run_again(
     services: ServicesDep,
     lifecycle: LifecycleDep,
     viewer: ViewerDep,
-    web_settings: WebSettingsDep,
     hub: HubDep,
     form: CheckedFormDep,
 ) -> Response:
     """Retry (the same number of attempts) or run again with more attempts: a new task."""
     may_change(services, viewer.caller, task_id)
     task = lifecycle.get(task_id)
-    check_repo(viewer.caller, task.repo, web_settings, hub)
+    check_repo(request, viewer.caller, task.repo, task.ref, hub)
     attempts = task.attempts_requested
     if form.get("attempts"):
         if not form["attempts"].isdigit() or int(form["attempts"]) < 1:
@@ -218,6 +223,7 @@ def _new_form(request: Request, viewer: Any, settings: Any, **context: Any) -> R
         values={"repo": "", "instruction": "", "ref": "", "attempts": "", "model": "", **values},
         errors=context.pop("errors", {}),
         models=settings.model_urls,
+        workspaces=choices(request.app.state.services, viewer.caller),
     )
 
 
@@ -235,6 +241,7 @@ def new_page(request: Request, viewer: ViewerDep, web_settings: WebSettingsDep) 
 @router.post("/new")
 def submit(
     request: Request,
+    services: ServicesDep,
     lifecycle: LifecycleDep,
     viewer: ViewerDep,
     web_settings: WebSettingsDep,
@@ -243,6 +250,24 @@ def submit(
 ) -> Response:
     _may_submit(viewer)
     fields = {k: form.get(k, "").strip() for k in ("repo", "instruction", "ref", "attempts")}
+    if chosen := form.get("workspace", "").strip():
+        if fields["repo"] or fields["ref"]:
+            errors = {"workspace": "choose a repository or a workspace, not both"}
+            return _new_form(
+                request, viewer, web_settings, values=form, errors=errors, status_code=422
+            )
+        try:
+            fields["repo"], fields["ref"] = head_of(request, services, viewer.caller, chosen)
+        except HTTPException as exc:
+            errors = {"workspace": str(exc.detail)}
+            return _new_form(
+                request,
+                viewer,
+                web_settings,
+                values=form,
+                errors=errors,
+                status_code=exc.status_code,
+            )
     try:
         request_ = TaskRequest(
             repo=fields["repo"],
@@ -254,10 +279,12 @@ def submit(
         errors = {str(e["loc"][0]): e["msg"] for e in exc.errors()}
         return _new_form(request, viewer, web_settings, values=form, errors=errors, status_code=422)
     try:
-        check_repo(viewer.caller, request_.repo, web_settings, hub)
+        check_repo(request, viewer.caller, request_.repo, request_.ref, hub)
     except HTTPException as exc:
         errors = {"repo": str(exc.detail)}
-        return _new_form(request, viewer, web_settings, values=form, errors=errors, status_code=403)
+        return _new_form(
+            request, viewer, web_settings, values=form, errors=errors, status_code=exc.status_code
+        )
     data: dict[str, Any] = {"token": viewer.caller.token_name}
     if form.get("model"):
         data["model"] = form["model"][:255]

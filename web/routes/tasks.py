@@ -27,7 +27,6 @@ from web.deps import (
     RoomToWrite,
     ServicesDep,
     SessionDep,
-    WebSettingsDep,
     Writer,
     may_change,
 )
@@ -64,11 +63,10 @@ def create_task(
     request: Request,
     lifecycle: LifecycleDep,
     caller: Writer,
-    web_settings: WebSettingsDep,
     hub: HubDep,
     response: Response,
 ) -> TaskView:
-    check_repo(caller, body.repo, web_settings, hub)
+    check_repo(request, caller, body.repo, body.ref, hub)
     spec = TaskSpec(
         **body.model_dump(exclude={"origin"}),
         origin=OriginSpec(kind=body.origin, data={"token": caller.token_name}),
@@ -165,14 +163,14 @@ def continue_task(
     services: ServicesDep,
     lifecycle: LifecycleDep,
     caller: Writer,
-    web_settings: WebSettingsDep,
     hub: HubDep,
 ) -> TaskView:
     """A new task from a finished one: its base, one attempt's diff applied (the kept one
     unless `attempt` names another), the conversation so far, then `instruction`. 409 while
     the task runs; 404 for no such attempt; 422 for an attempt that left no diff."""
     may_change(services, caller, task_id)
-    check_repo(caller, lifecycle.get(task_id).repo, web_settings, hub)
+    prior = lifecycle.get(task_id)
+    check_repo(request, caller, prior.repo, prior.ref, hub)
     task = continuation.continue_task(
         lifecycle, task_id, instruction=body.instruction, attempt=body.attempt,
         origin=OriginSpec(kind=body.origin, data={"token": caller.token_name}),

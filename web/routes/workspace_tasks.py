@@ -30,7 +30,14 @@ from sync.schemas import (
     TaskChanges,
     WorkspaceTask,
 )
-from web.deps import ServicesDep, SessionDep, WebSettingsDep, WorkspaceUser, stream_slot
+from web.deps import (
+    ServicesDep,
+    SessionDep,
+    WebSettingsDep,
+    WorkspaceOwner,
+    WorkspaceUser,
+    stream_slot,
+)
 from web.routes.events import wait_stream
 from web.routes.workspaces_api import BlobsDep, _http
 
@@ -53,7 +60,7 @@ def download_blob(digest: str, blobs: BlobsDep, _: WorkspaceUser) -> StreamingRe
 
 @router.get("/workspaces/{workspace_id}/tasks", response_model=list[WorkspaceTask])
 def workspace_tasks(
-    workspace_id: str, session: SessionDep, _: WorkspaceUser
+    workspace_id: str, session: SessionDep, _: WorkspaceOwner
 ) -> list[WorkspaceTask]:
     """The newest tasks started from the workspace."""
     try:
@@ -115,7 +122,7 @@ async def task_changes(
     request: Request,
     services: ServicesDep,
     web_settings: WebSettingsDep,
-    _: WorkspaceUser,
+    _: WorkspaceOwner,
     after: Annotated[int, Query(ge=0, description="Send changes after this seq")] = 0,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="Seconds to wait")] = 0,
 ) -> TaskChanges:
@@ -145,7 +152,7 @@ async def task_changes(
 
 @router.post("/workspaces/{workspace_id}/conflicts", status_code=204)
 def report_conflicts(
-    workspace_id: str, body: ConflictReport, session: SessionDep, _: WorkspaceUser
+    workspace_id: str, body: ConflictReport, session: SessionDep, _: WorkspaceOwner
 ) -> None:
     """The daemon's open conflicts of a task; the ones it no longer lists are resolved."""
     try:
@@ -160,6 +167,6 @@ def report_conflicts(
 
 
 @router.get("/workspaces/{workspace_id}/conflicts", response_model=list[ConflictView])
-def list_conflicts(workspace_id: str, session: SessionDep, _: WorkspaceUser) -> list[ConflictView]:
+def list_conflicts(workspace_id: str, session: SessionDep, _: WorkspaceOwner) -> list[ConflictView]:
     rows = store.open_conflicts(session, workspace_id=workspace_id)
     return [ConflictView.model_validate(r) for r in rows]

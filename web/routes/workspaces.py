@@ -1,4 +1,5 @@
-"""The Workspaces page: each synced checkout, its head version, its tasks and open conflicts."""
+"""The Workspaces page: each synced checkout the person reaches, its head version, its tasks and
+open conflicts."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from orchestrator import workspace_store as store
+from orchestrator.access import Caller
 from orchestrator.models import WorkspaceConflict
 from orchestrator.services import Services
 from web.deps import ServicesDep, ViewerDep
@@ -33,13 +35,13 @@ class WorkspaceRow:
     conflicts: list[WorkspaceConflict] = field(default_factory=list)
 
 
-def _rows(services: Services) -> list[WorkspaceRow]:
+def _rows(services: Services, caller: Caller) -> list[WorkspaceRow]:
     with services.sessions() as session:
         conflicts: dict[str, list[WorkspaceConflict]] = {}
         for conflict in store.open_conflicts(session):
             conflicts.setdefault(conflict.workspace_id, []).append(conflict)
         rows = []
-        for workspace in store.list_all(session):
+        for workspace in store.list_all(session, caller=caller):
             head = store.version(session, workspace_id=workspace.id, number=workspace.head)
             running = [
                 (t.id, t.instruction.splitlines()[0][:120] if t.instruction else "")
@@ -58,5 +60,5 @@ def _rows(services: Services) -> list[WorkspaceRow]:
 
 @router.get("/workspaces")
 async def workspaces_page(request: Request, services: ServicesDep, viewer: ViewerDep) -> Response:
-    rows = await run_in_threadpool(_rows, services)
+    rows = await run_in_threadpool(_rows, services, viewer.caller)
     return render(request, "workspaces.html", viewer=viewer, workspaces=rows)

@@ -37,7 +37,7 @@ from sync.schemas import (
     WorkspaceRegister,
     WorkspaceView,
 )
-from web.deps import RoomToWrite, ServicesDep, SessionDep, WorkspaceUser
+from web.deps import RoomToWrite, ServicesDep, SessionDep, WorkspaceOwner, WorkspaceUser
 
 router = APIRouter(prefix="/api", tags=["workspaces"])
 
@@ -79,14 +79,11 @@ def _detail(session: Any, workspace: Any) -> WorkspaceDetail:
 def register_workspace(
     body: WorkspaceRegister, session: SessionDep, caller: WorkspaceUser, response: Response
 ) -> WorkspaceDetail:
-    """Register a checkout; registering the same key again returns the same workspace (200)."""
+    """Register a checkout; registering the same key again returns the same workspace (200),
+    whichever token of the user asks. Another user's checkout of the same key is theirs: this
+    makes the caller's own."""
     workspace, created = store.register(
-        session,
-        key=body.key,
-        name=body.name,
-        root=body.root,
-        created_by=caller.token_id,
-        now=utcnow(),
+        session, key=body.key, name=body.name, root=body.root, caller=caller, now=utcnow()
     )
     session.commit()
     if not created:
@@ -95,12 +92,13 @@ def register_workspace(
 
 
 @router.get("/workspaces", response_model=list[WorkspaceDetail])
-def list_workspaces(session: SessionDep, _: WorkspaceUser) -> list[WorkspaceDetail]:
-    return [_detail(session, w) for w in store.list_all(session)]
+def list_workspaces(session: SessionDep, caller: WorkspaceUser) -> list[WorkspaceDetail]:
+    """The workspaces the caller reaches: its user's and its team's (an admin's: all)."""
+    return [_detail(session, w) for w in store.list_all(session, caller=caller)]
 
 
 @router.get("/workspaces/{workspace_id}", response_model=WorkspaceDetail)
-def get_workspace(workspace_id: str, session: SessionDep, _: WorkspaceUser) -> WorkspaceDetail:
+def get_workspace(workspace_id: str, session: SessionDep, _: WorkspaceOwner) -> WorkspaceDetail:
     try:
         return _detail(session, store.get(session, workspace_id=workspace_id))
     except SyncError as exc:
@@ -198,7 +196,7 @@ def commit_version(
     session: SessionDep,
     blobs: BlobsDep,
     services: ServicesDep,
-    _: WorkspaceUser,
+    _: WorkspaceOwner,
     response: Response,
 ) -> VersionView | None:
     """Make the next version from `parent` and a change; 409 when stale or blobs are missing.
@@ -224,7 +222,7 @@ def commit_version(
 
 @router.post("/workspaces/{workspace_id}/versions/{number}/snapshot", response_model=VersionView)
 def snapshot_version(
-    workspace_id: str, number: int, session: SessionDep, blobs: BlobsDep, _: WorkspaceUser
+    workspace_id: str, number: int, session: SessionDep, blobs: BlobsDep, _: WorkspaceOwner
 ) -> VersionView:
     """Write the version's canonical manifest as a blob (once): its hash names the snapshot a
     task starts from (`repo` `workspace:<id>@<number>`, `ref` the hash)."""
@@ -238,7 +236,7 @@ def snapshot_version(
 
 @router.get("/workspaces/{workspace_id}/manifest", response_model=ManifestView)
 def get_manifest(
-    workspace_id: str, session: SessionDep, _: WorkspaceUser, version: int | None = None
+    workspace_id: str, session: SessionDep, _: WorkspaceOwner, version: int | None = None
 ) -> ManifestView:
     """The tree of a version (the head by default)."""
     try:

@@ -72,7 +72,7 @@ class TaskRemote(Protocol):
 
     def manifest_at(self, workspace_id: str, version: int) -> dict[str, Entry]: ...
 
-    def download(self, digest: str, dest: Path) -> None: ...
+    def download(self, workspace_id: str, task_id: str, digest: str, dest: Path) -> None: ...
 
     def report_conflicts(
         self, workspace_id: str, task_id: str, conflicts: list[ConflictCopy]
@@ -263,7 +263,7 @@ class TaskFollower:
         dest = self.cache / digest
         if not dest.exists():
             self.cache.mkdir(parents=True, exist_ok=True)
-            self.remote.download(digest, dest)
+            self.remote.download(self.line.workspace_id, self.line.task_id, digest, dest)
         return dest
 
     def _resolve_gone(self) -> None:

@@ -213,11 +213,13 @@ class HttpRemote:
         timeout = httpx.Timeout(wait + 30.0)
         return TaskChanges.model_validate(self._call("GET", path, params=params, timeout=timeout))
 
-    def download(self, digest: str, dest: Path) -> None:
-        """Blob `digest` into `dest`, streamed, checked against its hash, renamed into place."""
+    def download(self, workspace_id: str, task_id: str, digest: str, dest: Path) -> None:
+        """Blob `digest`, which the task named, into `dest`: streamed, checked against its
+        hash, renamed into place."""
         tmp = dest.with_name(f".{dest.name}.part")
+        path = f"/api/workspaces/{workspace_id}/tasks/{task_id}/blobs/{digest}"
         try:
-            with self._http.stream("GET", f"/api/blobs/{digest}") as response:
+            with self._http.stream("GET", path) as response:
                 if not response.is_success:
                     response.read()
                     _raise(response)

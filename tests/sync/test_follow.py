@@ -37,7 +37,7 @@ class StoreRemote:
     def manifest_at(self, workspace_id: str, version: int) -> dict[str, Entry]:
         return self.base
 
-    def download(self, digest: str, dest: Path) -> None:
+    def download(self, workspace_id: str, task_id: str, digest: str, dest: Path) -> None:
         shutil.copyfile(self.blobs.path(digest), dest)
 
     def report_conflicts(
@@ -186,12 +186,12 @@ def test_a_follower_that_dies_mid_apply_leaves_no_partial_file_and_resumes(
     downloads = 0
     real = remote.download
 
-    def dies_on_the_third(digest: str, dest: Path) -> None:
+    def dies_on_the_third(workspace_id: str, task_id: str, digest: str, dest: Path) -> None:
         nonlocal downloads
         downloads += 1
         if downloads == 3:
             raise ServerUnreachable("the process died here")
-        real(digest, dest)
+        real(workspace_id, task_id, digest, dest)
 
     remote.download = dies_on_the_third  # type: ignore[method-assign]
     with pytest.raises(ServerUnreachable):

@@ -8,12 +8,14 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from orchestrator import store
 from orchestrator.models import (
     AuditEntry,
     Task,
     Workspace,
     WorkspaceConflict,
     WorkspaceVersion,
+    utcnow,
 )
 from orchestrator.services import Services
 from sync.hashing import hash_bytes
@@ -76,7 +78,9 @@ def _routes(app: Any, workspace_id: str, task_id: str) -> list[tuple[str, str, A
         if "{workspace_id}" not in path:
             continue
         for method in methods:
-            concrete = path.format(workspace_id=workspace_id, task_id=task_id, number=1)
+            concrete = path.format(
+                workspace_id=workspace_id, task_id=task_id, number=1, digest=hash_bytes(A)
+            )
             body = next((b for end, b in bodies.items() if path.endswith(end)), None)
             found.append((method.upper(), concrete, body if method == "post" else None))
     return found
@@ -95,7 +99,7 @@ def test_another_persons_workspace_is_not_there_on_any_route(services: Services)
         assert task.status_code == 201, task.text
         task_id = task.json()["id"]
         routes = _routes(app, workspace_id, task_id)
-        assert len(routes) >= 8, routes  # detail, versions, snapshot, manifest, tasks, changes,...
+        assert len(routes) >= 9, routes  # detail, versions, snapshot, manifest, tasks, changes,...
         before = _state(services)
         for raw in (carol, dave):
             for method, path, body in routes:
@@ -125,7 +129,7 @@ def test_another_persons_workspace_is_not_there_on_any_route(services: Services)
         assert {r.action for r in refused} == {
             "workspace.get_workspace", "workspace.commit_version", "workspace.snapshot_version",
             "workspace.get_manifest", "workspace.workspace_tasks", "workspace.task_changes",
-            "workspace.report_conflicts", "workspace.list_conflicts",
+            "workspace.report_conflicts", "workspace.list_conflicts", "workspace.task_blob",
         }  # fmt: skip
         assert {(r.target, r.outcome, r.status) for r in refused} == {
             (workspace_id, "refused", 404)
@@ -237,3 +241,38 @@ def test_the_dashboard_shows_and_starts_from_only_the_workspaces_one_reaches(
             assert task is not None and task.repo == repo_of(workspace_id, 1)
             version = s.scalars(select(WorkspaceVersion)).one()
             assert task.ref == version.manifest_hash
+
+
+def test_a_tasks_blobs_come_through_the_task_to_those_who_reach_it(services: Services) -> None:
+    alice = person(services, "alice", "member", team="payments")
+    bob = person(services, "bob", "member", team="payments")
+    carol = person(services, "carol", "member", team="web")
+    ada = person(services, "ada", "admin")
+    edit = b"the agent's edit\n"
+    with TestClient(create_app(services, WebSettings())) as client:
+        _, workspace_id = _register(client, alice)
+        manifest = _first_version(client, alice, workspace_id)
+        made = client.post("/api/tasks", headers=bearer(alice), json={
+            "repo": repo_of(workspace_id, 1), "ref": manifest, "instruction": "tidy"})  # fmt: skip
+        task_id = made.json()["id"]
+        client.put(f"/api/blobs/{hash_bytes(edit)}", content=edit, headers=bearer(ada))
+        with services.sessions.begin() as session:  # as a worker's attempt writes it
+            store.add_event(session, task_id=task_id, kind="sync.changed", now=utcnow(), data={
+                "attempt": 1, "changes": [_file("a.txt", edit)], "deleted": [],
+                "bases": {"a.txt": _file("a.txt", A)}})  # fmt: skip
+        blobs = f"/api/workspaces/{workspace_id}/tasks/{task_id}/blobs"
+        for raw in (alice, bob, ada):
+            got = client.get(f"{blobs}/{hash_bytes(edit)}", headers=bearer(raw))
+            assert (got.status_code, got.content) == (200, edit)
+            assert client.get(f"{blobs}/{hash_bytes(A)}", headers=bearer(raw)).content == A
+        unnamed = client.get(f"{blobs}/{hash_bytes(b'x')}", headers=bearer(alice))
+        assert unnamed.status_code == 404
+        assert unnamed.json()["detail"] == f"task {task_id} named no blob {hash_bytes(b'x')}"
+        assert client.get(f"{blobs}/nope", headers=bearer(alice)).status_code == 404
+        refused = client.get(f"{blobs}/{hash_bytes(edit)}", headers=bearer(carol))
+        assert refused.status_code == 404
+        # Blobs are shared between workspaces: fetched by hash alone, an admin's only.
+        for raw in (alice, carol):
+            bare = client.get(f"/api/blobs/{hash_bytes(edit)}", headers=bearer(raw))
+            assert bare.status_code == 403 and "'admin' scope" in bare.json()["detail"]
+        assert client.get(f"/api/blobs/{hash_bytes(edit)}", headers=bearer(ada)).content == edit

@@ -17,10 +17,11 @@ from orchestrator import workspace_store as store
 from orchestrator.errors import TaskNotFound
 from orchestrator.events import stream_key
 from orchestrator.live_link import CHANGED
-from orchestrator.models import utcnow
+from orchestrator.models import Task, utcnow
 from orchestrator.schemas import TaskSummary
 from orchestrator.services import Services
 from sync import snapshots
+from sync.base import Storage
 from sync.errors import ObjectMissing, SyncError
 from sync.hashing import is_digest
 from sync.schemas import (
@@ -31,11 +32,11 @@ from sync.schemas import (
     WorkspaceTask,
 )
 from web.deps import (
+    Admin,
     ServicesDep,
     SessionDep,
     WebSettingsDep,
     WorkspaceOwner,
-    WorkspaceUser,
     stream_slot,
 )
 from web.routes.events import wait_stream
@@ -46,9 +47,7 @@ router = APIRouter(prefix="/api", tags=["workspaces"])
 MAX_WAIT_S = 60.0
 
 
-@router.get("/blobs/{digest}")
-def download_blob(digest: str, blobs: BlobsDep, _: WorkspaceUser) -> StreamingResponse:
-    """A blob's content, streamed from the store (the agent's edits are fetched this way)."""
+def _stream(blobs: Storage, digest: str) -> StreamingResponse:
     if not is_digest(digest):
         raise HTTPException(422, f"{digest!r} is not a blob hash (64 lowercase hex digits)")
     try:
@@ -56,6 +55,49 @@ def download_blob(digest: str, blobs: BlobsDep, _: WorkspaceUser) -> StreamingRe
     except ObjectMissing:
         raise HTTPException(404, f"no blob {digest}") from None
     return StreamingResponse(chunks, media_type="application/octet-stream")
+
+
+@router.get("/blobs/{digest}")
+def download_blob(digest: str, blobs: BlobsDep, _: Admin) -> StreamingResponse:
+    """Any blob's content, streamed from the store: an admin's, as blobs are shared between
+    workspaces (others fetch a task's through the task, below)."""
+    return _stream(blobs, digest)
+
+
+@router.get("/workspaces/{workspace_id}/tasks/{task_id}/blobs/{digest}")
+def task_blob(
+    workspace_id: str, task_id: str, digest: str, session: SessionDep, blobs: BlobsDep,
+    _: WorkspaceOwner,
+) -> StreamingResponse:  # fmt: skip
+    """A blob the task's agent wrote or started from (its `sync.changed` events name it),
+    streamed: the daemon brings the agent's edits home this way."""
+    _task_of(session, workspace_id, task_id)
+    if not _names(session, task_id, digest):
+        raise HTTPException(404, f"task {task_id} named no blob {digest}")
+    return _stream(blobs, digest)
+
+
+def _names(session: Any, task_id: str, digest: str) -> bool:
+    """Whether one of the task's `sync.changed` events names blob `digest`."""
+    seq = 0
+    while events := task_store.events_after(session, task_id=task_id, seq=seq, kind=CHANGED):
+        for event in events:
+            rows = [*event.data.get("changes", []), *event.data.get("bases", {}).values()]
+            if any(row and row.get("hash") == digest for row in rows):
+                return True
+        seq = events[-1].seq
+    return False
+
+
+def _task_of(session: Any, workspace_id: str, task_id: str) -> Task:
+    """The task, when it started from the workspace; 404 otherwise."""
+    try:
+        task = task_store.get_task(session, task_id=task_id)
+    except TaskNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    if not task.repo.startswith(f"{snapshots.PREFIX}{workspace_id}@"):
+        raise HTTPException(404, f"task {task_id} did not start from workspace {workspace_id}")
+    return task
 
 
 @router.get("/workspaces/{workspace_id}/tasks", response_model=list[WorkspaceTask])
@@ -85,12 +127,7 @@ def workspace_tasks(
 
 def _changes(services: Services, workspace_id: str, task_id: str, after: int) -> TaskChanges:
     with services.sessions() as session:
-        try:
-            task = task_store.get_task(session, task_id=task_id)
-        except TaskNotFound as exc:
-            raise HTTPException(404, str(exc)) from exc
-        if not task.repo.startswith(f"{snapshots.PREFIX}{workspace_id}@"):
-            raise HTTPException(404, f"task {task_id} did not start from workspace {workspace_id}")
+        task = _task_of(session, workspace_id, task_id)
         finished = task.finished_at is not None
         events = task_store.events_after(session, task_id=task_id, seq=after, kind=CHANGED)
         changes = [_agent_change(e.seq, e.data) for e in events]

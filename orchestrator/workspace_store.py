@@ -80,6 +80,14 @@ def list_all(session: Session, *, caller: Caller | None = None) -> list[Workspac
     return list(session.scalars(query))
 
 
+def holds(session: Session, *, workspace_id: str, digest: str) -> bool:
+    """Whether a version of the workspace, any, has a file with content `digest`."""
+    found = select(WorkspaceEntry.id).where(
+        WorkspaceEntry.workspace_id == workspace_id, WorkspaceEntry.hash == digest
+    )
+    return session.scalar(found.limit(1)) is not None
+
+
 def version(session: Session, *, workspace_id: str, number: int) -> WorkspaceVersion | None:
     return session.scalars(
         select(WorkspaceVersion).where(

@@ -264,10 +264,13 @@ def test_a_tasks_blobs_come_through_the_task_to_those_who_reach_it(services: Ser
         for raw in (alice, bob, ada):
             got = client.get(f"{blobs}/{hash_bytes(edit)}", headers=bearer(raw))
             assert (got.status_code, got.content) == (200, edit)
+            # The workspace's own files too: the daemon builds the task's branch from them.
             assert client.get(f"{blobs}/{hash_bytes(A)}", headers=bearer(raw)).content == A
         unnamed = client.get(f"{blobs}/{hash_bytes(b'x')}", headers=bearer(alice))
         assert unnamed.status_code == 404
-        assert unnamed.json()["detail"] == f"task {task_id} named no blob {hash_bytes(b'x')}"
+        assert unnamed.json()["detail"] == (
+            f"neither workspace {workspace_id} nor task {task_id} names blob {hash_bytes(b'x')}"
+        )
         assert client.get(f"{blobs}/nope", headers=bearer(alice)).status_code == 404
         refused = client.get(f"{blobs}/{hash_bytes(edit)}", headers=bearer(carol))
         assert refused.status_code == 404

@@ -69,11 +69,15 @@ def task_blob(
     workspace_id: str, task_id: str, digest: str, session: SessionDep, blobs: BlobsDep,
     _: WorkspaceOwner,
 ) -> StreamingResponse:  # fmt: skip
-    """A blob the task's agent wrote or started from (its `sync.changed` events name it),
-    streamed: the daemon brings the agent's edits home this way."""
+    """A blob of the workspace's files, or one the task's agent wrote (its `sync.changed`
+    events name it), streamed: the daemon brings the agent's edits home this way."""
     _task_of(session, workspace_id, task_id)
-    if not _names(session, task_id, digest):
-        raise HTTPException(404, f"task {task_id} named no blob {digest}")
+    if not store.holds(session, workspace_id=workspace_id, digest=digest) and not _names(
+        session, task_id, digest
+    ):
+        raise HTTPException(
+            404, f"neither workspace {workspace_id} nor task {task_id} names blob {digest}"
+        )
     return _stream(blobs, digest)
 
 

@@ -272,6 +272,13 @@ def test_a_tasks_blobs_come_through_the_task_to_those_who_reach_it(services: Ser
             f"neither workspace {workspace_id} nor task {task_id} names blob {hash_bytes(b'x')}"
         )
         assert client.get(f"{blobs}/nope", headers=bearer(alice)).status_code == 404
+        # Conflicts are reported for a task of the workspace only.
+        _, other = _register(client, alice, key="laptop:/elsewhere")
+        stray = client.post(f"/api/workspaces/{other}/conflicts", headers=bearer(alice),
+                            json={"task_id": task_id, "conflicts": [{"path": "a.txt"}]})  # fmt: skip
+        assert stray.status_code == 404
+        assert stray.json()["detail"] == f"task {task_id} did not start from workspace {other}"
+        assert client.get(f"/api/workspaces/{other}/conflicts", headers=bearer(alice)).json() == []
         refused = client.get(f"{blobs}/{hash_bytes(edit)}", headers=bearer(carol))
         assert refused.status_code == 404
         # Blobs are shared between workspaces: fetched by hash alone, an admin's only.

@@ -195,11 +195,9 @@ async def task_changes(
 def report_conflicts(
     workspace_id: str, body: ConflictReport, session: SessionDep, _: WorkspaceOwner
 ) -> None:
-    """The daemon's open conflicts of a task; the ones it no longer lists are resolved."""
-    try:
-        store.get(session, workspace_id=workspace_id)
-    except SyncError as exc:
-        raise _http(exc) from exc
+    """The daemon's open conflicts of a task from the workspace (404 for another task); the
+    ones it no longer lists are resolved."""
+    _task_of(session, workspace_id, body.task_id)
     store.set_conflicts(
         session, workspace_id=workspace_id, task_id=body.task_id, side="local",
         conflicts=[(c.path, c.copy_path) for c in body.conflicts], now=utcnow(),

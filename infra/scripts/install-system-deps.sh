@@ -49,7 +49,8 @@ has rsync || lack wanted rsync -- "rsync (the sync benchmark's yardstick)"
 # The cluster test gives its hosts wall clocks of their own with libfaketime (LD_PRELOAD).
 compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || lack wanted libfaketime -- "libfaketime (the cluster test's skewed clocks)"
 # The sandbox's syscall filter is compiled with libseccomp (through pyseccomp).
-{ /sbin/ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2'; } || lack wanted libseccomp2 -- "libseccomp2 (the sandbox's syscall filter)"
+# (Not `ldconfig -p | grep -q`: under pipefail, grep leaving early fails the pipe now and then.)
+[[ $(/sbin/ldconfig -p 2>/dev/null) == *libseccomp.so.2* ]] || lack wanted libseccomp2 -- "libseccomp2 (the sandbox's syscall filter)"
 
 if [[ ${#hand[@]} -eq 0 ]]; then
     echo "system packages: all present (redis-server, bubblewrap, util-linux, git, ripgrep, postgresql, python3-venv, chromium, rsync, libfaketime, libseccomp2)"
